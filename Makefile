@@ -1,0 +1,83 @@
+# tcplane: `make` builds, `make demo` shows it working, `make test` runs everything.
+# Every target installs what it needs on a fresh Debian machine (as root).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# Debian packages the build, the lab and the tests use (checked with dpkg, installed if missing).
+DEB_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 iperf3 nats-server util-linux procps
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo $$(uname -m)-linux-gnu)
+
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -I/usr/include/$(MULTIARCH)
+BPF_SRC := bpf/tcplane.bpf.c bpf/bench_empty.bpf.c
+BPF_OBJ := $(patsubst bpf/%.c,build/%.o,$(BPF_SRC))
+BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
+TS_SRC := $(shell find src agent bench -name '*.ts' -not -path 'src/gen/*' 2>/dev/null)
+
+.PHONY: build deps debs npm bpf ts demo test test-unit test-datapath test-e2e bench clean lab-down
+
+build: deps bpf ts
+
+deps: debs npm
+
+# Installs only what is missing; apt-get update runs only when something is.
+debs:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install:$$missing" >&2; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+npm: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+bpf: $(BPF_OBJ) src/gen/bpf-names.ts
+
+build/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS) | debs
+	@mkdir -p build
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+# Map and program names for TypeScript, read from the object's BTF (not typed by hand).
+src/gen/bpf-names.ts: build/tcplane.bpf.o scripts/gen-bpf-names.mjs
+	@mkdir -p src/gen
+	node scripts/gen-bpf-names.mjs $< > $@.tmp && mv $@.tmp $@
+
+ts: dist/.built
+
+dist/.built: $(TS_SRC) src/gen/bpf-names.ts tsconfig.json node_modules/.package-lock.json
+	npx tsc -p tsconfig.json
+	@touch $@
+
+demo: build
+	node dist/src/demo/demo.js
+
+# Unit tests need nothing special; datapath tests need root (BPF_PROG_TEST_RUN);
+# end-to-end tests build labs of network namespaces, one at a time.
+test: build
+	npx vitest run --project unit --project datapath
+	npx vitest run --project e2e
+
+test-unit: build
+	npx vitest run --project unit
+
+test-datapath: build
+	npx vitest run --project datapath
+
+test-e2e: build
+	npx vitest run --project e2e
+
+bench: build
+	node dist/bench/datapath.js
+
+lab-down: ts
+	node bin/tcplane.js lab down
+
+clean:
+	rm -rf build dist src/gen

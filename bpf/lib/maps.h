@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of the datapath. Names carry a layout version: change a key or value
+ * layout and bump the suffix, so a new agent never writes a new layout into an old
+ * pinned map. Names stay within the kernel's 15 characters so the pinned name and
+ * the kernel's name agree. Sizes are defaults; the agent may resize before load.
+ * Pinning is done by the agent (explicit pin paths), not by libbpf's pinning
+ * attribute, so nothing lands in /sys/fs/bpf by accident.
+ */
+#ifndef TP_LIB_MAPS_H
+#define TP_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "../include/tp_ct.h"
+#include "../include/tp_endpoint.h"
+#include "../include/tp_ipcache.h"
+#include "../include/tp_metrics.h"
+#include "../include/tp_policy.h"
+
+/* Local pods by address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tp_ip_key);
+	__type(value, struct tp_endpoint);
+	__uint(max_entries, 1024);
+} tp_endpoints_v1 SEC(".maps");
+
+/* Exact peer address → identity (pods and nodes of the whole cluster). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tp_ip_key);
+	__type(value, struct tp_ipcache_value);
+	__uint(max_entries, 65536);
+} tp_ipcache_v1 SEC(".maps");
+
+/* Peer CIDR → identity, consulted when tp_ipcache_v1 misses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tp_ipcidr_key);
+	__type(value, struct tp_ipcache_value);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} tp_ipcidr_v1 SEC(".maps");
+
+/* Per-endpoint policy verdicts; see tp_policy.h for the key layout. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tp_policy_key);
+	__type(value, struct tp_policy_value);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} tp_policy_v1 SEC(".maps");
+
+/* Connections allowed so far; LRU so a full table evicts the coldest, never refuses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tp_ct_key);
+	__type(value, struct tp_ct_entry);
+	__uint(max_entries, 131072);
+} tp_ct_v1 SEC(".maps");
+
+/* Packets and bytes per direction and reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tp_metrics_value);
+	__uint(max_entries, TP_METRICS_ENTRIES);
+} tp_metrics_v1 SEC(".maps");
+
+#endif

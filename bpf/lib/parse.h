@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Header parsing. Reads go through bpf_skb_load_bytes(): it bounds-checks against
+ * skb->len and copes with non-linear skbs, so a short or odd frame becomes a counted
+ * drop, never a misread. Rules:
+ *   - ARP passes (TP_PASS_ARP); any other non-IP ethertype, VLAN-tagged frames
+ *     included, is dropped (TP_DROP_UNKNOWN_L3).
+ *   - IPv4 with version != 4 or IHL < 5 is dropped (TP_DROP_INVALID_IP).
+ *   - IPv4 and IPv6 fragments are dropped (TP_DROP_FRAGMENT): there is no fragment
+ *     tracking yet, so a later fragment could not be tied to its ports.
+ *   - IPv6 extension headers (hop-by-hop, routing, destination options, AH) are walked,
+ *     at most TP_IPV6_MAX_EXT of them (TP_DROP_IPV6_EXT beyond).
+ *   - ICMPv6 router/neighbour discovery passes (TP_PASS_NDP).
+ *   - A header shorter than its protocol requires is dropped (TP_DROP_TRUNCATED).
+ *   - Protocols without ports (anything but TCP, UDP, SCTP, ICMP echo) carry port 0.
+ */
+#ifndef TP_LIB_PARSE_H
+#define TP_LIB_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "../include/tp_common.h"
+#include "../include/tp_reasons.h"
+
+#define TP_IPV6_MAX_EXT 4
+#define TP_IP_MF 0x2000
+#define TP_IP_OFFSET 0x1fff
+
+#define TP_TCP_FIN 0x01
+#define TP_TCP_RST 0x04
+
+/* What the datapath needs of a packet; addresses and ports in network order. */
+struct tp_packet {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 protocol;
+	__u8 tcp_flags;
+};
+
+/* ICMP and ICMPv6 share this layout for what we read. */
+struct tp_icmp_echo {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u16 id;
+	__u16 sequence;
+};
+
+static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, struct tp_packet *p)
+{
+	switch (p->protocol) {
+	case IPPROTO_TCP: {
+		__u8 tcp[20]; /* the fixed TCP header: ports, flags at byte 13 */
+
+		if (bpf_skb_load_bytes(skb, off, tcp, sizeof(tcp)) < 0)
+			return TP_DROP_TRUNCATED;
+		__builtin_memcpy(&p->sport, &tcp[0], 2);
+		__builtin_memcpy(&p->dport, &tcp[2], 2);
+		p->tcp_flags = tcp[13];
+		return 0;
+	}
+	case IPPROTO_UDP: {
+		__u8 udp[8];
+
+		if (bpf_skb_load_bytes(skb, off, udp, sizeof(udp)) < 0)
+			return TP_DROP_TRUNCATED;
+		__builtin_memcpy(&p->sport, &udp[0], 2);
+		__builtin_memcpy(&p->dport, &udp[2], 2);
+		return 0;
+	}
+	case IPPROTO_SCTP: {
+		__u8 sctp[12]; /* common header: ports, verification tag, checksum */
+
+		if (bpf_skb_load_bytes(skb, off, sctp, sizeof(sctp)) < 0)
+			return TP_DROP_TRUNCATED;
+		__builtin_memcpy(&p->sport, &sctp[0], 2);
+		__builtin_memcpy(&p->dport, &sctp[2], 2);
+		return 0;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		struct tp_icmp_echo icmp;
+
+		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+			return TP_DROP_TRUNCATED;
+		if (p->protocol == IPPROTO_ICMP) {
+			if (icmp.type == 8 || icmp.type == 0) /* echo request, echo reply */
+				p->sport = p->dport = icmp.id;
+		} else {
+			if (icmp.type == 128 || icmp.type == 129) /* echo request, echo reply */
+				p->sport = p->dport = icmp.id;
+			else if (icmp.type >= 133 && icmp.type <= 137) /* RS, RA, NS, NA, redirect */
+				return TP_PASS_NDP;
+		}
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+static __always_inline __u32 tp_parse_ipv4(struct __sk_buff *skb, struct tp_packet *p)
+{
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return TP_DROP_TRUNCATED;
+	if (ip.version != 4 || ip.ihl < 5)
+		return TP_DROP_INVALID_IP;
+	if (ip.frag_off & bpf_htons(TP_IP_MF | TP_IP_OFFSET))
+		return TP_DROP_FRAGMENT;
+	p->family = TP_FAMILY_IPV4;
+	p->protocol = ip.protocol;
+	__builtin_memcpy(p->saddr, &ip.saddr, 4);
+	__builtin_memcpy(p->daddr, &ip.daddr, 4);
+	return tp_parse_l4(skb, ETH_HLEN + ip.ihl * 4, p);
+}
+
+static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_packet *p)
+{
+	struct ipv6hdr ip6;
+	__u32 off = ETH_HLEN + sizeof(ip6);
+	__u8 next;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+		return TP_DROP_TRUNCATED;
+	if (ip6.version != 6)
+		return TP_DROP_INVALID_IP;
+	p->family = TP_FAMILY_IPV6;
+	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+	next = ip6.nexthdr;
+
+#pragma unroll
+	for (int i = 0; i < TP_IPV6_MAX_EXT; i++) {
+		__u8 ext[2]; /* next header, length */
+
+		switch (next) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+				return TP_DROP_TRUNCATED;
+			next = ext[0];
+			off += (ext[1] + 1) * 8;
+			break;
+		case IPPROTO_AH:
+			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+				return TP_DROP_TRUNCATED;
+			next = ext[0];
+			off += (ext[1] + 2) * 4;
+			break;
+		case IPPROTO_FRAGMENT:
+			return TP_DROP_FRAGMENT;
+		default:
+			goto done;
+		}
+	}
+	switch (next) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_FRAGMENT:
+		return TP_DROP_IPV6_EXT;
+	}
+done:
+	p->protocol = next;
+	return tp_parse_l4(skb, off, p);
+}
+
+/*
+ * Fills *p. Returns 0 when the packet is IP and goes on to policy, otherwise the final
+ * reason (a pass such as ARP, or a drop).
+ */
+static __always_inline __u32 tp_parse(struct __sk_buff *skb, struct tp_packet *p)
+{
+	__u16 proto;
+
+	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0)
+		return TP_DROP_TRUNCATED;
+	switch (proto) {
+	case bpf_htons(ETH_P_IP):
+		return tp_parse_ipv4(skb, p);
+	case bpf_htons(ETH_P_IPV6):
+		return tp_parse_ipv6(skb, p);
+	case bpf_htons(ETH_P_ARP):
+		return TP_PASS_ARP;
+	default:
+		return TP_DROP_UNKNOWN_L3;
+	}
+}
+
+#endif

@@ -1,0 +1,128 @@
+/**
+ * What lives in the cluster store: one JetStream KV bucket per kind of record, every
+ * value a versioned JSON document (`{v: 1, ...}`) checked with zod where it is read.
+ * A value that fails its schema is reported and skipped by the reader, never trusted.
+ *
+ * Who writes what:
+ *   pods, namespaces  the "API server" side: the lab (or an integration) declares them
+ *   policies          `tcplane apply` / `tcplane delete`
+ *   endpoints         the agent that owns the pod: its address and security identity
+ *   identities        any agent, through KV create() only (see identity.ts)
+ *   nodes, status     each agent about itself
+ */
+import { z } from 'zod';
+
+export const BUCKETS = {
+  pods: 'tcplane-pods',
+  namespaces: 'tcplane-namespaces',
+  policies: 'tcplane-policies',
+  endpoints: 'tcplane-endpoints',
+  identities: 'tcplane-identities',
+  nodes: 'tcplane-nodes',
+  status: 'tcplane-status',
+} as const;
+export type BucketKind = keyof typeof BUCKETS;
+
+const labelMap = z.record(z.string(), z.string());
+const ipv4 = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address');
+
+export const containerPort = z.object({
+  name: z.string().optional(),
+  port: z.number().int().min(1).max(65535),
+  protocol: z.enum(['TCP', 'UDP', 'SCTP']),
+});
+
+/** tcplane-pods, key `<namespace>/<name>`. */
+export const podRecord = z.object({
+  v: z.literal(1),
+  namespace: z.string(),
+  name: z.string(),
+  node: z.string(),
+  labels: labelMap,
+  ips: z.array(ipv4).min(1),
+  /** Host-side veth in the node's network namespace; the agent attaches to it. */
+  ifname: z.string(),
+  ports: z.array(containerPort),
+  ready: z.boolean(),
+});
+export type PodRecord = z.infer<typeof podRecord>;
+
+/** tcplane-namespaces, key `<name>`. */
+export const namespaceRecord = z.object({
+  v: z.literal(1),
+  name: z.string(),
+  labels: labelMap,
+});
+export type NamespaceRecord = z.infer<typeof namespaceRecord>;
+
+/** tcplane-policies, key `<kind>/<namespace or _cluster>/<name>` (see policyKey). */
+export const policyRecord = z.object({
+  v: z.literal(1),
+  kind: z.string(),
+  apiVersion: z.string(),
+  namespace: z.string().optional(),
+  name: z.string(),
+  /** The validated document, as parsed (src/policy/types.ts gives its shape). */
+  spec: z.unknown(),
+  source: z.object({ file: z.string(), line: z.number().int() }).optional(),
+});
+export type PolicyRecord = z.infer<typeof policyRecord>;
+
+/** tcplane-endpoints, key `<namespace>/<name>`, written by the pod's node agent. */
+export const endpointRecord = z.object({
+  v: z.literal(1),
+  namespace: z.string(),
+  name: z.string(),
+  node: z.string(),
+  ips: z.array(ipv4).min(1),
+  identity: z.number().int().min(1),
+});
+export type EndpointRecord = z.infer<typeof endpointRecord>;
+
+/** tcplane-identities, key `id/<n>`: what identity n means. */
+export const identityRecord = z.object({
+  v: z.literal(1),
+  id: z.number().int().min(1),
+  labels: z.object({
+    namespace: z.string(),
+    pod: labelMap,
+    namespaceLabels: labelMap,
+  }),
+});
+export type IdentityRecord = z.infer<typeof identityRecord>;
+
+/** tcplane-identities, key `labels/<sha256 of the canonical labels>`: the claim. */
+export const identityClaim = z.object({ v: z.literal(1), id: z.number().int().min(1) });
+
+/** tcplane-nodes, key `<node>`. */
+export const nodeRecord = z.object({
+  v: z.literal(1),
+  name: z.string(),
+  addresses: z.array(ipv4),
+  podCIDR: z.string().optional(),
+  agentVersion: z.string(),
+  startedAt: z.string(),
+});
+export type NodeRecord = z.infer<typeof nodeRecord>;
+
+/**
+ * tcplane-status, key `<node>`: what the agent has enforced. `revisions` holds, per
+ * bucket, the last KV revision whose effect is in the node's maps.
+ */
+export const statusRecord = z.object({
+  v: z.literal(1),
+  node: z.string(),
+  revisions: z.record(z.string(), z.number().int()),
+  endpoints: z.number().int(),
+  lastReconcile: z.object({
+    at: z.string(),
+    writes: z.record(z.string(), z.number().int()),
+    deletes: z.record(z.string(), z.number().int()),
+  }),
+  updatedAt: z.string(),
+});
+export type StatusRecord = z.infer<typeof statusRecord>;
+
+export const podKey = (namespace: string, name: string) => `${namespace}/${name}`;
+export const policyKey = (kind: string, namespace: string | undefined, name: string) =>
+  `${kind.toLowerCase()}/${namespace ?? '_cluster'}/${name}`;
