@@ -1,0 +1,53 @@
+/**
+ * Addresses as the datapath keys them: a family tag and 16 bytes in network order
+ * (IPv4 in the first 4, the rest zero). See bpf/include/tp_addr.h.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { IPv6 } from 'ip-num';
+import { TP_FAMILY } from './constants.js';
+import type { TpIpcidrKey, TpIpKey } from './structs.js';
+
+export interface AddrBytes {
+  family: number;
+  addr: Buffer;
+}
+
+export function addrBytes(ip: string): AddrBytes {
+  const addr = Buffer.alloc(16);
+  if (isIPv4(ip)) {
+    ip.split('.').forEach((o, i) => (addr[i] = Number(o)));
+    return { family: TP_FAMILY.TP_FAMILY_IPV4, addr };
+  }
+  if (isIPv6(ip)) {
+    let v = IPv6.fromString(ip).getValue();
+    for (let i = 15; i >= 0; i--) {
+      addr[i] = Number(v & 0xffn);
+      v >>= 8n;
+    }
+    return { family: TP_FAMILY.TP_FAMILY_IPV6, addr };
+  }
+  throw new TypeError(`not an IP address: ${ip}`);
+}
+
+export function ipKey(ip: string): TpIpKey {
+  return addrBytes(ip);
+}
+
+/** LPM key of a CIDR ("10.0.0.0/8", "fd00::/64"); host bits are cleared. */
+export function ipcidrKey(cidr: string): TpIpcidrKey {
+  const [ip, lenStr] = cidr.split('/');
+  const { family, addr } = addrBytes(ip ?? '');
+  const max = family === TP_FAMILY.TP_FAMILY_IPV4 ? 32 : 128;
+  const len = lenStr === undefined ? max : Number(lenStr);
+  if (!Number.isInteger(len) || len < 0 || len > max) throw new TypeError(`bad prefix length in ${cidr}`);
+  for (let bit = len; bit < 128; bit++) addr[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return { prefixlen: 32 + len, family, addr };
+}
+
+/** Text form of a key's address. */
+export function addrString(family: number, addr: Buffer): string {
+  if (family === TP_FAMILY.TP_FAMILY_IPV4) return `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(addr.readUInt16BE(i).toString(16));
+  return IPv6.fromString(groups.join(':')).toString();
+}

@@ -1,0 +1,55 @@
+/**
+ * Mirrors of the enums in bpf/include/tp_common.h, tp_reasons.h and friends. Checked
+ * against the compiled object's BTF by test/datapath/layout.test.ts; never renumber.
+ * Keys are the C enumerator names.
+ */
+
+export const TP_FAMILY = { TP_FAMILY_IPV4: 4, TP_FAMILY_IPV6: 6 } as const;
+
+export const TP_DIRECTION = { TP_DIR_INGRESS: 0, TP_DIR_EGRESS: 1 } as const;
+export const DIR_INGRESS = TP_DIRECTION.TP_DIR_INGRESS;
+export const DIR_EGRESS = TP_DIRECTION.TP_DIR_EGRESS;
+export type Direction = typeof DIR_INGRESS | typeof DIR_EGRESS;
+
+export const TP_VERDICT = { TP_VERDICT_NONE: 0, TP_VERDICT_ALLOW: 1, TP_VERDICT_DENY: 2 } as const;
+export const VERDICT_ALLOW = TP_VERDICT.TP_VERDICT_ALLOW;
+export const VERDICT_DENY = TP_VERDICT.TP_VERDICT_DENY;
+
+export const TP_RESERVED_IDENTITY = {
+  TP_IDENTITY_ANY: 0,
+  TP_IDENTITY_HOST: 1,
+  TP_IDENTITY_WORLD: 2,
+  TP_IDENTITY_UNMANAGED: 3,
+  TP_IDENTITY_REMOTE_NODE: 6,
+  TP_IDENTITY_FIRST_ALLOCATED: 256,
+} as const;
+export const IDENTITY = {
+  ANY: TP_RESERVED_IDENTITY.TP_IDENTITY_ANY,
+  HOST: TP_RESERVED_IDENTITY.TP_IDENTITY_HOST,
+  WORLD: TP_RESERVED_IDENTITY.TP_IDENTITY_WORLD,
+  UNMANAGED: TP_RESERVED_IDENTITY.TP_IDENTITY_UNMANAGED,
+  REMOTE_NODE: TP_RESERVED_IDENTITY.TP_IDENTITY_REMOTE_NODE,
+  FIRST_ALLOCATED: TP_RESERVED_IDENTITY.TP_IDENTITY_FIRST_ALLOCATED,
+} as const;
+/** Names of reserved identities, as operators see them (Cilium's spelling). */
+export const RESERVED_IDENTITY_NAMES: Record<number, string> = {
+  1: 'reserved:host',
+  2: 'reserved:world',
+  3: 'reserved:unmanaged',
+  6: 'reserved:remote-node',
+};
+
+export const TP_CT_FLAGS = { TP_CT_F_SEEN_REPLY: 1, TP_CT_F_CLOSING: 2 } as const;
+
+export const TP_POLICY_PREFIX = {
+  TP_POLICY_PREFIX_ANY_PROTO: 72,
+  TP_POLICY_PREFIX_ANY_PORT: 80,
+  TP_POLICY_PREFIX_FULL: 96,
+} as const;
+
+export const TP_IPCIDR_PREFIX = { TP_IPCIDR_PREFIX_BASE: 32 } as const;
+
+export const TP_METRICS_SIZE = { TP_METRICS_ENTRIES: 512 } as const;
+
+/** IP protocol numbers used in keys. */
+export const PROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as const;

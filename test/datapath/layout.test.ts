@@ -1,0 +1,74 @@
+// Compares every struct and enum shared with the BPF programs against the compiled
+// object's BTF. Needs `make` (the object) but no root.
+import { afterAll, describe, expect, it } from 'vitest';
+import { Btf } from '../../src/bpf/btf.js';
+import { readObjectSpec } from '../../src/bpf/object.js';
+import * as C from '../../src/datapath/constants.js';
+import { TP_REASON } from '../../src/datapath/reasons.js';
+import { SHARED_STRUCTS } from '../../src/datapath/structs.js';
+import { MAP_NAMES, PROGRAM_NAMES, RODATA_NAMES } from '../../src/gen/bpf-names.js';
+import { OBJECT_PATH } from '../helpers/paths.js';
+
+const btf = Btf.fromFile(OBJECT_PATH);
+afterAll(() => btf.close());
+
+describe('layout - structs', () => {
+  for (const codec of SHARED_STRUCTS) {
+    it(`layout - ${codec.cName} matches BTF size and every field offset`, () => {
+      const s = btf.struct(codec.cName);
+      expect(s, `struct ${codec.cName} in BTF`).toBeDefined();
+      expect(codec.size).toBe(s!.size);
+      expect(codec.fields.map((f) => [f.name, f.offset, f.size])).toEqual(
+        s!.members.map((m) => [m.name, m.offset, m.size]),
+      );
+    });
+  }
+});
+
+describe('layout - enums', () => {
+  const mirrors: [string, Record<string, number>][] = [
+    ['tp_family', C.TP_FAMILY],
+    ['tp_direction', C.TP_DIRECTION],
+    ['tp_verdict', C.TP_VERDICT],
+    ['tp_reserved_identity', C.TP_RESERVED_IDENTITY],
+    ['tp_reason', TP_REASON],
+    ['tp_ct_flags', C.TP_CT_FLAGS],
+    ['tp_policy_prefix', C.TP_POLICY_PREFIX],
+    ['tp_ipcidr_prefix', C.TP_IPCIDR_PREFIX],
+    ['tp_metrics_size', C.TP_METRICS_SIZE],
+  ];
+  for (const [name, mirror] of mirrors) {
+    it(`layout - enum ${name} has the same enumerators and values`, () => {
+      expect(btf.enum(name)).toEqual(mirror);
+    });
+  }
+});
+
+describe('layout - names', () => {
+  it('layout - generated names are exactly the maps, programs and knobs of the object', () => {
+    const spec = readObjectSpec(OBJECT_PATH);
+    expect(spec.maps.map((m) => m.name).sort()).toEqual(Object.keys(MAP_NAMES).sort());
+    expect(spec.programs.map((p) => p.name).sort()).toEqual(Object.keys(PROGRAM_NAMES).sort());
+    expect(spec.rodata.map((v) => v.name).filter((n) => n !== 'tp_btf_anchor').sort()).toEqual(
+      Object.keys(RODATA_NAMES).sort(),
+    );
+  });
+
+  it('layout - map names fit the kernel name length, so pins and kernel names agree', () => {
+    for (const name of Object.keys(MAP_NAMES)) expect(name.length).toBeLessThanOrEqual(15);
+  });
+
+  it('layout - map key and value sizes match the codecs the agent uses', () => {
+    const spec = readObjectSpec(OBJECT_PATH);
+    const size = (n: string) => SHARED_STRUCTS.find((c) => c.cName === n)!.size;
+    const want: Record<string, [number, number]> = {
+      tp_endpoints_v1: [size('tp_ip_key'), size('tp_endpoint')],
+      tp_ipcache_v1: [size('tp_ip_key'), size('tp_ipcache_value')],
+      tp_ipcidr_v1: [size('tp_ipcidr_key'), size('tp_ipcache_value')],
+      tp_policy_v1: [size('tp_policy_key'), size('tp_policy_value')],
+      tp_ct_v1: [size('tp_ct_key'), size('tp_ct_entry')],
+      tp_metrics_v1: [4, size('tp_metrics_value')],
+    };
+    for (const m of spec.maps) expect([m.name, m.keySize, m.valueSize]).toEqual([m.name, ...want[m.name]!]);
+  });
+});
