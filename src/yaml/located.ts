@@ -62,8 +62,10 @@ export function parseYamlDocuments(text: string, file: string): { docs: LocatedD
       }
       return;
     }
-    if (doc.contents === null) return; // `---` with nothing after it
-    docs.push(locatedDoc(doc, index, lineAt));
+    const located = locatedDoc(doc, index, lineAt);
+    // `---` with nothing after it, or only comments: the library yields a null scalar.
+    if (located.value === null || located.value === undefined) return;
+    docs.push(located);
   });
   return { docs, errors };
 }
@@ -78,13 +80,14 @@ function locatedDoc(doc: Document, index: number, lineAt: (o: number) => number)
   const walk = (path: FieldPath, wantKey: boolean): number => {
     let node: unknown = root;
     let line = startLine;
-    for (const step of path) {
+    for (let i = 0; i < path.length; i++) {
+      const step = path[i]!;
       if (isMap(node)) {
         const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === String(step));
         if (!pair) return line;
         const keyNode = pair.key as Node;
         if (keyNode.range) line = lineAt(keyNode.range[0]);
-        if (wantKey && step === path[path.length - 1]) return line;
+        if (wantKey && i === path.length - 1) return line;
         node = pair.value;
       } else if (isSeq(node) && typeof step === 'number') {
         node = node.items[step];

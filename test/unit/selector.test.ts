@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  matchesSelector,
+  validateDns1123Label,
+  validateDns1123Subdomain,
+  validateLabelKey,
+  validateLabelValue,
+} from '../../src/policy/selector.js';
+
+const labelName = fc.stringMatching(/^[a-z0-9]([-a-z0-9_.]{0,10}[a-z0-9])?$/);
+const labelMap = fc.dictionary(labelName, labelName, { maxKeys: 8 });
+
+describe('selector', () => {
+  it('selector - empty matchLabels selects everything', () => {
+    expect(matchesSelector({ matchLabels: {} }, {})).toBe(true);
+    expect(matchesSelector({ matchLabels: {} }, { app: 'web' })).toBe(true);
+  });
+
+  it('selector - every pair must match', () => {
+    const sel = { matchLabels: { app: 'web', tier: 'front' } };
+    expect(matchesSelector(sel, { app: 'web', tier: 'front', extra: 'x' })).toBe(true);
+    expect(matchesSelector(sel, { app: 'web' })).toBe(false);
+    expect(matchesSelector(sel, { app: 'web', tier: 'back' })).toBe(false);
+  });
+
+  it('selector - an empty value matches only a label present with an empty value', () => {
+    const sel = { matchLabels: { canary: '' } };
+    expect(matchesSelector(sel, { canary: '' })).toBe(true);
+    expect(matchesSelector(sel, {})).toBe(false);
+  });
+
+  it('selector - keys inherited from Object.prototype are not labels', () => {
+    expect(matchesSelector({ matchLabels: { constructor: 'x' } }, {})).toBe(false);
+    expect(matchesSelector({ matchLabels: { toString: 'x' } }, { toString: 'x' })).toBe(true);
+  });
+
+  it('selector - a selector built from a subset of the labels always matches them', () => {
+    fc.assert(
+      fc.property(labelMap, fc.func(fc.boolean()), (labels, keep) => {
+        const matchLabels = Object.fromEntries(Object.entries(labels).filter(([k]) => keep(k)));
+        return matchesSelector({ matchLabels }, labels);
+      }),
+    );
+  });
+
+  it('selector - a selector with a conflicting value never matches', () => {
+    fc.assert(
+      fc.property(
+        labelMap.filter((m) => Object.keys(m).length > 0),
+        fc.nat(),
+        labelName,
+        (labels, pick, other) => {
+          const keys = Object.keys(labels);
+          const key = keys[pick % keys.length];
+          fc.pre(other !== labels[key]);
+          return !matchesSelector({ matchLabels: { ...labels, [key]: other } }, labels);
+        },
+      ),
+    );
+  });
+
+  it('selector - a selector naming a key the labels lack never matches', () => {
+    fc.assert(
+      fc.property(labelMap, labelName, labelName, (labels, key, value) => {
+        fc.pre(!Object.hasOwn(labels, key));
+        return !matchesSelector({ matchLabels: { [key]: value } }, labels);
+      }),
+    );
+  });
+});
+
+describe('label syntax', () => {
+  it.each(['app', 'a', 'App_1.x-y', 'example.com/app', 'kubernetes.io/metadata.name', 'x'.repeat(63), `${'a'.repeat(253)}/n`])(
+    'label syntax - key %s is valid',
+    (key) => expect(validateLabelKey(key)).toBeUndefined(),
+  );
+
+  it.each([
+    ['', 'empty'],
+    ['-app', 'alphanumeric'],
+    ['app-', 'alphanumeric'],
+    ['a b', 'alphanumeric'],
+    ['x'.repeat(64), '63'],
+    ['a/b/c', 'at most one "/"'],
+    ['/app', 'prefix'],
+    ['example.com/', 'empty'],
+    ['Example.com/app', 'DNS-1123 subdomain'],
+    [`${'a'.repeat(254)}/n`, '253'],
+  ])('label syntax - key %j is invalid (%s)', (key, why) => {
+    expect(validateLabelKey(key)).toContain(why);
+  });
+
+  it('label syntax - values may be empty, at most 63 characters, alphanumeric at both ends', () => {
+    for (const ok of ['', 'web', 'v1.2_3-x', 'A'.repeat(63)]) expect(validateLabelValue(ok)).toBeUndefined();
+    for (const bad of ['-web', 'web.', 'a b', 'a/b', 'A'.repeat(64)]) expect(validateLabelValue(bad)).toBeDefined();
+  });
+
+  it('label syntax - DNS-1123 labels and subdomains', () => {
+    expect(validateDns1123Label('team-a')).toBeUndefined();
+    expect(validateDns1123Label('team.a')).toBeDefined();
+    expect(validateDns1123Label('Team')).toBeDefined();
+    expect(validateDns1123Label('a'.repeat(64))).toContain('63');
+    expect(validateDns1123Subdomain('allow.web-1')).toBeUndefined();
+    expect(validateDns1123Subdomain('allow..web')).toBeDefined();
+    expect(validateDns1123Subdomain('allow_web')).toBeDefined();
+    expect(validateDns1123Subdomain('a'.repeat(254))).toContain('253');
+  });
+});
