@@ -1,0 +1,175 @@
+/**
+ * A node's datapath: the loaded object, its maps (pinned and adopted across agent
+ * restarts) and the tc attachments on local pods' veths.
+ *
+ * Pin layout under `<pinDir>` (the agent uses /sys/fs/bpf/tcplane/<node>):
+ *   maps/<map name>               every map of the object
+ *   links/<ifindex>-<direction>   tcx links (clsact filters need no pin)
+ * A new agent loads the object against the same map pins (the state is kept), adopts
+ * the links and swaps its programs in with bpf_link_update: no packet sees a hook
+ * without a program.
+ */
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfObject, type LoadOptions } from '../bpf/object.js';
+import { attachTc, ClsactFilter, TcxLink, type AttachMode, type TcAttachment, type TcDirection } from '../bpf/link.js';
+import type { TypedMap } from '../bpf/map.js';
+import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
+import { TP_REASON } from './reasons.js';
+import { NodeMaps, MapMirror } from './sync.js';
+import * as S from './structs.js';
+
+export interface DatapathOptions {
+  objectPath: string;
+  /** Pin maps and links here; without it nothing is pinned (tests, benchmarks). */
+  pinDir?: string;
+  attachMode?: AttachMode;
+  maxEntries?: LoadOptions['maxEntries'];
+  rodata?: LoadOptions['rodata'];
+}
+
+export interface ReasonCount {
+  direction: 'ingress' | 'egress';
+  reason: number;
+  packets: bigint;
+  bytes: bigint;
+}
+
+const DIRECTIONS: TcDirection[] = ['ingress', 'egress'];
+/** tc ingress of the host-side veth sees what the pod sends; tc egress what it receives. */
+const PROGRAM_FOR: Record<TcDirection, string> = {
+  ingress: PROGRAM_NAMES.tp_from_pod,
+  egress: PROGRAM_NAMES.tp_to_pod,
+};
+
+export class NodeDatapath {
+  readonly endpoints: TypedMap<S.TpIpKey, S.TpEndpoint>;
+  readonly ipcache: TypedMap<S.TpIpKey, S.TpIpcacheValue>;
+  readonly ipcidr: TypedMap<S.TpIpcidrKey, S.TpIpcacheValue>;
+  readonly policy: TypedMap<S.TpPolicyKey, S.TpPolicyValue>;
+  readonly ct: TypedMap<S.TpCtKey, S.TpCtEntry>;
+  readonly maps: NodeMaps;
+  private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
+
+  private constructor(
+    readonly obj: BpfObject,
+    private readonly opts: DatapathOptions,
+  ) {
+    this.endpoints = obj.map(MAP_NAMES.tp_endpoints_v1).typed(S.tpIpKey, S.tpEndpoint);
+    this.ipcache = obj.map(MAP_NAMES.tp_ipcache_v1).typed(S.tpIpKey, S.tpIpcacheValue);
+    this.ipcidr = obj.map(MAP_NAMES.tp_ipcidr_v1).typed(S.tpIpcidrKey, S.tpIpcacheValue);
+    this.policy = obj.map(MAP_NAMES.tp_policy_v1).typed(S.tpPolicyKey, S.tpPolicyValue);
+    this.ct = obj.map(MAP_NAMES.tp_ct_v1).typed(S.tpCtKey, S.tpCtEntry);
+    this.maps = new NodeMaps({
+      policy: new MapMirror(this.policy),
+      ipcidr: new MapMirror(this.ipcidr),
+      ipcache: new MapMirror(this.ipcache),
+      endpoints: new MapMirror(this.endpoints),
+    });
+  }
+
+  static open(opts: DatapathOptions): NodeDatapath {
+    const obj = BpfObject.load(opts.objectPath, {
+      pinDir: opts.pinDir ? join(opts.pinDir, 'maps') : undefined,
+      maxEntries: opts.maxEntries,
+      rodata: opts.rodata,
+    });
+    try {
+      const dp = new NodeDatapath(obj, opts);
+      dp.adoptLinks();
+      return dp;
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  private get linkDir(): string | undefined {
+    return this.opts.pinDir ? join(this.opts.pinDir, 'links') : undefined;
+  }
+
+  /** Re-points every pinned tcx link (and tcplane's clsact filters, found on attach) at this object's programs. */
+  private adoptLinks(): void {
+    const dir = this.linkDir;
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    for (const name of readdirSync(dir)) {
+      const link = TcxLink.adopt(join(dir, name));
+      if (!link) continue;
+      link.replace(this.obj.program(PROGRAM_FOR[link.direction]));
+      this.record(link);
+    }
+  }
+
+  private record(a: TcAttachment): void {
+    const m = this.attached.get(a.ifindex) ?? new Map<TcDirection, TcAttachment>();
+    m.set(a.direction, a);
+    this.attached.set(a.ifindex, m);
+  }
+
+  /** Interfaces that currently carry tcplane's programs (adopted or attached by us). */
+  attachedInterfaces(): number[] {
+    return [...this.attached.keys()];
+  }
+
+  /**
+   * Puts the programs on both hooks of a pod's host-side veth. Idempotent; write the
+   * endpoint's map entries first, since its first packet may follow at once.
+   */
+  attach(ifindex: number): void {
+    for (const dir of DIRECTIONS) {
+      if (this.attached.get(ifindex)?.has(dir)) continue;
+      const prog = this.obj.program(PROGRAM_FOR[dir]);
+      const mode = this.opts.attachMode ?? 'auto';
+      const existing = mode !== 'tcx' ? ClsactFilter.find(ifindex, dir) : null;
+      if (existing && mode === 'clsact') {
+        existing.replace(prog);
+        this.record(existing);
+        continue;
+      }
+      const a = attachTc(prog, ifindex, dir, mode);
+      if (a instanceof TcxLink && this.linkDir) a.pin(join(this.linkDir, `${ifindex}-${dir}`));
+      this.record(a);
+    }
+  }
+
+  /** Takes the programs off a veth (and removes their pins). */
+  detach(ifindex: number): void {
+    for (const a of this.attached.get(ifindex)?.values() ?? []) a.detach();
+    this.attached.delete(ifindex);
+  }
+
+  /** Packets and bytes per direction and reason, summed over CPUs; zero rows omitted. */
+  readMetrics(): ReasonCount[] {
+    const m = this.obj.map(MAP_NAMES.tp_metrics_v1);
+    const out: ReasonCount[] = [];
+    const key = Buffer.alloc(4);
+    for (let i = 0; i < 2 * TP_REASON.TP_REASON_MAX; i++) {
+      key.writeUInt32LE(i);
+      const slots = m.lookupPerCpu(key);
+      if (!slots) continue;
+      let packets = 0n;
+      let bytes = 0n;
+      for (const s of slots) {
+        const v = S.tpMetricsValue.decode(s);
+        packets += v.packets;
+        bytes += v.bytes;
+      }
+      if (packets === 0n) continue;
+      out.push({
+        direction: Math.floor(i / TP_REASON.TP_REASON_MAX) === 0 ? 'ingress' : 'egress',
+        reason: i % TP_REASON.TP_REASON_MAX,
+        packets,
+        bytes,
+      });
+    }
+    return out;
+  }
+
+  /** Closes this process's handles; pinned maps and attached programs stay. */
+  close(): void {
+    for (const m of this.attached.values()) for (const a of m.values()) a.close();
+    this.attached.clear();
+    this.obj.close();
+  }
+}
