@@ -1,6 +1,60 @@
+/** `tcplane agent`: the node daemon, run as root once per node. */
 import type { Command } from 'commander';
+import { pino } from 'pino';
+import { Agent } from './agent.js';
+import { agentOptions } from './options.js';
 
-// Placeholder until the agent lands (being written now); replaced, not kept.
 export function registerAgentCommand(program: Command): void {
-  void program;
+  program
+    .command('agent')
+    .description('run the node agent: watch the store, program this node\'s BPF maps and tc hooks')
+    .requiredOption('--node <name>', 'this node\'s name (maps are pinned under <bpffs-root>/<name>)')
+    .requiredOption('--nats <url>', 'NATS server with JetStream, e.g. nats://10.250.0.1:4222')
+    .option('--pod-cidr <cidr>', 'this node\'s pod range (recorded for other nodes)')
+    .option('--bpffs-root <dir>', 'where to pin maps and links')
+    .option('--attach <mode>', 'tc attach mechanism: auto (tcx if the kernel has it), tcx or clsact')
+    .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
+    .option('--log-level <level>', 'error, warn, info or debug')
+    .action(async (o) => {
+      const parsed = agentOptions.safeParse({
+        node: o.node,
+        nats: o.nats,
+        podCIDR: o.podCidr,
+        bpffsRoot: o.bpffsRoot,
+        attachMode: o.attach,
+        ctMaxEntries: o.ctMaxEntries,
+        logLevel: o.logLevel,
+      });
+      if (!parsed.success) {
+        const i = parsed.error.issues[0]!;
+        throw new Error(`agent: --${String(i.path[0])}: ${i.message}`);
+      }
+      const opts = parsed.data;
+      if (process.env.TCPLANE_PROCESS_TITLE) process.title = process.env.TCPLANE_PROCESS_TITLE;
+      const log = pino({ level: opts.logLevel, base: { node: opts.node } });
+      const agent = new Agent(opts, log);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'stopping; maps and programs stay in place');
+        void agent.stop().then(
+          () => process.exit(0),
+          (err) => {
+            log.error({ err }, 'stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      try {
+        await agent.start();
+      } catch (err) {
+        await agent.stop().catch(() => undefined);
+        throw err;
+      }
+      log.info('agent running');
+      await new Promise(() => undefined); // until a signal
+    });
 }

@@ -1,0 +1,22 @@
+/** Agent options, validated once at start; the sync path trusts them. */
+import { z } from 'zod';
+import { BPFFS_ROOT, DATAPATH_OBJECT } from '../src/paths.js';
+
+export const agentOptions = z.strictObject({
+  node: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a node name is a DNS label (lowercase letters, digits, -)'),
+  nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'a NATS URL like nats://10.0.0.1:4222'),
+  podCIDR: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR like 10.244.1.0/24')
+    .optional(),
+  bpffsRoot: z.string().default(BPFFS_ROOT),
+  objectPath: z.string().default(DATAPATH_OBJECT),
+  attachMode: z.enum(['auto', 'tcx', 'clsact']).default('auto'),
+  ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
+  statusIntervalMs: z.number().int().min(100).default(10_000),
+  logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+});
+
+export type AgentOptions = z.infer<typeof agentOptions>;
