@@ -1,0 +1,100 @@
+// tc attachment: tcx links (pinned, adopted, swapped in place) and the clsact fallback,
+// each removing only what it made. Needs root: creates a tp- veth pair in the test's
+// network namespace and pins under /sys/fs/bpf/tp-test-*; both are removed afterwards.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBpffs } from '../../src/bpf/bpffs.js';
+import { ifindexOf, TcxLink } from '../../src/bpf/link.js';
+import { BpfObject } from '../../src/bpf/object.js';
+import { NodeDatapath } from '../../src/datapath/node-datapath.js';
+import { BENCH_EMPTY_PATH, OBJECT_PATH } from '../helpers/paths.js';
+
+const dev = `tp-at${process.pid % 10000}`;
+const pinDir = `/sys/fs/bpf/tp-test-attach-${process.pid}`;
+let ifindex = 0;
+
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+const tcFilters = (dir: 'ingress' | 'egress') => execFileSync('tc', ['filter', 'show', 'dev', dev, dir], { encoding: 'utf8' });
+
+beforeAll(() => {
+  ensureBpffs();
+  ip('link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`);
+  ip('link', 'set', dev, 'up');
+  ifindex = ifindexOf(dev);
+});
+afterAll(() => {
+  try {
+    ip('link', 'del', dev);
+  } catch {
+    /* already gone */
+  }
+  rmSync(pinDir, { recursive: true, force: true });
+});
+
+describe('attach - tcx', () => {
+  it('attach - tcx links are pinned, adopted by the next datapath and swapped to its programs', () => {
+    const first = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'tcx' });
+    first.attach(ifindex);
+    expect(readdirSync(`${pinDir}/links`).sort()).toEqual([`${ifindex}-egress`, `${ifindex}-ingress`]);
+    first.close();
+
+    const second = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'tcx' });
+    try {
+      expect(second.attachedInterfaces()).toEqual([ifindex]);
+      second.attach(ifindex); // idempotent: already adopted
+      expect(readdirSync(`${pinDir}/links`)).toHaveLength(2);
+      second.detach(ifindex);
+      expect(readdirSync(`${pinDir}/links`)).toEqual([]);
+      expect(second.attachedInterfaces()).toEqual([]);
+    } finally {
+      second.close();
+    }
+  });
+
+  it('attach - another tcx program on the same hook keeps running after ours is detached', () => {
+    const other = BpfObject.load(BENCH_EMPTY_PATH);
+    const foreign = TcxLink.attach(other.program('tp_bench_empty'), ifindex, 'ingress');
+    foreign.pin(`${pinDir}-foreign`);
+    const dp = NodeDatapath.open({ objectPath: OBJECT_PATH, attachMode: 'tcx' });
+    try {
+      dp.attach(ifindex);
+      dp.detach(ifindex);
+      const still = TcxLink.adopt(`${pinDir}-foreign`);
+      expect(still?.ifindex).toBe(ifindex);
+      still?.detach();
+    } finally {
+      dp.close();
+      other.close();
+      rmSync(`${pinDir}-foreign`, { force: true });
+    }
+  });
+});
+
+describe('attach - clsact', () => {
+  it('attach - clsact filters are replaced in place and detaching leaves other filters alone', () => {
+    execFileSync('tc', ['qdisc', 'add', 'dev', dev, 'clsact']);
+    // Another tc user's filter (loaded by tc itself) at its own priority.
+    execFileSync('tc', ['filter', 'add', 'dev', dev, 'ingress', 'prio', '50', 'handle', '1', 'bpf', 'da', 'obj', BENCH_EMPTY_PATH, 'sec', 'tc']);
+    const first = NodeDatapath.open({ objectPath: OBJECT_PATH, attachMode: 'clsact' });
+    first.attach(ifindex);
+    first.close();
+    expect(tcFilters('ingress')).toMatch(/tp_from_pod/);
+    expect(tcFilters('egress')).toMatch(/tp_to_pod/);
+
+    const second = NodeDatapath.open({ objectPath: OBJECT_PATH, attachMode: 'clsact' });
+    try {
+      second.attach(ifindex);
+      // One tcplane filter per hook (replaced, not added), and the other user's filter is still there.
+      expect(tcFilters('ingress').match(/handle 0x7470 .*tp_from_pod/g)).toHaveLength(1);
+      expect(tcFilters('ingress')).toMatch(/tp_bench_empty/);
+      second.detach(ifindex);
+      expect(tcFilters('ingress')).not.toMatch(/tp_from_pod/);
+      expect(tcFilters('egress')).not.toMatch(/tp_to_pod/);
+      expect(tcFilters('ingress')).toMatch(/tp_bench_empty/);
+    } finally {
+      second.close();
+    }
+    expect(existsSync(pinDir) ? readdirSync(`${pinDir}/links`) : []).toEqual([]);
+  });
+});
