@@ -1,6 +1,170 @@
-import type { Command } from 'commander';
+/**
+ * `tcplane lab …`: one machine holding a cluster of network namespaces (src/lab/).
+ *
+ *   lab up -f LAB.yaml [--no-agents] [--timeout-ms N]
+ *   lab down
+ *   lab probe [--json] [--to-service] [--ports 80,443] [--protocols TCP,UDP] [--timeout-ms N]
+ *   lab exec NS/POD -- CMD ARGS…
+ *   lab label pod NS/POD KEY=VALUE… [KEY-]
+ *   lab label namespace NS KEY=VALUE… [KEY-]
+ *
+ * Every command but `up` and `down` finds the lab through its state file and says so
+ * when none is up. Results go to stdout, progress to stderr.
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { InvalidArgumentError, type Command } from 'commander';
+import { Store } from '../store/store.js';
+import { labDown } from '../lab/down.js';
+import { nsenterArgs } from '../lab/exec.js';
+import { labelNamespace, labelPod, parseLabelChanges } from '../lab/label.js';
+import { labProbe, probeJson, probeTable } from '../lab/probe.js';
+import { readLabSpec } from '../lab/spec.js';
+import { readLabState } from '../lab/state.js';
+import { labUp } from '../lab/up.js';
 
-// Placeholder until the lab lands (being written now); replaced, not kept.
+const say = (msg: string) => process.stderr.write(`${msg}\n`);
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer (milliseconds)');
+  return n;
+}
+
+function portList(v: string): number[] {
+  return v.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!/^\d+$/.test(s.trim()) || n < 1 || n > 65535) throw new InvalidArgumentError(`${JSON.stringify(s)} is not a port (1-65535)`);
+    return n;
+  });
+}
+
+function protocolList(v: string): ('TCP' | 'UDP')[] {
+  return v.split(',').map((s) => {
+    const p = s.trim().toUpperCase();
+    if (p !== 'TCP' && p !== 'UDP') throw new InvalidArgumentError(`${JSON.stringify(s)} is not a protocol (TCP, UDP)`);
+    return p;
+  });
+}
+
+/** The lab's store, for the duration of `fn`. */
+async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  const state = await readLabState();
+  const store = await Store.connect(state.natsUrl, { name: 'tcplane-lab-cli', timeoutMs: 5000 });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
 export function registerLabCommands(program: Command): void {
-  void program;
+  const lab = program
+    .command('lab')
+    .description('a cluster of network namespaces on this machine: nodes, pods, an embedded NATS, one agent per node')
+    .enablePositionalOptions();
+
+  lab
+    .command('up')
+    .description('build the lab described by LAB.yaml')
+    .requiredOption('-f, --file <LAB.yaml>', 'lab spec: nodes, namespaces, pods')
+    .option('--no-agents', 'do not start agents (plain routing: the benchmark baseline)')
+    .option('--timeout-ms <n>', 'how long to wait for the agents to enforce the pods', positiveInt, 60_000)
+    .action(async (o: { file: string; agents: boolean; timeoutMs: number }) => {
+      const plan = await readLabSpec(o.file);
+      const { state, timings } = await labUp(plan, { agents: o.agents, agentTimeoutMs: o.timeoutMs, log: say });
+      const phases = Object.entries(timings)
+        .filter(([k]) => k !== 'total')
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      process.stdout.write(
+        `lab up: ${state.nodes.length} nodes, ${state.namespaces.length} namespaces, ${state.pods.length} pods` +
+          `${o.agents ? ', agents enforcing' : ', no agents'} in ${timings.total} ms (${phases}); store ${state.natsUrl}\n`,
+      );
+    });
+
+  lab
+    .command('down')
+    .description('remove everything the lab made (idempotent; works after a crash)')
+    .action(async () => {
+      const r = await labDown();
+      if (r.leftovers.length > 0) throw new Error(`lab down: could not remove: ${r.leftovers.join(', ')}`);
+      const what = r.netns.length + r.processes > 0 ? `removed ${r.netns.length} namespaces, ${r.processes} processes` : 'no lab was up';
+      process.stdout.write(`lab down: ${what}\n`);
+    });
+
+  lab
+    .command('probe')
+    .description('try every pod → every other pod on each port the target declares')
+    .option('--json', 'print one JSON array of {from, to, port, protocol, connected}')
+    .option('--to-service', 'probe services instead of pods')
+    .option('--ports <list>', 'only these ports (comma-separated)', portList)
+    .option('--protocols <list>', 'only these protocols (TCP,UDP)', protocolList)
+    .option('--timeout-ms <n>', 'per probe', positiveInt, 1000)
+    .action(async (o: { json?: boolean; toService?: boolean; ports?: number[]; protocols?: ('TCP' | 'UDP')[]; timeoutMs: number }) => {
+      if (o.toService) throw new Error('lab probe --to-service: the lab has no services yet');
+      const state = await readLabState();
+      const rows = await labProbe(state, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
+      process.stdout.write(`${o.json ? probeJson(rows) : probeTable(rows)}\n`);
+    });
+
+  lab
+    .command('exec')
+    .description("run a command in a pod's network namespace; exits with its code")
+    .argument('<pod>', 'NS/POD')
+    .argument('<command...>', 'command and arguments (after --)')
+    .passThroughOptions()
+    .action(async (pod: string, argv: string[]) => {
+      const state = await readLabState();
+      const p = state.pods.find((x) => x.key === pod);
+      if (!p) throw new Error(`lab exec: no pod ${pod} in the lab (pods: ${state.pods.map((x) => x.key).join(', ')})`);
+      process.exitCode = await execIn(p.netns, argv[0] === '--' ? argv.slice(1) : argv);
+    });
+
+  const label = lab.command('label').description('change labels at run time (agents follow through the store)');
+  label
+    .command('pod')
+    .argument('<pod>', 'NS/POD')
+    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
+    .action(async (pod: string, changes: string[]) => {
+      if (!/^[^/]+\/[^/]+$/.test(pod)) throw new Error(`lab label pod: ${JSON.stringify(pod)}: expected NS/POD`);
+      const ch = parseLabelChanges(changes);
+      const r = await withStore((s) => labelPod(s, pod, ch));
+      process.stdout.write(`pod ${pod} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
+    });
+  label
+    .command('namespace')
+    .argument('<namespace>', 'NS')
+    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
+    .action(async (ns: string, changes: string[]) => {
+      const ch = parseLabelChanges(changes);
+      const r = await withStore((s) => labelNamespace(s, ns, ch));
+      process.stdout.write(`namespace ${ns} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
+    });
+}
+
+const formatLabels = (l: Record<string, string>) =>
+  Object.entries(l)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',') || '(none)';
+
+/** Runs argv in a netns with stdio inherited; resolves with its exit code (128+n when killed by signal n). */
+function execIn(netns: string, argv: string[]): Promise<number> {
+  if (argv.length === 0) throw new Error('lab exec: no command given (lab exec NS/POD -- CMD ARGS…)');
+  return new Promise((resolve, reject) => {
+    const child = spawn('nsenter', nsenterArgs(netns, argv), { stdio: 'inherit' });
+    // Ctrl-C reaches the child from the terminal already: outlive it and report its code.
+    const ignore = () => undefined;
+    const forward = () => child.kill('SIGTERM');
+    process.on('SIGINT', ignore).on('SIGTERM', forward);
+    const done = () => process.off('SIGINT', ignore).off('SIGTERM', forward);
+    child.on('error', (err) => {
+      done();
+      reject(new Error(`lab exec: ${err.message}`));
+    });
+    child.on('exit', (code, sig) => {
+      done();
+      resolve(code ?? 128 + (sig ? constants.signals[sig] : 0));
+    });
+  });
 }

@@ -1,0 +1,122 @@
+/**
+ * The lab's names and addresses: one machine holding a cluster of network namespaces.
+ *
+ *   root netns                  tp-underlay netns                 tp-node-<n> netns          tp-pod-<ns>-<pod> netns
+ *   ──────────                  ─────────────────                 ─────────────────          ───────────────────────
+ *   tp-host 10.250.0.1/24 ═══ tp-uhost ┐
+ *   (NATS binds here)                  ├─ tp-br0 (bridge)
+ *                             tp-u<h> ─┘        ═════════════ tp-eth0 10.250.0.(10+i)/24
+ *                                                              tp-<h8> ═══════════════════ tp-eth0 <IP>/32
+ *                                                              route <IP>/32 dev tp-<h8>    169.254.1.1 dev tp-eth0 scope link
+ *                                                              route <other CIDR> via       default via 169.254.1.1
+ *                                                                <other node's underlay IP>  neigh 169.254.1.1 = MAC of tp-<h8> (permanent)
+ *
+ * Pods are routed, not bridged (Calico's model): each pod has a /32 and a fake link-local
+ * gateway answered by a permanent neighbour entry, so every packet a pod sends crosses
+ * its host-side veth, where the agent attaches its tc programs. Nodes route each other's
+ * pod CIDRs natively over the underlay bridge: no tunnels, no NAT. IPv4 only in v0.
+ *
+ * Everything the lab makes is named `tp-…` so `lab down` can find it without the state file.
+ */
+import { createHash } from 'node:crypto';
+import { BPFFS_ROOT } from '../paths.js';
+
+/** Where a running lab keeps its state file, NATS data, logs and pod control sockets. */
+export const STATE_DIR = '/run/tcplane/lab';
+export const STATE_FILE = `${STATE_DIR}/state.json`;
+export const LOG_DIR = `${STATE_DIR}/logs`;
+export const POD_SOCKET_DIR = `${STATE_DIR}/pods`;
+export const NATS_DIR = `${STATE_DIR}/nats`;
+
+/** The prefix of every netns, link and process title the lab creates. */
+export const PREFIX = 'tp-';
+export const UNDERLAY_NETNS = 'tp-underlay';
+export const BRIDGE = 'tp-br0';
+/** Root-namespace end of the underlay (the CLI and NATS live in the root namespace). */
+export const HOST_IF = 'tp-host';
+export const HOST_PEER = 'tp-uhost';
+export const HOST_IP = '10.250.0.1';
+export const UNDERLAY_PREFIX = 24;
+/** Node i gets 10.250.0.(FIRST_NODE_HOST + i). */
+export const FIRST_NODE_HOST = 10;
+export const MAX_NODES = 254 - FIRST_NODE_HOST + 1;
+/** Name of the uplink in node namespaces and of the pod's interface in pod namespaces. */
+export const POD_IF = 'tp-eth0';
+export const UPLINK_IF = 'tp-eth0';
+/** The pods' gateway: never configured on any interface, answered by a permanent neighbour entry. */
+export const POD_GATEWAY = '169.254.1.1';
+export const NATS_PORT = 4222;
+export const NATS_URL = `nats://${HOST_IP}:${NATS_PORT}`;
+/** nats-server's name; `lab down` also finds the server by it when the state file is lost. */
+export const NATS_SERVER_NAME = 'tp-lab-nats';
+/** Allowed pod range and the default per-node allocation (10.244.<k>.0/24, k = 1, 2, …). */
+export const POD_RANGE = '10.244.0.0/16';
+export const NODE_CIDR_PREFIX = 24;
+/** Allocated pod IPs start at <network> + FIRST_POD_HOST. */
+export const FIRST_POD_HOST = 10;
+
+const h8 = (s: string) => createHash('sha1').update(s).digest('hex').slice(0, 8);
+
+export const nodeNetns = (node: string) => `tp-node-${node}`;
+export const podNetns = (namespace: string, pod: string) => `tp-pod-${namespace}-${pod}`;
+/** Host-side veth of a pod, in its node's namespace (≤ 15 characters: IFNAMSIZ). */
+export const podHostIf = (namespace: string, pod: string) => `tp-${h8(`${namespace}/${pod}`)}`;
+/** Bridge-side veth of a node's uplink, in tp-underlay. */
+export const uplinkPeerIf = (node: string) => `tp-u${h8(node)}`;
+/** Deterministic, locally administered MACs, so the pod's gateway entry needs no read-back. */
+export const podHostMac = (namespace: string, pod: string) => mac(0x02, `host:${namespace}/${pod}`);
+export const podMac = (namespace: string, pod: string) => mac(0x06, `pod:${namespace}/${pod}`);
+export const podSocket = (namespace: string, pod: string) => `${POD_SOCKET_DIR}/${namespace}_${pod}.sock`;
+export const podTitle = (namespace: string, pod: string) => `tp-pod ${namespace}/${pod}`;
+export const agentTitle = (node: string) => `tp-agent ${node}`;
+export const agentLog = (node: string) => `${LOG_DIR}/agent-${node}.log`;
+export const podLog = (namespace: string, pod: string) => `${LOG_DIR}/pod-${namespace}_${pod}.log`;
+export const nodeBpffs = (node: string) => `${BPFFS_ROOT}/${node}`;
+
+function mac(firstOctet: number, seed: string): string {
+  const b = createHash('sha1').update(seed).digest();
+  return [firstOctet, b[0], b[1], b[2], b[3], b[4]].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+// ---- IPv4 arithmetic (the lab is IPv4-only; a u32 is all it needs) ----
+
+/** Parses dotted-quad IPv4 to a u32, or undefined when it is not one. */
+export function parseIPv4(s: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  let n = 0;
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i]);
+    if (o > 255 || (m[i].length > 1 && m[i].startsWith('0'))) return undefined;
+    n = n * 256 + o;
+  }
+  return n;
+}
+
+export function formatIPv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export interface Cidr {
+  /** Network address as a u32. */
+  readonly base: number;
+  readonly prefix: number;
+  /** Number of addresses. */
+  readonly size: number;
+}
+
+/** Parses `a.b.c.d/p`; `error` says why it is not a network (e.g. host bits set). */
+export function parseCidr(s: string): { cidr: Cidr } | { error: string } {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
+  const addr = m ? parseIPv4(m[1]) : undefined;
+  const prefix = m ? Number(m[2]) : NaN;
+  if (addr === undefined || !(prefix >= 0 && prefix <= 32)) return { error: `${JSON.stringify(s)} is not an IPv4 CIDR (a.b.c.d/prefix)` };
+  const size = 2 ** (32 - prefix);
+  const base = addr - (addr % size);
+  if (base !== addr) return { error: `${s} has host bits set (the network is ${formatIPv4(base)}/${prefix})` };
+  return { cidr: { base, prefix, size } };
+}
+
+export const cidrContains = (c: Cidr, ip: number) => ip >= c.base && ip < c.base + c.size;
+export const cidrsOverlap = (a: Cidr, b: Cidr) => a.base < b.base + b.size && b.base < a.base + a.size;
+export const formatCidr = (c: Cidr) => `${formatIPv4(c.base)}/${c.prefix}`;

@@ -1,0 +1,335 @@
+/**
+ * `lab up`: builds the topology of topology.ts from a LabPlan, starts NATS, one pod daemon
+ * per pod and (unless disabled) one agent per node, writes the namespaces and pods into
+ * the store and waits for the agents to enforce them.
+ *
+ * Order matters:
+ *   1. every netns, and its sysctls (IPv6 off, forwarding, rp_filter 0) before any
+ *      interface exists, so interfaces inherit the `default` values;
+ *   2. root end of the underlay (tp-host), then NATS on it (in the background);
+ *   3. the underlay bridge with every node's uplink;
+ *   4. per node: uplink address, routes to the other nodes' pod CIDRs, pod veths;
+ *   5. per pod: address, gateway route, permanent gateway neighbour; then its daemon;
+ *   6. store records (namespaces before pods), agents, the wait.
+ * Configuration goes through one `ip -batch -` per namespace, those of a step in parallel.
+ *
+ * A second `lab up` is refused while anything of a lab exists (the state directory is
+ * created with a non-recursive mkdir, which doubles as a lock). A failure after that
+ * point tears down everything made so far (labDown) and rethrows.
+ */
+import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { namespaceRecord, podKey, podRecord } from '../store/schema.js';
+import { Store } from '../store/store.js';
+import { agentExitWatch, agentMarkers, startAgent, waitForAgents } from './agents.js';
+import { controlCall } from './control.js';
+import { labDown, labNetnsList, rootLabLinks } from './down.js';
+import { ipBatch, nsenterArgs, settleAll, sysctlIn } from './exec.js';
+import { NATS_MARKERS, startNats } from './nats-server.js';
+import { logTail, spawnDetached } from './procs.js';
+import type { LabPlan, PlannedPod } from './spec.js';
+import { writeLabState, type LabProcess, type LabState } from './state.js';
+import {
+  BRIDGE,
+  HOST_IF,
+  HOST_IP,
+  HOST_PEER,
+  LOG_DIR,
+  NATS_DIR,
+  NATS_URL,
+  POD_GATEWAY,
+  POD_IF,
+  POD_SOCKET_DIR,
+  STATE_DIR,
+  UNDERLAY_NETNS,
+  UNDERLAY_PREFIX,
+  UPLINK_IF,
+  podLog,
+  podTitle,
+} from './topology.js';
+
+export class LabAlreadyUpError extends Error {
+  override name = 'LabAlreadyUpError';
+}
+
+export interface UpOptions {
+  /** Start one agent per node (false: plain routing, the benchmark baseline). */
+  agents: boolean;
+  /** Bound on the wait for agents to enforce the pods. */
+  agentTimeoutMs: number;
+  /** Progress lines (to stderr in the CLI). */
+  log?: (msg: string) => void;
+}
+
+/** Milliseconds spent per phase, for the summary line and benchmarks. */
+export type UpTimings = Record<string, number>;
+
+const POD_READY_MS = 10_000;
+const POD_DAEMON = fileURLToPath(new URL('./pod-daemon.js', import.meta.url));
+export const podMarkers = (key: string) => [podTitle(...(key.split('/') as [string, string])), `--pod ${key}`];
+
+/**
+ * Builds the lab. Refuses (LabAlreadyUpError) while a lab or its leftovers exist; tears
+ * down and rethrows on any later failure. SIGINT/SIGTERM during the build also tear down.
+ */
+export async function labUp(plan: LabPlan, opts: UpOptions): Promise<{ state: LabState; timings: UpTimings }> {
+  await refuseIfUp();
+  await mkdir('/run/tcplane', { recursive: true });
+  try {
+    await mkdir(STATE_DIR); // not recursive: the lock against a concurrent `lab up`
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw alreadyUp();
+    throw err;
+  }
+  // A signal stops the build at the next step (or at once during the agent wait).
+  let interrupted: NodeJS.Signals | undefined;
+  let rejectInterrupt!: (err: Error) => void;
+  const interrupt = new Promise<never>((_, reject) => (rejectInterrupt = reject));
+  interrupt.catch(() => undefined);
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+    opts.log?.(`lab up: ${sig}, tearing down`);
+    rejectInterrupt(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  const background: Promise<unknown>[] = [];
+  const checkpoint = () => {
+    if (interrupted) throw new Error(`interrupted by ${interrupted}`);
+  };
+  try {
+    return await build(plan, opts, { background, checkpoint, interrupt });
+  } catch (err) {
+    opts.log?.(`lab up: failed, tearing down: ${(err as Error).message.split('\n')[0]}`);
+    await Promise.allSettled(background); // e.g. NATS still starting: let it finish, then remove it
+    const down = await labDown().catch((e: Error) => ({ leftovers: [`(lab down failed: ${e.message})`] }));
+    if (down.leftovers.length > 0) opts.log?.(`lab up: could not remove: ${down.leftovers.join(', ')}; run \`tcplane lab down\``);
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+}
+
+async function refuseIfUp(): Promise<void> {
+  const netns = await labNetnsList();
+  const links = await rootLabLinks();
+  if (netns.length > 0 || links.length > 0) throw alreadyUp(netns.length + links.length);
+}
+
+function alreadyUp(n?: number): LabAlreadyUpError {
+  const what = n ? ` (${n} tp-* namespaces/links exist)` : '';
+  return new LabAlreadyUpError(`lab up: a lab is already up${what}; run \`tcplane lab down\` first`);
+}
+
+interface BuildControl {
+  /** Work started in the background, settled before any teardown. */
+  background: Promise<unknown>[];
+  /** Throws once a signal arrived. */
+  checkpoint: () => void;
+  /** Rejects when a signal arrives. */
+  interrupt: Promise<never>;
+}
+
+async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise<{ state: LabState; timings: UpTimings }> {
+  const { background, checkpoint } = ctl;
+  const t0 = Date.now();
+  const timings: UpTimings = {};
+  let mark = t0;
+  const phase = (name: string) => {
+    const now = Date.now();
+    timings[name] = now - mark;
+    mark = now;
+    checkpoint();
+  };
+  await settleAll([LOG_DIR, POD_SOCKET_DIR, NATS_DIR].map((d) => mkdir(d, { recursive: true })));
+
+  const state: LabState = {
+    v: 1,
+    phase: 'building',
+    specFile: plan.file,
+    createdAt: new Date().toISOString(),
+    natsUrl: NATS_URL,
+    agents: opts.agents,
+    nodes: plan.nodes.map(({ name, netns, underlayIP, podCIDR, uplinkPeer }) => ({ name, netns, underlayIP, podCIDR, uplinkPeer })),
+    namespaces: plan.namespaces,
+    pods: plan.pods,
+    processes: [],
+  };
+  // Writes are chained: parallel steps record their processes without racing on the file.
+  let saving = Promise.resolve();
+  const save = () => (saving = saving.then(() => writeLabState(state)));
+  await save();
+  const addProcess = async (p: LabProcess) => {
+    state.processes.push(p);
+    await save();
+  };
+
+  // 1. Namespaces and their sysctls.
+  const allNetns = [UNDERLAY_NETNS, ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)];
+  await ipBatch(allNetns.map((n) => `netns add ${n}`));
+  const noIPv6 = { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 };
+  await settleAll([
+    // -e: br_netfilter's keys exist only when the module is loaded.
+    sysctlIn(UNDERLAY_NETNS, {
+      ...noIPv6,
+      'net.bridge.bridge-nf-call-iptables': 0,
+      'net.bridge.bridge-nf-call-ip6tables': 0,
+      'net.bridge.bridge-nf-call-arptables': 0,
+    }, true),
+    // rp_filter: the uplink is created after this and inherits `default` (0).
+    ...plan.nodes.map((n) =>
+      sysctlIn(n.netns, {
+        ...noIPv6,
+        'net.ipv4.ip_forward': 1,
+        'net.ipv4.conf.all.rp_filter': 0,
+        'net.ipv4.conf.default.rp_filter': 0,
+      }),
+    ),
+    ...plan.pods.map((p) => sysctlIn(p.netns, noIPv6)),
+  ]);
+  phase('netns');
+
+  // 2. Root end of the underlay, then NATS on it, in the background.
+  await ipBatch([
+    `link add ${HOST_IF} type veth peer name ${HOST_PEER} netns ${UNDERLAY_NETNS}`,
+    `link set ${HOST_IF} addrgenmode none`, // no IPv6 link-local on the lab's link
+    `addr add ${HOST_IP}/${UNDERLAY_PREFIX} dev ${HOST_IF}`,
+    `link set ${HOST_IF} up`,
+  ]);
+  const nats = startNats().then(async ({ pid }) => {
+    await addProcess({ pid, role: 'nats', name: 'nats', markers: NATS_MARKERS });
+    return pid;
+  });
+  nats.catch(() => undefined); // awaited below; do not let an early failure go unhandled
+  background.push(nats);
+
+  // 3. Underlay bridge and node uplinks.
+  await ipBatch(
+    [
+      'link set lo up',
+      `link add ${BRIDGE} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
+      `link set ${BRIDGE} up`,
+      `link set ${HOST_PEER} master ${BRIDGE}`,
+      `link set ${HOST_PEER} up`,
+      ...plan.nodes.flatMap((n) => [
+        `link add ${n.uplinkPeer} type veth peer name ${UPLINK_IF} netns ${n.netns}`,
+        `link set ${n.uplinkPeer} master ${BRIDGE}`,
+        `link set ${n.uplinkPeer} up`,
+      ]),
+    ],
+    { netns: UNDERLAY_NETNS },
+  );
+  phase('underlay');
+
+  // 4. Nodes: uplink, native routes to the other nodes' pods, pod veths (host side).
+  await settleAll(
+    plan.nodes.map((n) =>
+      ipBatch(
+        [
+          'link set lo up',
+          `addr add ${n.underlayIP}/${UNDERLAY_PREFIX} dev ${UPLINK_IF}`,
+          `link set ${UPLINK_IF} up`,
+          ...plan.nodes.filter((o) => o !== n).map((o) => `route add ${o.podCIDR} via ${o.underlayIP} dev ${UPLINK_IF}`),
+          ...plan.pods
+            .filter((p) => p.node === n.name)
+            .flatMap((p) => [
+              `link add ${p.hostIf} address ${p.hostMac} type veth peer name ${POD_IF} address ${p.podMac} netns ${p.netns}`,
+              `link set ${p.hostIf} up`,
+              `route add ${p.ip}/32 dev ${p.hostIf} scope link`,
+            ]),
+        ],
+        { netns: n.netns },
+      ),
+    ),
+  );
+  phase('nodes');
+
+  // 5. Pods: /32, link-scope route to the fake gateway, default route, permanent neighbour.
+  await settleAll(
+    plan.pods.map((p) =>
+      ipBatch(
+        [
+          'link set lo up',
+          `addr add ${p.ip}/32 dev ${POD_IF}`,
+          `link set ${POD_IF} up`,
+          `route add ${POD_GATEWAY} dev ${POD_IF} scope link`,
+          `route add default via ${POD_GATEWAY} dev ${POD_IF}`,
+          `neigh replace ${POD_GATEWAY} lladdr ${p.hostMac} dev ${POD_IF} nud permanent`,
+        ],
+        { netns: p.netns },
+      ),
+    ),
+  );
+  phase('pods');
+
+  await settleAll(plan.pods.map((p) => startPodDaemon(p, addProcess)));
+  phase('daemons');
+
+  // 6. Store: namespaces before pods, so an agent never sees a pod of an unknown namespace.
+  await nats;
+  const store = await Store.connect(NATS_URL, { name: 'tcplane-lab', timeoutMs: 5000 });
+  try {
+    for (const ns of plan.namespaces) {
+      await store.put('namespaces', ns.name, namespaceRecord.parse({ v: 1, name: ns.name, labels: ns.labels }));
+    }
+    for (const p of plan.pods) {
+      const record = podRecord.parse({
+        v: 1,
+        namespace: p.namespace,
+        name: p.name,
+        node: p.node,
+        labels: p.labels,
+        ips: [p.ip],
+        ifname: p.hostIf,
+        ports: p.ports,
+        ready: true,
+      });
+      await store.put('pods', podKey(p.namespace, p.name), record);
+    }
+    const podsRevision = await store.lastRevision('pods');
+    phase('store');
+
+    if (opts.agents) {
+      const started = await settleAll(
+        plan.nodes.map(async (n) => {
+          const a = await startAgent(n);
+          await addProcess({ pid: a.pid, role: 'agent', name: n.name, markers: agentMarkers(n.name) });
+          return { node: n.name, exited: a.exited };
+        }),
+      );
+      opts.log?.(`lab up: waiting for ${started.length} agents (up to ${opts.agentTimeoutMs} ms)`);
+      const expect = plan.nodes.map((n) => ({ node: n.name, pods: plan.pods.filter((p) => p.node === n.name).length }));
+      await waitForAgents(store, expect, podsRevision, opts.agentTimeoutMs, Promise.race([agentExitWatch(started), ctl.interrupt]));
+      phase('agents');
+    }
+  } finally {
+    await store.close();
+  }
+
+  state.phase = 'up';
+  await save();
+  timings.total = Date.now() - t0;
+  return { state, timings };
+}
+
+/** Starts a pod's daemon in its namespace and waits until its control socket answers. */
+async function startPodDaemon(p: PlannedPod, record: (p: LabProcess) => Promise<void>): Promise<void> {
+  const cfg = { namespace: p.namespace, name: p.name, ip: p.ip, ports: p.ports.map(({ port, protocol }) => ({ port, protocol })), socket: p.socket };
+  const argv = [process.execPath, POD_DAEMON, '--pod', p.key, JSON.stringify(cfg)];
+  const log = podLog(p.namespace, p.name);
+  const proc = await spawnDetached('nsenter', nsenterArgs(p.netns, argv), log);
+  await record({ pid: proc.pid, role: 'pod', name: p.key, markers: podMarkers(p.key) });
+  let exited: string | undefined;
+  void proc.exited.then((how) => (exited = how));
+  const deadline = Date.now() + POD_READY_MS;
+  while (Date.now() < deadline && !exited) {
+    try {
+      await controlCall(p.socket, { op: 'ping' }, 1000);
+      return;
+    } catch {
+      await sleep(20);
+    }
+  }
+  const why = exited ? `exited (${exited})` : `not ready after ${POD_READY_MS} ms`;
+  throw new Error(`pod ${p.key}: daemon ${why}; log ${log}:\n${await logTail(log)}`);
+}

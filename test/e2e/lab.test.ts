@@ -1,0 +1,303 @@
+// The lab end to end, through the CLI as a user runs it (`node bin/tcplane.js lab …`).
+// Needs root and `make build` first: creates tp-* network namespaces, links and processes,
+// /run/tcplane/lab and a nats-server on 10.250.0.1:4222. Tears everything down in
+// afterAll, also when a test fails.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForAgents } from '../../src/lab/agents.js';
+import { isAlive } from '../../src/lab/procs.js';
+import { parseLabSpec } from '../../src/lab/spec.js';
+import { labNatsUrl, readLabState, type LabState } from '../../src/lab/state.js';
+import { STATE_DIR, STATE_FILE } from '../../src/lab/topology.js';
+import { namespaceRecord, podRecord, type StatusRecord } from '../../src/store/schema.js';
+import { Store } from '../../src/store/store.js';
+import { startNats, type TestNats } from '../helpers/nats.js';
+import { CLI, ROOT } from '../helpers/paths.js';
+
+const LAB = 'labs/three-nodes.yaml';
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/tcplane.js ARGS` from the repository root; never throws on exit codes. */
+function tcplane(args: string[], opts: { timeoutMs?: number; onSpawn?: (pid: number) => void } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
+    child.on('spawn', () => opts.onSpawn?.(child.pid!));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const netnsLeft = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('tp-')) : []);
+const linksLeft = () => readdirSync('/sys/class/net').filter((n) => n.startsWith('tp-'));
+async function liveLabProcesses(pids: number[]): Promise<number[]> {
+  const alive = await Promise.all(pids.map(async (p) => ((await isAlive(p)) ? p : -1)));
+  return alive.filter((p) => p >= 0);
+}
+
+/** Asserts that nothing of a lab is left on the machine. */
+async function expectNothingLeft(pids: number[]): Promise<void> {
+  expect(netnsLeft()).toEqual([]);
+  expect(linksLeft()).toEqual([]);
+  expect(await liveLabProcesses(pids)).toEqual([]);
+  expect(existsSync(STATE_DIR)).toBe(false);
+}
+
+async function up(extra: string[] = ['--no-agents']): Promise<LabState> {
+  const r = await tcplane(['lab', 'up', '-f', LAB, ...extra]);
+  expect(r.stderr + r.stdout).toMatch(/lab up: 3 nodes, 2 namespaces, 9 pods/);
+  expect(r.code).toBe(0);
+  return readLabState();
+}
+
+const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
+
+describe('lab', () => {
+  beforeAll(async () => {
+    if (!existsSync(`${ROOT}dist/src/cli/main.js`)) throw new Error('run `make build` first');
+    await tcplane(['lab', 'down']); // whatever an earlier run left
+  });
+  afterAll(async () => {
+    await tcplane(['lab', 'down']);
+  });
+
+  it('lab - commands say clearly when no lab is up', async () => {
+    const r = await tcplane(['lab', 'probe', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no lab is up/);
+    const d = await tcplane(['lab', 'down']);
+    expect(d.code).toBe(0);
+    expect(d.stdout).toMatch(/no lab was up/);
+  });
+
+  describe('lab - a three-node lab without agents', () => {
+    let state: LabState;
+    beforeAll(async () => {
+      state = await up();
+    });
+
+    it('lab - up records nodes, pods, NATS and one process per pod', () => {
+      expect(state.phase).toBe('up');
+      expect(state.natsUrl).toBe('nats://10.250.0.1:4222');
+      expect(state.pods.map((p) => p.key).sort()).toEqual(plan.pods.map((p) => p.key).sort());
+      expect(state.processes.filter((p) => p.role === 'pod')).toHaveLength(9);
+      expect(state.processes.filter((p) => p.role === 'nats')).toHaveLength(1);
+      expect(netnsLeft().sort()).toEqual(['tp-underlay', ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)].sort());
+      expect(linksLeft()).toEqual(['tp-host']);
+    });
+
+    it('lab - up twice refuses and leaves the running lab alone', async () => {
+      const r = await tcplane(['lab', 'up', '-f', LAB, '--no-agents']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/a lab is already up.*tcplane lab down/);
+      expect((await readLabState()).createdAt).toBe(state.createdAt);
+    });
+
+    it('lab - probe --json: every pod reaches every other pod on each declared port, across nodes, TCP and UDP', async () => {
+      const r = await tcplane(['lab', 'probe', '--json']);
+      expect(r.code).toBe(0);
+      const rows = JSON.parse(r.stdout) as { from: string; to: string; port: number; protocol: string; connected: boolean }[];
+      const expected = plan.pods
+        .flatMap((src) =>
+          plan.pods
+            .filter((dst) => dst.key !== src.key)
+            .flatMap((dst) => dst.ports.map((p) => ({ from: src.key, to: dst.key, port: p.port, protocol: p.protocol, connected: true }))),
+        )
+        .sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : a.to < b.to ? -1 : a.to > b.to ? 1 : a.port - b.port || (a.protocol < b.protocol ? -1 : 1)));
+      expect(rows).toEqual(expected); // exact fields, stable order
+      const nodeOf = new Map(plan.pods.map((p) => [p.key, p.node]));
+      const crossNode = rows.filter((x) => nodeOf.get(x.from) !== nodeOf.get(x.to));
+      expect(new Set(crossNode.map((x) => x.protocol))).toEqual(new Set(['TCP', 'UDP']));
+    });
+
+    it('lab - probe narrows by port and protocol, and prints a table without --json', async () => {
+      const r = await tcplane(['lab', 'probe', '--json', '--ports', '80', '--protocols', 'UDP']);
+      const rows = JSON.parse(r.stdout) as { port: number; protocol: string; connected: boolean }[];
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((x) => x.port === 80 && x.protocol === 'UDP' && x.connected)).toBe(true);
+      const t = await tcplane(['lab', 'probe', '--ports', '443']);
+      expect(t.stdout).toMatch(/^FROM\s+TO\s+PORT\s+PROTO\s+RESULT/);
+      expect(t.stdout).toMatch(/\d+\/\d+ connected\n$/);
+    });
+
+    it('lab - probe reports what does not connect (refused or timed out) as connected:false', async () => {
+      // Cut x/c off: no default route, so its probes fail at once and replies to it never arrive.
+      expect((await tcplane(['lab', 'exec', 'x/c', '--', 'ip', 'route', 'del', 'default'])).code).toBe(0);
+      try {
+        const t0 = Date.now();
+        const r = await tcplane(['lab', 'probe', '--json', '--timeout-ms', '300']);
+        const took = Date.now() - t0;
+        const rows = JSON.parse(r.stdout) as { from: string; to: string; connected: boolean }[];
+        for (const x of rows) expect(x.connected).toBe(x.from !== 'x/c' && x.to !== 'x/c');
+        expect(rows.some((x) => x.to === 'x/c')).toBe(true);
+        // Informational only (no wall-clock assertions in tests): probes run concurrently.
+        console.log(`lab probe with failures: ${rows.length} probes in ${took} ms (timeout 300 ms)`);
+      } finally {
+        await tcplane(['lab', 'exec', 'x/c', '--', 'ip', 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'tp-eth0']);
+      }
+      const again = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { connected: boolean }[];
+      expect(again.every((x) => x.connected)).toBe(true);
+    });
+
+    it('lab - probe --to-service fails clearly', async () => {
+      const r = await tcplane(['lab', 'probe', '--to-service']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/lab probe --to-service: the lab has no services yet/);
+    });
+
+    it("lab - exec runs in the pod's namespace and propagates the exit code", async () => {
+      const r = await tcplane(['lab', 'exec', 'x/a', '--', 'ip', '-4', 'addr', 'show', 'dev', 'tp-eth0']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/inet 10\.244\.1\.10\/32/);
+      expect((await tcplane(['lab', 'exec', 'x/a', '--', 'sh', '-c', 'exit 7'])).code).toBe(7);
+      const bad = await tcplane(['lab', 'exec', 'x/nope', '--', 'true']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/no pod x\/nope/);
+    });
+
+    it('lab - pods route through a permanent gateway entry, nodes route natively, IPv6 is off', async () => {
+      const a = plan.pods.find((p) => p.key === 'x/a')!;
+      const neigh = await tcplane(['lab', 'exec', 'x/a', '--', 'ip', 'neigh', 'show', '169.254.1.1']);
+      expect(neigh.stdout).toMatch(new RegExp(`lladdr ${a.hostMac} PERMANENT`));
+      const v6 = await tcplane(['lab', 'exec', 'x/a', '--', 'cat', '/proc/sys/net/ipv6/conf/all/disable_ipv6']);
+      expect(v6.stdout.trim()).toBe('1');
+    });
+
+    it('lab - label rewrites the pod and namespace records in the store', async () => {
+      const p = await tcplane(['lab', 'label', 'pod', 'x/a', 'tier=front', 'app=api', 'pod-']);
+      expect(p.code).toBe(0);
+      const n = await tcplane(['lab', 'label', 'namespace', 'y', 'team=blue', 'ns-']);
+      expect(n.code).toBe(0);
+      const store = await Store.connect(await labNatsUrl());
+      try {
+        const pod = await store.get('pods', 'x/a', podRecord);
+        expect(pod?.value.labels).toEqual({ app: 'api', tier: 'front' });
+        expect(pod?.value).toMatchObject({ ips: ['10.244.1.10'], ifname: state.pods.find((x) => x.key === 'x/a')!.hostIf, ready: true });
+        const ns = await store.get('namespaces', 'y', namespaceRecord);
+        expect(ns?.value.labels).toEqual({ 'kubernetes.io/metadata.name': 'y', team: 'blue' });
+      } finally {
+        await store.close();
+      }
+      const bad = await tcplane(['lab', 'label', 'pod', 'x/a', 'bad key=v']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/invalid label key/);
+      const immutable = await tcplane(['lab', 'label', 'namespace', 'y', 'kubernetes.io/metadata.name-']);
+      expect(immutable.code).toBe(1);
+    });
+
+    it('lab - down removes every namespace, link, process and the state directory; twice is fine', async () => {
+      const pids = state.processes.map((p) => p.pid);
+      const r = await tcplane(['lab', 'down']);
+      expect(r.code).toBe(0);
+      await expectNothingLeft(pids);
+      const again = await tcplane(['lab', 'down']);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toMatch(/no lab was up/);
+    });
+  });
+
+  it('lab - down cleans up after a crash: daemons killed, state file gone', async () => {
+    const state = await up();
+    const pids = state.processes.map((p) => p.pid);
+    for (const p of state.processes.filter((x) => x.role === 'pod').slice(0, 4)) process.kill(p.pid, 'SIGKILL');
+    rmSync(STATE_FILE);
+    const probe = await tcplane(['lab', 'probe']);
+    expect(probe.stderr).toMatch(/no lab is up/);
+    const r = await tcplane(['lab', 'down']);
+    expect(r.code).toBe(0);
+    await expectNothingLeft(pids); // the surviving daemons and nats-server were found without the state file
+  });
+
+  it('lab - an interrupted lab up tears down what it made and exits non-zero', async () => {
+    let pid = 0;
+    const run = tcplane(['lab', 'up', '-f', LAB, '--no-agents'], { onSpawn: (p) => (pid = p) });
+    // Interrupt once the build has begun (its state file exists).
+    for (let i = 0; i < 200 && !existsSync(STATE_FILE); i++) await sleep(10);
+    process.kill(pid, 'SIGINT');
+    const r = await run;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/tearing down/);
+    await expectNothingLeft([]);
+  });
+
+  it('lab - bad specs fail before anything is made, naming file and line', async () => {
+    const r = await tcplane(['lab', 'up', '-f', 'labs/does-not-exist.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/read labs\/does-not-exist.yaml/);
+    expect(netnsLeft()).toEqual([]);
+  });
+
+  it('lab - with agents, up waits until every node enforces its pods', async () => {
+    const state = await up(['--timeout-ms', '60000']);
+    expect(state.processes.filter((p) => p.role === 'agent').map((p) => p.name).sort()).toEqual(['n1', 'n2', 'n3']);
+    const rows = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { connected: boolean }[];
+    expect(rows.length).toBe(128);
+    expect(rows.every((x) => x.connected)).toBe(true); // no policies: everything is allowed
+    const r = await tcplane(['lab', 'down']);
+    expect(r.code).toBe(0);
+    await expectNothingLeft(state.processes.map((p) => p.pid));
+    expect(plan.nodes.some((n) => existsSync(`/sys/fs/bpf/tcplane/${n.name}`))).toBe(false);
+  });
+});
+
+describe('lab agents wait', () => {
+  let nats: TestNats;
+  let store: Store;
+  beforeAll(async () => {
+    nats = await startNats();
+    store = await Store.connect(nats.url);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await nats?.stop();
+  });
+
+  const status = (node: string, pods: number, endpoints: number): StatusRecord => ({
+    v: 1,
+    node,
+    revisions: { pods },
+    endpoints,
+    lastReconcile: { at: new Date().toISOString(), writes: {}, deletes: {} },
+    updatedAt: new Date().toISOString(),
+  });
+
+  it('lab agents wait - resolves once every node reports the revision and its pod count', async () => {
+    await store.put('status', 'w1', status('w1', 3, 2));
+    const wait = waitForAgents(store, [{ node: 'w1', pods: 2 }, { node: 'w2', pods: 1 }], 5, 10_000);
+    let done = false;
+    void wait.then(() => (done = true));
+    await sleep(100);
+    expect(done).toBe(false); // w1 is behind, w2 silent
+    await store.put('status', 'w2', status('w2', 5, 1));
+    await store.put('status', 'w1', status('w1', 6, 2));
+    await wait;
+  });
+
+  it('lab agents wait - times out naming the lagging nodes and their logs', async () => {
+    await store.put('status', 'w3', status('w3', 9, 1)); // revision fine, endpoints short
+    const err = await waitForAgents(store, [{ node: 'w3', pods: 2 }, { node: 'w4', pods: 1 }], 9, 300).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/w3: 1\/2 endpoints \(log \/run\/tcplane\/lab\/logs\/agent-w3\.log\)/);
+    expect((err as Error).message).toMatch(/w4: no status yet/);
+  });
+
+  it('lab agents wait - an agent exiting ends the wait at once', async () => {
+    const abort = Promise.reject(new Error('agent w5 exited (exit code 1)'));
+    abort.catch(() => undefined);
+    await expect(waitForAgents(store, [{ node: 'w5', pods: 1 }], 1, 10_000, abort)).rejects.toThrow(/agent w5 exited/);
+  });
+});
