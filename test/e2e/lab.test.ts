@@ -2,7 +2,6 @@
 // Needs root and `make build` first: creates tp-* network namespaces, links and processes,
 // /run/tcplane/lab and a nats-server on 10.250.0.1:4222. Tears everything down in
 // afterAll, also when a test fails.
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,33 +13,10 @@ import { STATE_DIR, STATE_FILE } from '../../src/lab/topology.js';
 import { namespaceRecord, podRecord, type StatusRecord } from '../../src/store/schema.js';
 import { Store } from '../../src/store/store.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
-import { CLI, ROOT } from '../helpers/paths.js';
+import { tcplane } from '../helpers/cli.js';
+import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/three-nodes.yaml';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/tcplane.js ARGS` from the repository root; never throws on exit codes. */
-function tcplane(args: string[], opts: { timeoutMs?: number; onSpawn?: (pid: number) => void } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
-    child.on('spawn', () => opts.onSpawn?.(child.pid!));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const netnsLeft = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('tp-')) : []);
 const linksLeft = () => readdirSync('/sys/class/net').filter((n) => n.startsWith('tp-'));
