@@ -11,6 +11,8 @@ MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo $$(uname -m)-linux
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -I/usr/include/$(MULTIARCH)
 BPF_SRC := bpf/tcplane.bpf.c bpf/bench_empty.bpf.c
 BPF_OBJ := $(patsubst bpf/%.c,build/%.o,$(BPF_SRC))
+# Objects only tests load (a program the verifier must refuse, …).
+BPF_TEST_OBJ := $(patsubst test/fixtures/bpf/%.c,build/test/%.o,$(wildcard test/fixtures/bpf/*.bpf.c))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 TS_SRC := $(shell find src agent bench -name '*.ts' -not -path 'src/gen/*' 2>/dev/null)
 
@@ -38,10 +40,14 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-bpf: $(BPF_OBJ) src/gen/bpf-names.ts
+bpf: $(BPF_OBJ) $(BPF_TEST_OBJ) src/gen/bpf-names.ts
 
 build/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS) | debs
 	@mkdir -p build
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+build/test/%.bpf.o: test/fixtures/bpf/%.bpf.c | debs
+	@mkdir -p build/test
 	clang $(BPF_CFLAGS) -c $< -o $@
 
 # Map and program names for TypeScript, read from the object's BTF (not typed by hand).

@@ -113,9 +113,11 @@ export class BpfObject {
       try {
         ffi.bpf_object__load(obj);
       } catch (err) {
-        const log = logBuf.subarray(0, logBuf.indexOf(0) < 0 ? logBuf.length : logBuf.indexOf(0)).toString('utf8');
-        if (err instanceof BpfError && log.trim() && /processed|invalid|R\d|unreachable|back-edge|BPF program is too large/.test(log)) {
-          throw new VerifierError(err.libbpfLog.find((l) => /prog '([^']+)'/.test(l))?.match(/prog '([^']+)'/)?.[1] ?? path, log, { cause: err });
+        // libbpf names the program the kernel refused; the verifier's words are in logBuf.
+        const refused = err instanceof BpfError ? err.libbpfLog.map((l) => /prog '([^']+)': BPF program load failed/.exec(l)?.[1]).find(Boolean) : undefined;
+        if (refused) {
+          const end = logBuf.indexOf(0);
+          throw new VerifierError(refused, logBuf.subarray(0, end < 0 ? logBuf.length : end).toString('utf8'), { cause: err });
         }
         throw err;
       }
