@@ -40,7 +40,9 @@ import {
 } from '../src/store/schema.js';
 import { Store, type Change, type WatchHandle } from '../src/store/store.js';
 import { VERSION } from '../src/version.js';
+import { AgentMetrics } from './metrics.js';
 import type { AgentOptions } from './options.js';
+import type { Server } from 'node:http';
 
 interface View {
   pods: Map<string, PodRecord>;
@@ -73,6 +75,8 @@ export class Agent {
   private heartbeat: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastStatus: StatusRecord | null = null;
+  private metrics!: AgentMetrics;
+  private metricsServer: Server | null = null;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -96,6 +100,11 @@ export class Agent {
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },
       'datapath loaded',
     );
+    this.metrics = new AgentMetrics(this.dp);
+    if (opts.metricsAddress !== 'none') {
+      this.metricsServer = await this.metrics.serve(opts.metricsAddress);
+      log.info({ address: opts.metricsAddress }, 'serving /metrics');
+    }
     this.store = await Store.connect(opts.nats, { name: `tcplane-agent-${opts.node}` });
     this.allocator = new IdentityAllocator(this.store);
 
@@ -177,9 +186,13 @@ export class Agent {
       await new Promise((r) => setTimeout(r, 5));
       while (this.dirty && !this.stopped) {
         this.dirty = false;
+        const done = this.metrics.reconcileSeconds.startTimer();
         try {
           await this.reconcile();
+          this.metrics.reconciles.inc();
+          done();
         } catch (err) {
+          this.metrics.reconcileErrors.inc();
           this.log.error({ err }, 'reconcile failed; retrying');
           this.retryLater();
         }
@@ -258,6 +271,10 @@ export class Agent {
     for (const ifindex of wanted) this.dp.attach(ifindex);
     for (const ifindex of this.dp.attachedInterfaces()) if (!wanted.has(ifindex)) this.dp.detach(ifindex);
 
+    for (const [map, n] of Object.entries(result.writes)) if (n) this.metrics.mapWrites.inc({ map, op: 'write' }, n);
+    for (const [map, n] of Object.entries(result.deletes)) if (n) this.metrics.mapWrites.inc({ map, op: 'delete' }, n);
+    this.metrics.endpoints.set(local.length);
+    for (const [bucket, rev] of Object.entries(revisions)) this.metrics.revision.set({ bucket }, rev);
     const changed = Object.values(result.writes).some((n) => n > 0) || Object.values(result.deletes).some((n) => n > 0);
     if (changed) this.log.info({ writes: result.writes, deletes: result.deletes, endpoints: local.length }, 'maps updated');
 
@@ -299,6 +316,7 @@ export class Agent {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const w of this.watches) w.stop();
+    this.metricsServer?.close();
     await this.running?.catch(() => undefined);
     await this.store?.close();
     this.dp?.close();

@@ -14,6 +14,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--bpffs-root <dir>', 'where to pin maps and links')
     .option('--attach <mode>', 'tc attach mechanism: auto (tcx if the kernel has it), tcx or clsact')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
+    .option('--metrics-address <host:port>', 'serve Prometheus /metrics here, or none', '127.0.0.1:9962')
     .option('--log-level <level>', 'error, warn, info or debug')
     .action(async (o) => {
       const parsed = agentOptions.safeParse({
@@ -23,6 +24,7 @@ export function registerAgentCommand(program: Command): void {
         bpffsRoot: o.bpffsRoot,
         attachMode: o.attach,
         ctMaxEntries: o.ctMaxEntries,
+        metricsAddress: o.metricsAddress,
         logLevel: o.logLevel,
       });
       if (!parsed.success) {

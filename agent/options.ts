@@ -15,6 +15,11 @@ export const agentOptions = z.strictObject({
   objectPath: z.string().default(DATAPATH_OBJECT),
   attachMode: z.enum(['auto', 'tcx', 'clsact']).default('auto'),
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
+  /** host:port for Prometheus /metrics, or `none`. */
+  metricsAddress: z
+    .string()
+    .regex(/^(none|[^\s:]*:\d{1,5})$/, 'host:port (e.g. 127.0.0.1:9962) or none')
+    .default('127.0.0.1:9962'),
   statusIntervalMs: z.number().int().min(100).default(10_000),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
 });

@@ -6,28 +6,34 @@
  * record (key = node) whose `revisions.pods` is the last tcplane-pods revision it
  * enforces and `endpoints` the number of local pods it manages.
  */
-import { fileURLToPath } from 'node:url';
+import { CLI_ENTRY } from '../paths.js';
 import { statusRecord, type StatusRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { nsenterArgs } from './exec.js';
 import { logTail, spawnDetached } from './procs.js';
 import { NATS_URL, agentLog, agentTitle } from './topology.js';
 
-/** bin/tcplane.js of this checkout (dist/src/lab/agents.js → ../../../bin). */
-export const CLI_ENTRY = fileURLToPath(new URL('../../../bin/tcplane.js', import.meta.url));
 
 export interface AgentNode {
   name: string;
   netns: string;
   podCIDR: string;
+  underlayIP: string;
 }
+
+/** Where a lab agent serves Prometheus metrics: its node's underlay address, reachable from the root namespace. */
+export const agentMetricsAddress = (node: AgentNode) => `${node.underlayIP}:${AGENT_METRICS_PORT}`;
+export const AGENT_METRICS_PORT = 9962;
 
 /** Whole words of an agent's cmdline that mark it as ours: its title, or its arguments before the title is set. */
 export const agentMarkers = (node: string) => [agentTitle(node), `agent --node ${node} --nats`];
 
 /** Starts the agent of one node; its output goes to /run/tcplane/lab/logs/agent-<node>.log. */
 export async function startAgent(node: AgentNode, natsUrl = NATS_URL): Promise<{ pid: number; exited: Promise<string> }> {
-  const argv = [process.execPath, CLI_ENTRY, 'agent', '--node', node.name, '--nats', natsUrl, '--pod-cidr', node.podCIDR];
+  const argv = [
+    process.execPath, CLI_ENTRY, 'agent', '--node', node.name, '--nats', natsUrl,
+    '--pod-cidr', node.podCIDR, '--metrics-address', agentMetricsAddress(node),
+  ];
   return spawnDetached('nsenter', nsenterArgs(node.netns, argv), agentLog(node.name), {
     ...process.env,
     TCPLANE_PROCESS_TITLE: agentTitle(node.name),

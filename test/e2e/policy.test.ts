@@ -98,6 +98,19 @@ describe('policy e2e', () => {
     expect(rows.some((x) => !x.connected)).toBe(true);
   });
 
+  it('policy e2e - agents count verdicts per reason and serve them as Prometheus metrics', async () => {
+    const res = await fetch('http://10.250.0.10:9962/metrics'); // n1's agent, on its underlay address
+    const text = await res.text();
+    const value = (direction: string, reason: string) =>
+      Number(new RegExp(`tcplane_datapath_packets_total\\{direction="${direction}",reason="${reason}",verdict="(?:pass|drop)"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    expect(value('ingress', 'drop_policy_default')).toBeGreaterThan(0); // probes into isolated x/a and x/c
+    expect(value('ingress', 'pass_policy')).toBeGreaterThan(0);
+    expect(value('ingress', 'pass_reply')).toBeGreaterThan(0); // replies to x/a's and x/c's own connections
+    expect(value('egress', 'pass_default')).toBeGreaterThan(0);
+    expect(text).toMatch(/tcplane_map_entries\{map="tp_policy_v1"\} [1-9]/);
+    expect(text).toMatch(/tcplane_enforced_revision\{bucket="policies"\} [1-9]/);
+  });
+
   it('policy e2e - relabelling a pod moves it between identities: what it reaches and what reaches it follow', async () => {
     // y/e (app=db) becomes a client: it may now reach x's web pods on TCP 80.
     await apply('lab', 'label', 'pod', 'y/e', 'app=client');
