@@ -79,8 +79,10 @@ test-datapath: build
 test-e2e: build
 	npx vitest run --project e2e
 
+# Per-packet cost (BPF_PROG_TEST_RUN) and iperf3 throughput, each beside its baseline.
 bench: build
 	node dist/bench/datapath.js
+	node dist/bench/throughput.js
 
 lab-down: ts
 	node bin/tcplane.js lab down
