@@ -5,13 +5,20 @@
  * drop, never a misread. Rules:
  *   - ARP passes (TP_PASS_ARP); any other non-IP ethertype, VLAN-tagged frames
  *     included, is dropped (TP_DROP_UNKNOWN_L3).
- *   - IPv4 with version != 4 or IHL < 5 is dropped (TP_DROP_INVALID_IP).
+ *   - IPv4 with version != 4, IHL < 5 or a total length shorter than its header is
+ *     dropped (TP_DROP_INVALID_IP).
  *   - IPv4 and IPv6 fragments are dropped (TP_DROP_FRAGMENT): there is no fragment
  *     tracking yet, so a later fragment could not be tied to its ports.
  *   - IPv6 extension headers (hop-by-hop, routing, destination options, AH) are walked,
  *     at most TP_IPV6_MAX_EXT of them (TP_DROP_IPV6_EXT beyond).
  *   - ICMPv6 router/neighbour discovery passes (TP_PASS_NDP).
- *   - A header shorter than its protocol requires is dropped (TP_DROP_TRUNCATED).
+ *   - A header shorter than its protocol requires is dropped (TP_DROP_TRUNCATED). Headers
+ *     end where the IP packet ends (IPv4 total length, IPv6 payload length), not where the
+ *     frame does: a short packet padded to 60 bytes by a NIC has no L4 header in its
+ *     padding. An IP packet longer than the frame is truncated too. A length of 0 (BIG
+ *     TCP GSO packets over 64 KiB, IPv6 jumbograms) means "to the end of the frame".
+ *   - ICMP is IPv4's and ICMPv6 is IPv6's: carried by the other family it is a protocol
+ *     without ports like any other (never neighbour discovery).
  *   - Protocols without ports (anything but TCP, UDP, SCTP, ICMP echo) carry port 0.
  */
 #ifndef TP_LIB_PARSE_H
@@ -55,13 +62,28 @@ struct tp_icmp_echo {
 	__u16 sequence;
 };
 
-static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, struct tp_packet *p)
+/*
+ * Where the IP packet starting at ETH_HLEN ends in the frame, from its length field (len:
+ * bytes after the first `fixed` ones), or 0 when the frame is shorter than the packet.
+ */
+static __always_inline __u32 tp_ip_end(const struct __sk_buff *skb, __u32 fixed, __u16 len)
+{
+	__u32 end;
+
+	if (len == 0) /* BIG TCP GSO packet or jumbogram: the frame says */
+		return skb->len;
+	end = ETH_HLEN + fixed + len;
+	return end <= skb->len ? end : 0;
+}
+
+/* Reads the L4 header at off; the IP packet ends at end. */
+static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32 end, struct tp_packet *p)
 {
 	switch (p->protocol) {
 	case IPPROTO_TCP: {
 		__u8 tcp[20]; /* the fixed TCP header: ports, flags at byte 13 */
 
-		if (bpf_skb_load_bytes(skb, off, tcp, sizeof(tcp)) < 0)
+		if (off + sizeof(tcp) > end || bpf_skb_load_bytes(skb, off, tcp, sizeof(tcp)) < 0)
 			return TP_DROP_TRUNCATED;
 		__builtin_memcpy(&p->sport, &tcp[0], 2);
 		__builtin_memcpy(&p->dport, &tcp[2], 2);
@@ -71,7 +93,7 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, struc
 	case IPPROTO_UDP: {
 		__u8 udp[8];
 
-		if (bpf_skb_load_bytes(skb, off, udp, sizeof(udp)) < 0)
+		if (off + sizeof(udp) > end || bpf_skb_load_bytes(skb, off, udp, sizeof(udp)) < 0)
 			return TP_DROP_TRUNCATED;
 		__builtin_memcpy(&p->sport, &udp[0], 2);
 		__builtin_memcpy(&p->dport, &udp[2], 2);
@@ -80,7 +102,7 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, struc
 	case IPPROTO_SCTP: {
 		__u8 sctp[12]; /* common header: ports, verification tag, checksum */
 
-		if (bpf_skb_load_bytes(skb, off, sctp, sizeof(sctp)) < 0)
+		if (off + sizeof(sctp) > end || bpf_skb_load_bytes(skb, off, sctp, sizeof(sctp)) < 0)
 			return TP_DROP_TRUNCATED;
 		__builtin_memcpy(&p->sport, &sctp[0], 2);
 		__builtin_memcpy(&p->dport, &sctp[2], 2);
@@ -90,7 +112,9 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, struc
 	case IPPROTO_ICMPV6: {
 		struct tp_icmp_echo icmp;
 
-		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+		if ((p->protocol == IPPROTO_ICMP) != (p->family == TP_FAMILY_IPV4))
+			return 0; /* the other family's ICMP: no ports, and not NDP */
+		if (off + sizeof(icmp) > end || bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
 			return TP_DROP_TRUNCATED;
 		if (p->protocol == IPPROTO_ICMP) {
 			if (icmp.type == 8 || icmp.type == 0) /* echo request, echo reply */
@@ -111,30 +135,40 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, struc
 static __always_inline __u32 tp_parse_ipv4(struct __sk_buff *skb, struct tp_packet *p)
 {
 	struct iphdr ip;
+	__u16 tot_len;
+	__u32 end;
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return TP_DROP_TRUNCATED;
-	if (ip.version != 4 || ip.ihl < 5)
+	tot_len = bpf_ntohs(ip.tot_len);
+	if (ip.version != 4 || ip.ihl < 5 || (tot_len && tot_len < ip.ihl * 4))
 		return TP_DROP_INVALID_IP;
+	end = tp_ip_end(skb, 0, tot_len);
+	if (!end)
+		return TP_DROP_TRUNCATED;
 	if (ip.frag_off & bpf_htons(TP_IP_MF | TP_IP_OFFSET))
 		return TP_DROP_FRAGMENT;
 	p->family = TP_FAMILY_IPV4;
 	p->protocol = ip.protocol;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
-	return tp_parse_l4(skb, ETH_HLEN + ip.ihl * 4, p);
+	return tp_parse_l4(skb, ETH_HLEN + ip.ihl * 4, end, p);
 }
 
 static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_packet *p)
 {
 	struct ipv6hdr ip6;
 	__u32 off = ETH_HLEN + sizeof(ip6);
+	__u32 end;
 	__u8 next;
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
 		return TP_DROP_TRUNCATED;
 	if (ip6.version != 6)
 		return TP_DROP_INVALID_IP;
+	end = tp_ip_end(skb, sizeof(ip6), bpf_ntohs(ip6.payload_len));
+	if (!end)
+		return TP_DROP_TRUNCATED;
 	p->family = TP_FAMILY_IPV6;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
@@ -148,13 +182,13 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 		case IPPROTO_HOPOPTS:
 		case IPPROTO_ROUTING:
 		case IPPROTO_DSTOPTS:
-			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+			if (off + sizeof(ext) > end || bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
 				return TP_DROP_TRUNCATED;
 			next = ext[0];
 			off += (ext[1] + 1) * 8;
 			break;
 		case IPPROTO_AH:
-			if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+			if (off + sizeof(ext) > end || bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
 				return TP_DROP_TRUNCATED;
 			next = ext[0];
 			off += (ext[1] + 2) * 4;
@@ -175,7 +209,7 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 	}
 done:
 	p->protocol = next;
-	return tp_parse_l4(skb, off, p);
+	return tp_parse_l4(skb, off, end, p);
 }
 
 /*

@@ -1,0 +1,392 @@
+/**
+ * An independent model of what tcplane's datapath must decide, for checking the real
+ * object against. Written from the rules, not from the agent's code: it never calls the
+ * compiler, never reads a map, and knows nothing of identities, LPM prefixes or policy
+ * keys. It reasons on pods, labels and policies the way the Kubernetes documentation
+ * states NetworkPolicy (networking.k8s.io/v1), plus the datapath rules the C headers
+ * document:
+ *
+ *   - a packet from a pod's veth must carry that pod's address as its source
+ *     (drop_invalid_source); a packet to a pod's veth must carry that pod's address as
+ *     its destination (drop_unknown_dest); "that pod" means a pod of this node whose
+ *     veth is the interface the packet is on
+ *   - ICMPv6 router/neighbour discovery passes before anything else (pass_ndp)
+ *   - conntrack, per pod and per direction: a packet of a connection the pod already
+ *     allowed passes (pass_established), a reply to one passes the other way
+ *     (pass_reply), whatever policies say now; ICMP echo is tracked by its identifier
+ *   - ingress: a pod no NetworkPolicy selects for Ingress admits everything
+ *     (pass_default); a selected pod admits what any selecting policy's rule allows
+ *     (pass_policy) and drops the rest (drop_policy_default); its own node
+ *     (reserved:host) is always admitted, as kubelet probes need
+ *   - egress is never isolated in v0 (pass_default)
+ *
+ * The bottom of the file bridges a model cluster to the agent's compiler input, for the
+ * tests; the model itself does not use it.
+ */
+import type { DesiredInput, LocalEndpoint } from '../../src/policy/compile.js';
+import type { IdentityLabels } from '../../src/identity/labels.js';
+import type { LabelSelector, NetworkPolicy, PolicyPeer } from '../../src/policy/types.js';
+
+export type Labels = Record<string, string>;
+
+export interface ModelNamespace {
+  name: string;
+  /** Every label, `kubernetes.io/metadata.name` included if the test wants it. */
+  labels: Labels;
+}
+
+export interface ModelPod {
+  namespace: string;
+  name: string;
+  labels: Labels;
+  ips: string[];
+  node: string;
+  /** Local pods: the host-side veth the pod's packets are seen on (default 1, loopback, as in BPF_PROG_TEST_RUN). */
+  ifindex?: number;
+}
+
+export interface ModelNode {
+  name: string;
+  addresses: string[];
+  podCIDR?: string;
+}
+
+export interface ModelCluster {
+  /** The node whose datapath is modelled. */
+  localNode: string;
+  nodes: ModelNode[];
+  namespaces: ModelNamespace[];
+  pods: ModelPod[];
+  policies: NetworkPolicy[];
+}
+
+export type ModelProtocol = 'TCP' | 'UDP' | 'ICMP' | 'ICMPv6';
+
+export interface ModelPacket {
+  src: string;
+  dst: string;
+  protocol: ModelProtocol;
+  /** TCP and UDP. */
+  sport?: number;
+  dport?: number;
+  /** TCP flag byte (FIN 0x01, RST 0x04 shorten the connection's lifetime). */
+  tcpFlags?: number;
+  /** ICMP and ICMPv6. */
+  icmpType?: number;
+  icmpId?: number;
+}
+
+export type Hook = 'to_pod' | 'from_pod';
+
+export type PassReason = 'pass_established' | 'pass_reply' | 'pass_policy' | 'pass_default' | 'pass_arp' | 'pass_ndp';
+export type DropReason =
+  | 'drop_policy'
+  | 'drop_policy_default'
+  | 'drop_truncated'
+  | 'drop_unknown_l3'
+  | 'drop_invalid_ip'
+  | 'drop_fragment'
+  | 'drop_invalid_source'
+  | 'drop_unknown_dest'
+  | 'drop_ipv6_ext';
+export type ReasonLabel = PassReason | DropReason;
+
+export interface Outcome {
+  hook: Hook;
+  pass: boolean;
+  reason: ReasonLabel;
+}
+
+/** Conntrack lifetimes in ns (defaults: bpf/lib/config.h, Cilium's). */
+export interface Lifetimes {
+  tcpSyn: bigint;
+  tcp: bigint;
+  tcpClosing: bigint;
+  other: bigint;
+  refresh: bigint;
+}
+
+const SECOND = 1_000_000_000n;
+export const DEFAULT_LIFETIMES: Lifetimes = {
+  tcpSyn: 60n * SECOND,
+  tcp: 21600n * SECOND,
+  tcpClosing: 10n * SECOND,
+  other: 60n * SECOND,
+  refresh: 1n * SECOND,
+};
+
+const ECHO_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], ICMP: [8, 0], ICMPv6: [128, 129] };
+const TCP_FIN = 0x01;
+const TCP_RST = 0x04;
+
+/** Canonical text of an address, so `fd00::1` and `fd00:0::1` compare equal. */
+export function canonicalIp(ip: string): string {
+  return ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+}
+
+function selects(sel: LabelSelector, labels: Labels): boolean {
+  return Object.entries(sel.matchLabels).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
+}
+
+/** The ports a packet is tracked and matched by: TCP/UDP ports, the echo identifier, else 0. */
+function portsOf(p: ModelPacket): [number, number] {
+  if (p.protocol === 'TCP' || p.protocol === 'UDP') return [p.sport ?? 0, p.dport ?? 0];
+  if (ECHO_TYPES[p.protocol].includes(p.icmpType ?? -1)) return [p.icmpId ?? 0, p.icmpId ?? 0];
+  return [0, 0];
+}
+
+/** The packet going the other way: addresses and ports swapped, echo request ↔ reply. */
+export function reply(p: ModelPacket): ModelPacket {
+  const r: ModelPacket = { ...p, src: p.dst, dst: p.src, sport: p.dport, dport: p.sport };
+  if (p.protocol === 'TCP') r.tcpFlags = 0x12; // SYN-ACK
+  const [req, rep] = ECHO_TYPES[p.protocol];
+  if (p.icmpType === req) r.icmpType = rep;
+  else if (p.icmpType === rep) r.icmpType = req;
+  return r;
+}
+
+interface CtEntry {
+  flags: number;
+  expires: bigint;
+}
+const CT_SEEN_REPLY = 1;
+const CT_CLOSING = 2;
+
+export class PolicyModel {
+  /** The clock conntrack expiry is measured on (ns); tests advance it, or set it from CLOCK_MONOTONIC. */
+  now = 0n;
+  private readonly ct = new Map<string, CtEntry>();
+  private cluster!: ModelCluster;
+  private byIp = new Map<string, ModelPod>();
+  private nsLabels = new Map<string, Labels>();
+  private hostAddrs = new Set<string>();
+
+  constructor(
+    cluster: ModelCluster,
+    readonly lifetimes: Lifetimes = DEFAULT_LIFETIMES,
+  ) {
+    this.setCluster(cluster);
+  }
+
+  /** New pods, labels or policies; conntrack is kept, as in the datapath. */
+  setCluster(cluster: ModelCluster): void {
+    this.cluster = cluster;
+    this.byIp = new Map(cluster.pods.flatMap((p) => p.ips.map((ip) => [canonicalIp(ip), p] as const)));
+    this.nsLabels = new Map(cluster.namespaces.map((n) => [n.name, n.labels]));
+    const local = cluster.nodes.find((n) => n.name === cluster.localNode);
+    this.hostAddrs = new Set((local?.addresses ?? []).map(canonicalIp));
+  }
+
+  clearConntrack(): void {
+    this.ct.clear();
+  }
+
+  /** The pod with this address, if any (any node). */
+  podOf(ip: string): ModelPod | undefined {
+    return this.byIp.get(canonicalIp(ip));
+  }
+
+  /** A pod of the local node with this address, seen on interface ifindex. */
+  private localPod(ip: string, ifindex: number): ModelPod | undefined {
+    const pod = this.podOf(ip);
+    return pod && pod.node === this.cluster.localNode && (pod.ifindex ?? 1) === ifindex ? pod : undefined;
+  }
+
+  /**
+   * The veth hooks a packet crosses on this node, in order: the sending pod's (if the
+   * packet comes from a local pod's veth) then the receiving pod's (if it goes to a local
+   * pod, or arrives from the network and must be checked there).
+   */
+  route(p: ModelPacket, via: 'pod' | 'network'): Hook[] {
+    if (via === 'network') return ['to_pod'];
+    const dst = this.podOf(p.dst);
+    return dst && dst.node === this.cluster.localNode ? ['from_pod', 'to_pod'] : ['from_pod'];
+  }
+
+  /** Every hook of `route`, stopping at the first drop. */
+  deliver(p: ModelPacket, via: 'pod' | 'network'): Outcome[] {
+    const out: Outcome[] = [];
+    for (const hook of this.route(p, via)) {
+      const o = this.hook(hook, p);
+      out.push(o);
+      if (!o.pass) break;
+    }
+    return out;
+  }
+
+  /** What the program on `hook` of interface `ifindex` does with p (and what it records). */
+  hook(hook: Hook, p: ModelPacket, ifindex = 1): Outcome {
+    const done = (reason: ReasonLabel): Outcome => ({ hook, pass: reason.startsWith('pass_'), reason });
+    if (p.protocol === 'ICMPv6' && (p.icmpType ?? 0) >= 133 && (p.icmpType ?? 0) <= 137) return done('pass_ndp');
+
+    const pod = this.localPod(hook === 'to_pod' ? p.dst : p.src, ifindex);
+    if (!pod) return done(hook === 'to_pod' ? 'drop_unknown_dest' : 'drop_invalid_source');
+
+    const ct = this.conntrack(pod, hook, p);
+    if (ct) return done(ct);
+
+    let reason: ReasonLabel;
+    if (hook === 'from_pod') reason = 'pass_default';
+    else if (!this.isolatedForIngress(pod)) reason = 'pass_default';
+    else reason = this.ingressAllowed(pod, p) ? 'pass_policy' : 'drop_policy_default';
+    if (reason.startsWith('pass_')) this.track(pod, hook, p);
+    return done(reason);
+  }
+
+  // ---- NetworkPolicy ----
+
+  /** Selected by a policy of its namespace that has Ingress in policyTypes. */
+  isolatedForIngress(pod: ModelPod): boolean {
+    return this.selecting(pod).length > 0;
+  }
+
+  private selecting(pod: ModelPod): NetworkPolicy[] {
+    return this.cluster.policies.filter(
+      (np) => np.namespace === pod.namespace && np.policyTypes.includes('Ingress') && selects(np.podSelector, pod.labels),
+    );
+  }
+
+  /** Some rule of some selecting policy admits the source on this protocol and port; the own node always is. */
+  private ingressAllowed(pod: ModelPod, p: ModelPacket): boolean {
+    if (this.hostAddrs.has(canonicalIp(p.src))) return true;
+    const src = this.podOf(p.src);
+    return this.selecting(pod).some((np) =>
+      np.ingress.some((rule) => {
+        // Missing or empty `from` / `ports` mean "all", as in Kubernetes.
+        const fromOk = !rule.from || rule.from.length === 0 || rule.from.some((peer) => this.peerMatches(np, peer, src));
+        const portOk =
+          !rule.ports ||
+          rule.ports.length === 0 ||
+          rule.ports.some((pp) => pp.protocol === p.protocol && (pp.port === undefined || pp.port === portsOf(p)[1]));
+        return fromOk && portOk;
+      }),
+    );
+  }
+
+  /** A peer names pods only: an address no pod has (outside, a node) never matches one. */
+  private peerMatches(np: NetworkPolicy, peer: PolicyPeer, src: ModelPod | undefined): boolean {
+    if (!src) return false;
+    const nsOk = peer.namespaceSelector
+      ? selects(peer.namespaceSelector, this.nsLabels.get(src.namespace) ?? {})
+      : src.namespace === np.namespace;
+    const podOk = peer.podSelector ? selects(peer.podSelector, src.labels) : true;
+    return nsOk && podOk;
+  }
+
+  // ---- conntrack ----
+
+  private ctKey(pod: ModelPod, dir: Hook, p: ModelPacket, reversed: boolean): string {
+    const [sport, dport] = portsOf(p);
+    const t = reversed
+      ? [canonicalIp(p.dst), canonicalIp(p.src), dport, sport]
+      : [canonicalIp(p.src), canonicalIp(p.dst), sport, dport];
+    const opened = reversed ? (dir === 'to_pod' ? 'from_pod' : 'to_pod') : dir;
+    return JSON.stringify([pod.namespace, pod.name, opened, p.protocol, ...t]);
+  }
+
+  private lifetime(p: ModelPacket, flags: number): bigint {
+    if (p.protocol !== 'TCP') return this.lifetimes.other;
+    if (flags & CT_CLOSING) return this.lifetimes.tcpClosing;
+    if (flags & CT_SEEN_REPLY) return this.lifetimes.tcp;
+    return this.lifetimes.tcpSyn;
+  }
+
+  private flagsAfter(p: ModelPacket, flags: number, isReply: boolean): number {
+    if (isReply) flags |= CT_SEEN_REPLY;
+    if (p.protocol === 'TCP' && (p.tcpFlags ?? 0) & (TCP_FIN | TCP_RST)) flags |= CT_CLOSING;
+    return flags;
+  }
+
+  /** A reply of a connection opened the other way first, then a packet of one opened this way. */
+  private conntrack(pod: ModelPod, hook: Hook, p: ModelPacket): ReasonLabel | undefined {
+    for (const [reversed, reason] of [
+      [true, 'pass_reply'],
+      [false, 'pass_established'],
+    ] as const) {
+      const e = this.ct.get(this.ctKey(pod, hook, p, reversed));
+      if (e && e.expires > this.now) {
+        const flags = this.flagsAfter(p, e.flags, reversed);
+        const expires = this.now + this.lifetime(p, flags);
+        // An entry's expiry is rewritten only when it moved by the refresh interval.
+        if (flags !== e.flags || expires >= e.expires + this.lifetimes.refresh || expires < e.expires) {
+          e.flags = flags;
+          e.expires = expires;
+        }
+        return reason;
+      }
+    }
+    return undefined;
+  }
+
+  private track(pod: ModelPod, hook: Hook, p: ModelPacket): void {
+    const flags = this.flagsAfter(p, 0, false);
+    this.ct.set(this.ctKey(pod, hook, p, false), { flags, expires: this.now + this.lifetime(p, flags) });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Bridge for the tests: the agent's compiler input for a model cluster. This is the
+// agent's side of the comparison (identities are allocated per label set, as the agent
+// does); the model above never uses it.
+
+export interface Bridge {
+  input: DesiredInput;
+  /** Endpoint id of each local pod, `namespace/name` → id. */
+  endpointIds: Map<string, number>;
+  /** Identity of each pod, `namespace/name` → identity. */
+  identities: Map<string, number>;
+}
+
+/**
+ * Compiler input for a cluster. Identities are numbered from 256 in order of first
+ * appearance of a label set (namespace, pod labels, namespace labels); local pods get
+ * endpoint ids from `firstEndpointId` in pod order.
+ */
+export function desiredInputOf(cluster: ModelCluster, firstEndpointId = 100): Bridge {
+  const byLabels = new Map<string, number>();
+  const identities = new Map<number, IdentityLabels>();
+  const podIdentity = new Map<string, number>();
+  const nsLabels = new Map(cluster.namespaces.map((n) => [n.name, n.labels]));
+  const sorted = (l: Labels) => Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const p of cluster.pods) {
+    const labels: IdentityLabels = { namespace: p.namespace, pod: p.labels, namespaceLabels: nsLabels.get(p.namespace) ?? {} };
+    const key = JSON.stringify([labels.namespace, sorted(labels.pod), sorted(labels.namespaceLabels)]);
+    let id = byLabels.get(key);
+    if (id === undefined) {
+      id = 256 + byLabels.size;
+      byLabels.set(key, id);
+      identities.set(id, labels);
+    }
+    podIdentity.set(`${p.namespace}/${p.name}`, id);
+  }
+  const endpointIds = new Map<string, number>();
+  const localEndpoints: LocalEndpoint[] = cluster.pods
+    .filter((p) => p.node === cluster.localNode)
+    .map((p, i) => {
+      const key = `${p.namespace}/${p.name}`;
+      endpointIds.set(key, firstEndpointId + i);
+      return {
+        key,
+        namespace: p.namespace,
+        name: p.name,
+        ips: p.ips,
+        id: firstEndpointId + i,
+        ifindex: p.ifindex ?? 1,
+        identity: podIdentity.get(key)!,
+        labels: p.labels,
+      };
+    });
+  return {
+    input: {
+      node: cluster.localNode,
+      localEndpoints,
+      clusterEndpoints: cluster.pods.map((p) => ({ ips: p.ips, identity: podIdentity.get(`${p.namespace}/${p.name}`)! })),
+      identities,
+      policies: cluster.policies,
+      nodes: cluster.nodes.filter((n) => n.name !== cluster.localNode),
+      hostAddresses: cluster.nodes.find((n) => n.name === cluster.localNode)?.addresses ?? [],
+    },
+    endpointIds,
+    identities: podIdentity,
+  };
+}
