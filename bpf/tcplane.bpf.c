@@ -47,7 +47,7 @@ static __always_inline __u32 tp_enforce(const struct tp_packet *p, const struct 
 					__u8 dir)
 {
 	const struct tp_policy_value *entry;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
 	__u32 identity;
 	__u8 verdict;
 

@@ -7,38 +7,39 @@
 /*
  * tp_ct_v1: LRU hash, struct tp_ct_key → struct tp_ct_entry.
  *
- * One entry per connection per endpoint, keyed by the tuple of the packet that opened
- * it as seen on that endpoint's veth. direction says which way it was opened
- * (TP_DIR_INGRESS: towards the pod). A reply is found by looking up the reversed tuple
- * with the opposite direction. Keeping endpoint_id and direction in the key means two
- * pods on one node never share an entry: A's egress entry cannot let a packet past B's
- * ingress policy.
+ * One entry per connection per endpoint, keyed from the pod's side: its own address and
+ * port, the peer's address and port. A packet in either direction builds the same key
+ * (into the pod: pod = destination; out of the pod: pod = source), so one lookup finds
+ * the connection, and the entry's `opened` tells a packet of the opening direction from
+ * a reply. endpoint_id in the key means two pods on one node never share an entry: A's
+ * egress entry cannot let a packet past B's ingress policy.
  *
  * Ports are in network order. ICMP echo request and reply put the echo identifier in
- * both sport and dport, so the reversed tuple of a reply is the request's tuple.
+ * both ports.
  */
 struct tp_ct_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport;
-	__u16 dport;
+	__u8 pod_addr[16];
+	__u8 peer_addr[16];
+	__u16 pod_port;
+	__u16 peer_port;
 	__u32 endpoint_id;
 	__u8 protocol;
 	__u8 family;
-	__u8 direction;
-	__u8 pad;
+	__u8 pad[2];
 };
 
 /*
- * expires_ns: bpf_ktime_get_ns() after which the entry is treated as absent
+ * expires_ns: bpf_ktime_get_coarse_ns() after which the entry is treated as absent
  * rule_id:    rule that allowed the connection (0: endpoint default)
  * flags:      TP_CT_F_*
+ * opened:     direction of the packet that opened the connection (enum tp_direction)
  */
 struct tp_ct_entry {
 	__u64 expires_ns;
 	__u32 rule_id;
 	__u8 flags;
-	__u8 pad[3];
+	__u8 opened;
+	__u8 pad[2];
 };
 
 enum tp_ct_flags {

@@ -10,7 +10,7 @@
 
 #define TP_SECOND_NS 1000000000ULL
 
-/* Conntrack lifetimes, as Cilium's defaults. */
+/* Conntrack lifetimes, as Cilium's defaults, on the coarse (tick resolution) clock. */
 const volatile __u64 tp_ct_lifetime_tcp_syn_ns = 60 * TP_SECOND_NS;     /* TCP before a reply */
 const volatile __u64 tp_ct_lifetime_tcp_ns = 21600 * TP_SECOND_NS;      /* TCP established */
 const volatile __u64 tp_ct_lifetime_tcp_closing_ns = 10 * TP_SECOND_NS; /* after FIN or RST */

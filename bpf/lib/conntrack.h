@@ -14,27 +14,25 @@ enum tp_ct_result {
 	TP_CT_REPLY = 2,       /* packet in the opposite direction */
 };
 
-/* The tuple of p as seen by endpoint ep; reversed swaps addresses, ports and direction. */
-static __always_inline void tp_ct_key_of(struct tp_ct_key *k, const struct tp_packet *p, __u32 ep,
-					 __u8 dir, bool reversed)
+/* The connection key of p on endpoint ep, from the pod's side (see tp_ct.h). */
+static __always_inline void tp_ct_key_of(struct tp_ct_key *k, const struct tp_packet *p, __u32 ep, __u8 dir)
 {
-	if (reversed) {
-		__builtin_memcpy(k->saddr, p->daddr, 16);
-		__builtin_memcpy(k->daddr, p->saddr, 16);
-		k->sport = p->dport;
-		k->dport = p->sport;
-		k->direction = dir ^ 1;
+	if (dir == TP_DIR_INGRESS) {
+		__builtin_memcpy(k->pod_addr, p->daddr, 16);
+		__builtin_memcpy(k->peer_addr, p->saddr, 16);
+		k->pod_port = p->dport;
+		k->peer_port = p->sport;
 	} else {
-		__builtin_memcpy(k->saddr, p->saddr, 16);
-		__builtin_memcpy(k->daddr, p->daddr, 16);
-		k->sport = p->sport;
-		k->dport = p->dport;
-		k->direction = dir;
+		__builtin_memcpy(k->pod_addr, p->saddr, 16);
+		__builtin_memcpy(k->peer_addr, p->daddr, 16);
+		k->pod_port = p->sport;
+		k->peer_port = p->dport;
 	}
 	k->endpoint_id = ep;
 	k->protocol = p->protocol;
 	k->family = p->family;
-	k->pad = 0;
+	k->pad[0] = 0;
+	k->pad[1] = 0;
 }
 
 static __always_inline __u64 tp_ct_lifetime(__u8 protocol, __u8 flags)
@@ -71,28 +69,23 @@ static __always_inline void tp_ct_touch(struct tp_ct_entry *e, const struct tp_p
 }
 
 /*
- * Finds the connection p belongs to on endpoint ep: first as a reply of one opened the
- * other way, then as a packet of one opened this way. Expired entries count as absent.
+ * Finds the connection p belongs to on endpoint ep with one lookup: a packet of the
+ * direction that opened it, or a reply. Expired entries count as absent.
  */
 static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_packet *p, __u32 ep, __u8 dir,
 						       __u64 now)
 {
 	struct tp_ct_key key;
 	struct tp_ct_entry *e;
+	bool reply;
 
-	tp_ct_key_of(&key, p, ep, dir, true);
+	tp_ct_key_of(&key, p, ep, dir);
 	e = bpf_map_lookup_elem(&tp_ct_v1, &key);
-	if (e && e->expires_ns > now) {
-		tp_ct_touch(e, p, now, true);
-		return TP_CT_REPLY;
-	}
-	tp_ct_key_of(&key, p, ep, dir, false);
-	e = bpf_map_lookup_elem(&tp_ct_v1, &key);
-	if (e && e->expires_ns > now) {
-		tp_ct_touch(e, p, now, false);
-		return TP_CT_ESTABLISHED;
-	}
-	return TP_CT_NEW;
+	if (!e || e->expires_ns <= now)
+		return TP_CT_NEW;
+	reply = e->opened != dir;
+	tp_ct_touch(e, p, now, reply);
+	return reply ? TP_CT_REPLY : TP_CT_ESTABLISHED;
 }
 
 /* Records a connection the policy allowed. A full table evicts its coldest entry. */
@@ -102,8 +95,9 @@ static __always_inline void tp_ct_create(const struct tp_packet *p, __u32 ep, __
 	struct tp_ct_key key;
 	struct tp_ct_entry e = {};
 
-	tp_ct_key_of(&key, p, ep, dir, false);
+	tp_ct_key_of(&key, p, ep, dir);
 	e.flags = tp_ct_flags_after(p, 0, false);
+	e.opened = dir;
 	e.expires_ns = now + tp_ct_lifetime(p->protocol, e.flags);
 	e.rule_id = rule_id;
 	bpf_map_update_elem(&tp_ct_v1, &key, &e, BPF_ANY);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Header parsing. Reads go through bpf_skb_load_bytes(): it bounds-checks against
- * skb->len and copes with non-linear skbs, so a short or odd frame becomes a counted
- * drop, never a misread. Rules:
+ * Header parsing. Reads go through tp_load(): straight from the packet's linear data
+ * when the bytes are there (the common case, a few ns), through bpf_skb_load_bytes()
+ * otherwise (non-linear skbs); both are bounds-checked, so a short or odd frame becomes
+ * a counted drop, never a misread. Rules:
  *   - ARP passes (TP_PASS_ARP); any other non-IP ethertype, VLAN-tagged frames
- *     included, is dropped (TP_DROP_UNKNOWN_L3).
+ *     included, is dropped (TP_DROP_UNKNOWN_L3). The kernel strips an 802.1Q tag into
+ *     the skb's metadata before tc ingress, so a tag is also looked for there.
  *   - IPv4 with version != 4, IHL < 5 or a total length shorter than its header is
  *     dropped (TP_DROP_INVALID_IP).
  *   - IPv4 and IPv6 fragments are dropped (TP_DROP_FRAGMENT): there is no fragment
@@ -39,6 +41,9 @@
 #define TP_IP_MF 0x2000
 #define TP_IP_OFFSET 0x1fff
 
+/* Offsets beyond this are read with bpf_skb_load_bytes (bounds the verifier can check). */
+#define TP_MAX_DIRECT_OFF 512
+
 #define TP_TCP_FIN 0x01
 #define TP_TCP_RST 0x04
 
@@ -52,6 +57,26 @@ struct tp_packet {
 	__u8 protocol;
 	__u8 tcp_flags;
 };
+
+/*
+ * Copies len (a constant) bytes at off into to. Returns 0, or a negative error when the
+ * frame is shorter than off + len.
+ */
+static __always_inline int tp_load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off <= TP_MAX_DIRECT_OFF) {
+		void *from = data + off;
+
+		if (from + len <= data_end) {
+			__builtin_memcpy(to, from, len);
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
 
 /* ICMP and ICMPv6 share this layout for what we read. */
 struct tp_icmp_echo {
@@ -83,7 +108,7 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32
 	case IPPROTO_TCP: {
 		__u8 tcp[20]; /* the fixed TCP header: ports, flags at byte 13 */
 
-		if (off + sizeof(tcp) > end || bpf_skb_load_bytes(skb, off, tcp, sizeof(tcp)) < 0)
+		if (off + sizeof(tcp) > end || tp_load(skb, off, tcp, sizeof(tcp)) < 0)
 			return TP_DROP_TRUNCATED;
 		__builtin_memcpy(&p->sport, &tcp[0], 2);
 		__builtin_memcpy(&p->dport, &tcp[2], 2);
@@ -93,7 +118,7 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32
 	case IPPROTO_UDP: {
 		__u8 udp[8];
 
-		if (off + sizeof(udp) > end || bpf_skb_load_bytes(skb, off, udp, sizeof(udp)) < 0)
+		if (off + sizeof(udp) > end || tp_load(skb, off, udp, sizeof(udp)) < 0)
 			return TP_DROP_TRUNCATED;
 		__builtin_memcpy(&p->sport, &udp[0], 2);
 		__builtin_memcpy(&p->dport, &udp[2], 2);
@@ -102,7 +127,7 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32
 	case IPPROTO_SCTP: {
 		__u8 sctp[12]; /* common header: ports, verification tag, checksum */
 
-		if (off + sizeof(sctp) > end || bpf_skb_load_bytes(skb, off, sctp, sizeof(sctp)) < 0)
+		if (off + sizeof(sctp) > end || tp_load(skb, off, sctp, sizeof(sctp)) < 0)
 			return TP_DROP_TRUNCATED;
 		__builtin_memcpy(&p->sport, &sctp[0], 2);
 		__builtin_memcpy(&p->dport, &sctp[2], 2);
@@ -114,7 +139,7 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32
 
 		if ((p->protocol == IPPROTO_ICMP) != (p->family == TP_FAMILY_IPV4))
 			return 0; /* the other family's ICMP: no ports, and not NDP */
-		if (off + sizeof(icmp) > end || bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+		if (off + sizeof(icmp) > end || tp_load(skb, off, &icmp, sizeof(icmp)) < 0)
 			return TP_DROP_TRUNCATED;
 		if (p->protocol == IPPROTO_ICMP) {
 			if (icmp.type == 8 || icmp.type == 0) /* echo request, echo reply */
@@ -138,7 +163,7 @@ static __always_inline __u32 tp_parse_ipv4(struct __sk_buff *skb, struct tp_pack
 	__u16 tot_len;
 	__u32 end;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+	if (tp_load(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return TP_DROP_TRUNCATED;
 	tot_len = bpf_ntohs(ip.tot_len);
 	if (ip.version != 4 || ip.ihl < 5 || (tot_len && tot_len < ip.ihl * 4))
@@ -162,7 +187,7 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 	__u32 end;
 	__u8 next;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+	if (tp_load(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
 		return TP_DROP_TRUNCATED;
 	if (ip6.version != 6)
 		return TP_DROP_INVALID_IP;
@@ -182,13 +207,13 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 		case IPPROTO_HOPOPTS:
 		case IPPROTO_ROUTING:
 		case IPPROTO_DSTOPTS:
-			if (off + sizeof(ext) > end || bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+			if (off + sizeof(ext) > end || tp_load(skb, off, ext, sizeof(ext)) < 0)
 				return TP_DROP_TRUNCATED;
 			next = ext[0];
 			off += (ext[1] + 1) * 8;
 			break;
 		case IPPROTO_AH:
-			if (off + sizeof(ext) > end || bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
+			if (off + sizeof(ext) > end || tp_load(skb, off, ext, sizeof(ext)) < 0)
 				return TP_DROP_TRUNCATED;
 			next = ext[0];
 			off += (ext[1] + 2) * 4;
@@ -220,7 +245,9 @@ static __always_inline __u32 tp_parse(struct __sk_buff *skb, struct tp_packet *p
 {
 	__u16 proto;
 
-	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0)
+	if (skb->vlan_present)
+		return TP_DROP_UNKNOWN_L3;
+	if (tp_load(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0)
 		return TP_DROP_TRUNCATED;
 	switch (proto) {
 	case bpf_htons(ETH_P_IP):

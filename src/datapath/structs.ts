@@ -60,15 +60,14 @@ export type TpPolicyValue = Infer<typeof tpPolicyValue>;
 
 /** bpf/include/tp_ct.h: struct tp_ct_key */
 export const tpCtKey = struct('tp_ct_key', {
-  saddr: bytes(16),
-  daddr: bytes(16),
-  sport: be16,
-  dport: be16,
+  pod_addr: bytes(16),
+  peer_addr: bytes(16),
+  pod_port: be16,
+  peer_port: be16,
   endpoint_id: u32,
   protocol: u8,
   family: u8,
-  direction: u8,
-  pad: pad(1),
+  pad: pad(2),
 });
 export type TpCtKey = Infer<typeof tpCtKey>;
 
@@ -77,7 +76,8 @@ export const tpCtEntry = struct('tp_ct_entry', {
   expires_ns: u64,
   rule_id: u32,
   flags: u8,
-  pad: pad(3),
+  opened: u8,
+  pad: pad(2),
 });
 export type TpCtEntry = Infer<typeof tpCtEntry>;
 
