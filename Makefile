@@ -79,10 +79,12 @@ test-datapath: build
 test-e2e: build
 	npx vitest run --project e2e
 
-# Per-packet cost (BPF_PROG_TEST_RUN) and iperf3 throughput, each beside its baseline.
+# Per-packet cost (BPF_PROG_TEST_RUN), iperf3 throughput and change propagation, each
+# beside a baseline measured in the same run.
 bench: build
 	node dist/bench/datapath.js
 	node dist/bench/throughput.js
+	node dist/bench/propagation.js
 
 lab-down: ts
 	node bin/tcplane.js lab down
