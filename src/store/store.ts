@@ -141,11 +141,13 @@ export class Store {
       try {
         const st = await kv.status();
         const target = st.streamInfo.state.messages === 0 ? 0 : st.streamInfo.state.last_seq;
-        let isSynced = target === 0;
-        if (isSynced) markSynced();
         const it = await kv.watch();
         iter = it;
         if (stopped) it.stop();
+        // Only once the watch exists: a caller that stops as soon as it is synced must
+        // not race the consumer being created (a drain would wait on it).
+        let isSynced = target === 0;
+        if (isSynced) markSynced();
         for await (const e of it as AsyncIterable<KvWatchEntry>) {
           if (stopped) break;
           onChange(toChange(e, schema));
@@ -167,11 +169,17 @@ export class Store {
     };
   }
 
+  /** Drains (flushing pending writes), giving up after 2 s and closing outright. */
   async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 2000)));
     try {
-      await this.nc.drain();
+      const r = await Promise.race([this.nc.drain().then(() => 'drained' as const), gaveUp]);
+      if (r === 'timeout') await this.nc.close();
     } catch {
       await this.nc.close().catch(() => undefined);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
