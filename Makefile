@@ -14,7 +14,8 @@ BPF_OBJ := $(patsubst bpf/%.c,build/%.o,$(BPF_SRC))
 # Objects only tests load (a program the verifier must refuse, …).
 BPF_TEST_OBJ := $(patsubst test/fixtures/bpf/%.c,build/test/%.o,$(wildcard test/fixtures/bpf/*.bpf.c))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
-TS_SRC := $(shell find src agent bench -name '*.ts' -not -path 'src/gen/*' 2>/dev/null)
+# bench/ imports the test packet builder, so it is part of the build too.
+TS_SRC := $(shell find src agent bench -name '*.ts' -not -path 'src/gen/*' 2>/dev/null) test/helpers/packet.ts
 
 .PHONY: build deps debs npm bpf ts demo test test-unit test-datapath test-e2e bench clean lab-down
 
