@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { NodeDatapath } from '../src/datapath/node-datapath.js';
+import type { NodeDatapath, ReasonCount } from '../src/datapath/node-datapath.js';
 import { isDrop, reasonName } from '../src/datapath/reasons.js';
 
 export class AgentMetrics {
@@ -33,31 +33,25 @@ export class AgentMetrics {
   });
 
   constructor(dp: NodeDatapath) {
-    const packets = new Counter({
-      name: 'tcplane_datapath_packets_total',
-      help: 'Packets seen by the veth programs, by direction (of the pod) and reason',
-      labelNames: ['direction', 'reason', 'verdict'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of dp.readMetrics()) {
-          this.inc({ direction: r.direction, reason: reasonName(r.reason), verdict: isDrop(r.reason) ? 'drop' : 'pass' }, Number(r.packets));
-        }
-      },
-    });
-    const bytes = new Counter({
-      name: 'tcplane_datapath_bytes_total',
-      help: 'Bytes seen by the veth programs, by direction (of the pod) and reason',
-      labelNames: ['direction', 'reason', 'verdict'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of dp.readMetrics()) {
-          this.inc({ direction: r.direction, reason: reasonName(r.reason), verdict: isDrop(r.reason) ? 'drop' : 'pass' }, Number(r.bytes));
-        }
-      },
-    });
-    const entries = new Gauge({
+    // Packets and bytes: one counter each, filled from the same map read at scrape time.
+    for (const [unit, pick] of [
+      ['packets', (r: ReasonCount) => r.packets],
+      ['bytes', (r: ReasonCount) => r.bytes],
+    ] as const) {
+      new Counter({
+        name: `tcplane_datapath_${unit}_total`,
+        help: `${unit[0]!.toUpperCase()}${unit.slice(1)} seen by the veth programs, by direction (of the pod) and reason`,
+        labelNames: ['direction', 'reason', 'verdict'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const r of dp.readMetrics()) {
+            this.inc({ direction: r.direction, reason: reasonName(r.reason), verdict: isDrop(r.reason) ? 'drop' : 'pass' }, Number(pick(r)));
+          }
+        },
+      });
+    }
+    new Gauge({
       name: 'tcplane_map_entries',
       help: 'Entries the agent keeps in each BPF map',
       labelNames: ['map'],
@@ -66,9 +60,6 @@ export class AgentMetrics {
         for (const m of Object.values(dp.maps.mirrors)) this.set({ map: m.map.raw.name }, m.size);
       },
     });
-    void packets;
-    void bytes;
-    void entries;
   }
 
   /** Serves /metrics on host:port; resolves once listening. */

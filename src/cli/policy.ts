@@ -126,14 +126,21 @@ function parseTimeout(v: string): number {
 
 export function registerPolicyCommands(program: Command): void {
   const collect = (v: string, prev: string[] = []) => [...prev, v];
+  /** apply and delete: files in, a store change out, optionally waited for. */
+  const changeCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .requiredOption('-f, --filename <file>', 'policy file (multi-document YAML); repeatable', collect)
+      .option('--wait', 'return once every node enforces the change')
+      .option('--timeout <duration>', 'how long --wait waits', '30s')
+      .option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)');
+  const waitAndReport = async (store: Store, timeoutMs: number) => {
+    const nodes = await waitForEnforcement(store, 'policies', await store.lastRevision('policies'), { timeoutMs });
+    console.log(`enforced on ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}`);
+  };
 
-  program
-    .command('apply')
-    .description('create or update policies from YAML files (all or nothing)')
-    .requiredOption('-f, --filename <file>', 'policy file (multi-document YAML); repeatable', collect)
-    .option('--wait', 'return once every node enforces the change')
-    .option('--timeout <duration>', 'how long --wait waits', '30s')
-    .option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)')
+  changeCommand('apply', 'create or update policies from YAML files (all or nothing)')
     .action(async (o) => {
       const timeoutMs = parseTimeout(o.timeout);
       const docs = await parseAll(o.filename);
@@ -148,21 +155,12 @@ export function registerPolicyCommands(program: Command): void {
           await store.put('policies', key, policyRecord.parse(recordOf(d)));
           console.log(`${displayName(d)} ${existing ? 'configured' : 'created'}`);
         }
-        if (o.wait) {
-          const nodes = await waitForEnforcement(store, 'policies', await store.lastRevision('policies'), { timeoutMs });
-          console.log(`enforced on ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}`);
-        }
+        if (o.wait) await waitAndReport(store, timeoutMs);
       });
     });
 
-  program
-    .command('delete')
-    .description('delete the policies named in YAML files')
-    .requiredOption('-f, --filename <file>', 'policy file; repeatable', collect)
+  changeCommand('delete', 'delete the policies named in YAML files')
     .option('--ignore-not-found', 'do not fail for policies that do not exist')
-    .option('--wait', 'return once every node enforces the deletion')
-    .option('--timeout <duration>', 'how long --wait waits', '30s')
-    .option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)')
     .action(async (o) => {
       const timeoutMs = parseTimeout(o.timeout);
       const docs = await parseAll(o.filename);
@@ -177,10 +175,7 @@ export function registerPolicyCommands(program: Command): void {
           await store.delete('policies', key);
           console.log(`${displayName(d)} deleted`);
         }
-        if (o.wait) {
-          const nodes = await waitForEnforcement(store, 'policies', await store.lastRevision('policies'), { timeoutMs });
-          console.log(`enforced on ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}`);
-        }
+        if (o.wait) await waitAndReport(store, timeoutMs);
         if (missing.length && !o.ignoreNotFound) throw new Error(`not found: ${missing.join(', ')}`);
       });
     });
