@@ -2,7 +2,7 @@
 // each removing only what it made. Needs root: creates a tp- veth pair in the test's
 // network namespace and pins under /sys/fs/bpf/tp-test-*; both are removed afterwards.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBpffs } from '../../src/bpf/bpffs.js';
 import { ifindexOf, TcxLink } from '../../src/bpf/link.js';
@@ -13,6 +13,11 @@ import { BENCH_EMPTY_PATH, OBJECT_PATH } from '../helpers/paths.js';
 const dev = `tp-at${process.pid % 10000}`;
 const pinDir = `/sys/fs/bpf/tp-test-attach-${process.pid}`;
 let ifindex = 0;
+// `tc filter add … bpf obj` makes iproute2's bpffs dir tc/globals and the links ip and
+// xdp to it when missing; remove them afterwards if this test made them and they are empty.
+const iproute2Links = ['/sys/fs/bpf/ip', '/sys/fs/bpf/xdp'];
+const iproute2Dirs = ['/sys/fs/bpf/tc/globals', '/sys/fs/bpf/tc'];
+const preexisting = new Set([...iproute2Links, ...iproute2Dirs].filter((d) => existsSync(d)));
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
 const tcFilters = (dir: 'ingress' | 'egress') => execFileSync('tc', ['filter', 'show', 'dev', dev, dir], { encoding: 'utf8' });
@@ -30,6 +35,9 @@ afterAll(() => {
     /* already gone */
   }
   rmSync(pinDir, { recursive: true, force: true });
+  if (!existsSync('/sys/fs/bpf/tc/globals') || readdirSync('/sys/fs/bpf/tc/globals').length > 0) return;
+  for (const l of iproute2Links) if (!preexisting.has(l)) rmSync(l, { force: true });
+  for (const d of iproute2Dirs) if (!preexisting.has(d) && readdirSync(d).length === 0) rmdirSync(d);
 });
 
 describe('attach - tcx', () => {
