@@ -9,17 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../paths.js';
 import { formatTable } from '../cli/table.js';
+import type { ProbeRow } from '../lab/probe.js';
 
 const LAB = 'labs/demo.yaml';
 const POLICIES = ['policies/shop-default-deny.yaml', 'policies/shop-allow.yaml', 'policies/shop-allow-monitoring.yaml'];
 
-interface Probe {
-  from: string;
-  to: string;
-  port: number;
-  protocol: string;
-  connected: boolean;
-}
+type Probe = ProbeRow;
 
 /** What policies/ allow, restated by hand: shop is isolated, tools is not. */
 function expected(p: Probe): boolean {

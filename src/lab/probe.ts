@@ -6,6 +6,7 @@
  */
 import { controlCall, PROBE_CONCURRENCY, type ProbeTarget } from './control.js';
 import type { LabState } from './state.js';
+import { formatTable } from '../cli/table.js';
 
 /** One line of `lab probe --json`. */
 export interface ProbeRow {
@@ -85,8 +86,6 @@ export function probeJson(rows: readonly ProbeRow[]): string {
 export function probeTable(rows: readonly (ProbeRow & { reason?: string })[]): string {
   const head = ['FROM', 'TO', 'PORT', 'PROTO', 'RESULT'];
   const body = rows.map((r) => [r.from, r.to, String(r.port), r.protocol, r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const fmt = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   const ok = rows.filter((r) => r.connected).length;
-  return [fmt(head), ...body.map(fmt), `${ok}/${rows.length} connected`].join('\n');
+  return `${formatTable(head, body)}\n${ok}/${rows.length} connected`;
 }

@@ -15,10 +15,9 @@
  * unknown node or namespace, a podCIDR outside 10.244.0.0/16 or overlapping another, a
  * pod IP outside its node's podCIDR or taken twice, a port out of range.
  */
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { validateDns1123Label, validateLabelKey, validateLabelValue } from '../policy/selector.js';
-import { LocatedError, LocatedErrors, formatPath, parseYamlDocuments, zodIssuesToErrors, type FieldPath, type LocatedDoc } from '../yaml/located.js';
+import { LocatedError, LocatedErrors, formatPath, parseYamlDocuments, readInputFile, zodIssuesToErrors, type FieldPath, type LocatedDoc } from '../yaml/located.js';
 import {
   FIRST_NODE_HOST,
   FIRST_POD_HOST,
@@ -196,13 +195,7 @@ export function parseLabSpec(text: string, file: string): LabPlan {
 
 /** Reads and parses a lab spec file (see parseLabSpec). */
 export async function readLabSpec(path: string): Promise<LabPlan> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new Error(`read ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseLabSpec(text, path);
+  return parseLabSpec(await readInputFile(path), path);
 }
 
 /** Cross-field checks and allocation. Problems go to `errors`. */

@@ -9,12 +9,12 @@
  * Every error of every document is collected and thrown at once as `LocatedErrors` of
  * `PolicyError`s (`FILE:LINE: field.path: detail`), sorted by line.
  */
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import {
   LocatedErrors,
   formatPath,
   parseYamlDocuments,
+  readInputFile,
   zodIssuesToErrors,
   type FieldPath,
   type LocatedDoc,
@@ -68,13 +68,7 @@ export function parsePolicyText(text: string, file: string): PolicyDocument[] {
  * @throws Error `read FILE: detail` when the file cannot be read; LocatedErrors for its content.
  */
 export async function parsePolicyFile(path: string): Promise<PolicyDocument[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new Error(`read ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  return parsePolicyText(text, path);
+  return parsePolicyText(await readInputFile(path), path);
 }
 
 /** One document: dispatch on kind, validate, normalize. Errors go to `errors`. */

@@ -3,6 +3,7 @@
  * and the field (`policies/a.yaml:12: spec.ingress[0].ports[1].port: ...`).
  */
 import { LineCounter, parseAllDocuments, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 
 export type FieldPath = readonly (string | number)[];
@@ -25,6 +26,15 @@ export class LocatedErrors extends Error {
   override name = 'LocatedErrors';
   constructor(readonly errors: LocatedError[]) {
     super(errors.map((e) => e.message).join('\n'));
+  }
+}
+
+/** Reads an input file; a failure reads `read FILE: detail`, distinct from the file's content errors. */
+export async function readInputFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`read ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -27,10 +27,4 @@ export function tcplane(args: string[], opts: { timeoutMs?: number; onSpawn?: (p
 }
 
 /** One row of `lab probe --json`. */
-export interface ProbeRow {
-  from: string;
-  to: string;
-  port: number;
-  protocol: string;
-  connected: boolean;
-}
+export type { ProbeRow } from '../../src/lab/probe.js';
