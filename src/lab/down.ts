@@ -8,10 +8,13 @@
  *      titled `tp-pod …` / `tp-agent …`: SIGTERM, ~2 s grace, SIGKILL;
  *   2. links: every tp-* link in the root namespace (tp-host takes its peer with it);
  *   3. network namespaces: every tp-* one (their veths go with them);
- *   4. bpffs: /sys/fs/bpf/tcplane/<node> of every node we know of;
- *   5. /run/tcplane/lab.
+ *   4. bpffs: /sys/fs/bpf/tcplane/<node> of every node we know of, then /sys/fs/bpf/tcplane
+ *      itself if that left it empty (an agent running on this host keeps it);
+ *   5. /run/tcplane/lab, and /run/tcplane if empty.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { BPFFS_ROOT } from '../paths.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ipBatch, netnsPath, run } from './exec.js';
 import { argvMatches, findProcesses, pidsInNetns, procArgv, terminate } from './procs.js';
@@ -94,8 +97,16 @@ export async function labDown(): Promise<DownReport> {
     await rm(nodeBpffs(n), { recursive: true, force: true }).catch((err: Error) => leftovers.push(`${nodeBpffs(n)} (${err.message})`));
   }
 
+  await removeIfEmpty(BPFFS_ROOT);
+
   // 5. State directory (NATS data, logs, sockets).
   await rm(STATE_DIR, { recursive: true, force: true });
+  await removeIfEmpty(dirname(STATE_DIR));
 
   return { processes: victims.size, netns, links, leftovers };
+}
+
+/** rmdir that leaves a directory someone else still uses (ENOTEMPTY) or that is gone. */
+async function removeIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch(() => undefined);
 }

@@ -3,6 +3,7 @@
 // /run/tcplane/lab and a nats-server on 10.250.0.1:4222. Tears everything down in
 // afterAll, also when a test fails.
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAgents } from '../../src/lab/agents.js';
@@ -31,6 +32,7 @@ async function expectNothingLeft(pids: number[]): Promise<void> {
   expect(linksLeft()).toEqual([]);
   expect(await liveLabProcesses(pids)).toEqual([]);
   expect(existsSync(STATE_DIR)).toBe(false);
+  expect(existsSync(dirname(STATE_DIR))).toBe(false); // /run/tcplane: nothing else uses it here
 }
 
 async function up(extra: string[] = ['--no-agents']): Promise<LabState> {
@@ -227,6 +229,7 @@ describe('lab', () => {
     expect(r.code).toBe(0);
     await expectNothingLeft(state.processes.map((p) => p.pid));
     expect(plan.nodes.some((n) => existsSync(`/sys/fs/bpf/tcplane/${n.name}`))).toBe(false);
+    expect(existsSync('/sys/fs/bpf/tcplane')).toBe(false); // no agent of this host's own uses it here
   });
 });
 

@@ -2,7 +2,7 @@
 // with the CLI, real TCP and UDP connections probed between every pair of pods.
 // Needs root and `make build`: creates tp-* namespaces, links, processes and pins, all
 // removed in afterAll (also when a test fails).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLabSpec } from '../../src/lab/spec.js';
 import { readLabState } from '../../src/lab/state.js';
@@ -70,7 +70,7 @@ describe('policy e2e', () => {
   });
   afterAll(async () => {
     await tcplane(['lab', 'down']);
-    expect(existsSync('/sys/fs/bpf/tcplane') ? readdirSync('/sys/fs/bpf/tcplane').filter((n) => /^n\d$/.test(n)) : []).toEqual([]);
+    expect(existsSync('/sys/fs/bpf/tcplane')).toBe(false); // every node's pins gone, and the emptied root with them
   });
 
   it('policy e2e - with no policy every pod reaches every pod on every declared port, TCP and UDP, across nodes', async () => {
