@@ -2,16 +2,22 @@
 // with the CLI, real TCP and UDP connections probed between every pair of pods.
 // Needs root and `make build`: creates tp-* namespaces, links, processes and pins, all
 // removed in afterAll (also when a test fails).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentMetricsAddress, startAgent } from '../../src/lab/agents.js';
+import { isAlive } from '../../src/lab/procs.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
 import { readLabState } from '../../src/lab/state.js';
-import { tcplane, type ProbeRow } from '../helpers/cli.js';
+import { tcplane, type CliResult, type ProbeRow } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/three-nodes.yaml';
 const DENY = 'test/e2e/fixtures/x-default-deny.yaml';
 const ALLOW = 'test/e2e/fixtures/x-allow.yaml';
+const FLOW_CLIENT = `${ROOT}test/e2e/fixtures/flow-client.mjs`;
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
 
 /** Labels as the test changes them, to compute what must connect. */
@@ -28,8 +34,8 @@ const policiesApplied: Expect = ({ from, to, port, protocol }) => {
   return src.app === 'client' && podLabels.get(to)!.app === 'web' && protocol === 'TCP' && port === 80;
 };
 
-async function probe(): Promise<ProbeRow[]> {
-  const r = await tcplane(['lab', 'probe', '--json', '--timeout-ms', '500']);
+async function probe(extra: string[] = []): Promise<ProbeRow[]> {
+  const r = await tcplane(['lab', 'probe', '--json', '--timeout-ms', '500', ...extra]);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as ProbeRow[];
 }
@@ -52,6 +58,15 @@ async function untilConnects(from: string, to: string, port: number, want: boole
     const row = (JSON.parse(r.stdout) as ProbeRow[]).find((x) => x.from === from && x.to === to);
     if (row?.connected === want) return Date.now() - start;
     if (Date.now() - start > limitMs) throw new Error(`${from} → ${to}:${port} still ${want ? 'blocked' : 'connected'} after ${limitMs} ms`);
+  }
+}
+
+/** Polls cond every 50 ms; fails naming what it waited for after limitMs. */
+async function until(cond: () => boolean | Promise<boolean>, what: string, limitMs = 20_000): Promise<void> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > limitMs) throw new Error(`gave up after ${limitMs} ms waiting until ${what}`);
+    await sleep(50);
   }
 }
 
@@ -109,6 +124,52 @@ describe('policy e2e', () => {
     expect(value('egress', 'pass_default')).toBeGreaterThan(0);
     expect(text).toMatch(/tcplane_map_entries\{map="tp_policy_v1"\} [1-9]/);
     expect(text).toMatch(/tcplane_enforced_revision\{bucket="policies"\} [1-9]/);
+  });
+
+  it('policy e2e - an agent restart keeps enforcing, loses no packet of live flows and rewrites nothing', async () => {
+    const state = await readLabState();
+    const n1 = state.nodes.find((n) => n.name === 'n1')!;
+    const old = state.processes.find((p) => p.role === 'agent' && p.name === 'n1')!;
+    const ip = (key: string) => state.pods.find((p) => p.key === key)!.ip;
+    const control = join(tmpdir(), `tp-flow-${process.pid}`);
+    const controlFiles = ['tcp', 'udp'].flatMap((f) => [`${control}-${f}.ready`, `${control}-${f}.stop`]);
+    const flows: Promise<CliResult>[] = [];
+    try {
+      // y/f → x/a TCP 80 enters isolated x/a by policy; x/a → y/b UDP 80 has its replies
+      // admitted into isolated x/a by conntrack alone. Both cross n1's veths.
+      flows.push(tcplane(['lab', 'exec', 'y/f', '--', process.execPath, FLOW_CLIENT, 'tcp', ip('x/a'), '80', `${control}-tcp`]));
+      flows.push(tcplane(['lab', 'exec', 'x/a', '--', process.execPath, FLOW_CLIENT, 'udp', ip('y/b'), '80', `${control}-udp`]));
+      await until(() => existsSync(`${control}-tcp.ready`) && existsSync(`${control}-udp.ready`), 'both flows echo');
+
+      process.kill(old.pid, 'SIGTERM');
+      await until(async () => !(await isAlive(old.pid)), `n1's agent (pid ${old.pid}) exits`);
+      // No agent on n1: its pinned programs and maps go on deciding, new connections included.
+      const rows = await probe(['--ports', '80']);
+      expect(show(rows, (r) => r.connected)).toEqual(show(rows, policiesApplied));
+
+      // A new agent adopts the pinned maps and links and finds nothing to write.
+      const restarted = await startAgent(n1, state.natsUrl);
+      const metrics = async () => (await fetch(`http://${agentMetricsAddress(n1)}/metrics`).catch(() => null))?.text();
+      let text: string | undefined;
+      await until(async () => /^tcplane_reconcile_total [1-9]/m.test((text = await metrics()) ?? ''), 'the new agent reconciles');
+      expect(await isAlive(restarted.pid)).toBe(true);
+      expect(text).not.toMatch(/^tcplane_map_writes_total\{[^}]*\} [1-9]/m);
+      expect(text).toMatch(/^tcplane_endpoints 3$/m);
+
+      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
+      for (const [i, r] of (await Promise.all(flows)).entries()) {
+        expect(r.code, r.stderr).toBe(0);
+        const flow = JSON.parse(r.stdout) as { sent: number; echoed: number; lost: number[]; error: string | null };
+        console.log(`across the agent restart, flow ${i === 0 ? 'TCP y/f → x/a' : 'UDP x/a → y/b'}: ${flow.echoed}/${flow.sent} echoed`);
+        expect(flow.error, `flow ${i}`).toBeNull();
+        expect(flow.lost, `flow ${i}`).toEqual([]);
+        expect(flow.sent).toBeGreaterThan(20);
+      }
+    } finally {
+      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
+      await Promise.allSettled(flows);
+      for (const f of controlFiles) rmSync(f, { force: true });
+    }
   });
 
   it('policy e2e - relabelling a pod moves it between identities: what it reaches and what reaches it follow', async () => {
