@@ -9,9 +9,10 @@
  *                                                   4. attach/detach veth programs
  *                                                   5. report status (revisions enforced)
  *
- * Everything the reconcile reads is a snapshot of the view taken when it starts, and
- * the status it writes names the store revisions of that snapshot: once a node reports
- * revision R of the policies bucket, every policy change up to R is in its maps.
+ * The status a reconcile writes names the store revisions seen when it started. The view
+ * may move on while it runs (a change arriving then schedules one more run), so its maps
+ * hold at least that state, possibly newer: once a node reports revision R of the
+ * policies bucket, every policy change up to R is in its maps or superseded by a later one.
  */
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
