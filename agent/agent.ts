@@ -27,7 +27,7 @@ import { policyDocumentSchema } from '../src/policy/schema.js';
 import type { PolicyDocument } from '../src/policy/types.js';
 import {
   endpointRecord,
-  identityRecord,
+  identityEntry,
   namespaceRecord,
   nodeRecord,
   podRecord,
@@ -140,16 +140,19 @@ export class Agent {
     );
     this.watchInto(
       'identities',
-      identityRecord,
+      identityEntry,
       (k, v) => {
+        this.allocator.observe({ key: k, value: v });
         if (!k.startsWith('id/')) return;
-        this.view.identities.set(v.id, v.labels);
-        this.allocator.observe(v);
+        const n = Number(k.slice(3));
+        if ('labels' in v && v.id === n) return void this.view.identities.set(n, v.labels);
+        this.view.identities.delete(n);
+        log.error({ bucket: 'identities', key: k }, 'identity record without labels or with another number; ignored');
       },
       (k) => {
+        this.allocator.observe({ key: k });
         if (k.startsWith('id/')) this.view.identities.delete(Number(k.slice(3)));
       },
-      (k) => k.startsWith('labels/'), // claims have their own schema, read by the allocator
     );
     await Promise.all(this.watches.map((w) => w.synced));
     log.info({ addresses: hostAddresses }, 'store synced');

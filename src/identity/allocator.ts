@@ -8,9 +8,11 @@
  *
  * To allocate: read labels/<digest>; if absent, claim the lowest free number with
  * create(id/<n>) (moving on while it exists), then create(labels/<digest>). If another
- * node claimed the label set meanwhile, use its number and withdraw ours (nothing
- * refers to it: every node resolves labels through labels/<digest> only). Two nodes can
- * therefore never give one number two meanings, nor one label set two live numbers.
+ * node claimed the label set meanwhile, use its number and withdraw ours. Nothing may
+ * refer to a withdrawn number, so labels resolve through labels/<digest> claims only: the
+ * cache is filled from claims (ours, read ones, watched ones), never from id/<n> records,
+ * which a loser publishes for a moment. Two nodes can therefore never give one number
+ * two meanings, nor one label set two live numbers.
  */
 import { IDENTITY } from '../datapath/constants.js';
 import { identityClaim, identityRecord, type IdentityRecord } from '../store/schema.js';
@@ -18,54 +20,65 @@ import { StoreError, type Store } from '../store/store.js';
 import { canonicalLabels, labelsDigest, type IdentityLabels } from './labels.js';
 
 const MAX_ATTEMPTS = 10_000;
+const ID_PREFIX = 'id/';
+const CLAIM_PREFIX = 'labels/';
+
+/** A record of the identities bucket as the watch delivers it; `value` undefined = deleted. */
+export interface IdentityBucketEntry {
+  key: string;
+  value?: unknown;
+}
 
 export class IdentityAllocator {
-  /** Numbers known taken (from the watch and our own claims): a hint, create() decides. */
+  /** Numbers known taken (id/<n> records seen, our own claims): a hint, create() decides. */
   private readonly taken = new Set<number>();
-  private readonly cache = new Map<string, number>();
+  /** Label digest → number, from labels/<digest> claims only. */
+  private readonly claims = new Map<string, number>();
 
   constructor(private readonly store: Store) {}
 
-  /** Tells the allocator about an identity seen in the bucket. */
-  observe(rec: IdentityRecord): void {
-    this.taken.add(rec.id);
-    this.cache.set(canonicalLabels(rec.labels), rec.id);
+  /** Tells the allocator about a record of the identities bucket (the agent's watch). */
+  observe(entry: IdentityBucketEntry): void {
+    if (entry.key.startsWith(ID_PREFIX)) {
+      const n = Number(entry.key.slice(ID_PREFIX.length));
+      if (entry.value) this.taken.add(n);
+      else this.taken.delete(n);
+    } else if (entry.key.startsWith(CLAIM_PREFIX)) {
+      const digest = entry.key.slice(CLAIM_PREFIX.length);
+      const claim = identityClaim.safeParse(entry.value);
+      if (claim.success) this.claims.set(digest, claim.data.id);
+      else this.claims.delete(digest);
+    }
   }
 
   async resolve(labels: IdentityLabels): Promise<number> {
-    const canonical = canonicalLabels(labels);
-    const known = this.cache.get(canonical);
-    if (known !== undefined) return known;
     const digest = labelsDigest(labels);
-    const claimed = await this.store.get('identities', `labels/${digest}`, identityClaim);
+    const known = this.claims.get(digest);
+    if (known !== undefined) return known;
+    const claimed = await this.store.get('identities', `${CLAIM_PREFIX}${digest}`, identityClaim);
     if (claimed) {
-      this.cache.set(canonical, claimed.value.id);
+      this.claims.set(digest, claimed.value.id);
       return claimed.value.id;
     }
     let n = IDENTITY.FIRST_ALLOCATED;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++, n++) {
       if (this.taken.has(n)) continue;
       const rec: IdentityRecord = { v: 1, id: n, labels };
-      const rev = await this.store.create('identities', `id/${n}`, identityRecord.parse(rec));
+      const rev = await this.store.create('identities', `${ID_PREFIX}${n}`, identityRecord.parse(rec));
       this.taken.add(n);
       if (rev === null) continue;
-      const won = await this.store.create('identities', `labels/${digest}`, { v: 1, id: n });
+      const won = await this.store.create('identities', `${CLAIM_PREFIX}${digest}`, { v: 1, id: n });
       if (won !== null) {
-        this.cache.set(canonical, n);
+        this.claims.set(digest, n);
         return n;
       }
-      const theirs = await this.store.get('identities', `labels/${digest}`, identityClaim);
-      await this.store.delete('identities', `id/${n}`);
+      const theirs = await this.store.get('identities', `${CLAIM_PREFIX}${digest}`, identityClaim);
+      await this.store.delete('identities', `${ID_PREFIX}${n}`);
       this.taken.delete(n);
-      if (!theirs) throw new StoreError(`identity ${canonical}: label claim vanished while allocating`);
-      this.cache.set(canonical, theirs.value.id);
+      if (!theirs) throw new StoreError(`identity ${canonicalLabels(labels)}: label claim vanished while allocating`);
+      this.claims.set(digest, theirs.value.id);
       return theirs.value.id;
     }
-    throw new StoreError(`identity ${canonical}: no free identity number after ${MAX_ATTEMPTS} attempts`);
-  }
-
-  /** The identity of a label set if this allocator has seen it, without asking the store. */
-  cached(labels: IdentityLabels): number | undefined {
-    return this.cache.get(canonicalLabels(labels));
+    throw new StoreError(`identity ${canonicalLabels(labels)}: no free identity number after ${MAX_ATTEMPTS} attempts`);
   }
 }

@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityAllocator } from '../../src/identity/allocator.js';
 import { canonicalLabels, type IdentityLabels } from '../../src/identity/labels.js';
-import { identityRecord } from '../../src/store/schema.js';
-import { Store } from '../../src/store/store.js';
+import { identityEntry, identityRecord } from '../../src/store/schema.js';
+import { Store, type WatchHandle } from '../../src/store/store.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
 
 let nats: TestNats;
@@ -59,5 +59,43 @@ describe('identity', () => {
       const rec = await s.get('identities', `id/${id}`, identityRecord);
       expect(canonicalLabels(rec!.value.labels)).toBe(canon);
     }
+  });
+
+  it('identity - watching the bucket through a race never teaches a withdrawn number', async () => {
+    // As in the agent: every allocator also sees the bucket's records through a watch,
+    // including the id/<n> a loser publishes and then withdraws.
+    const nodes = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const s = await store();
+        const a = new IdentityAllocator(s);
+        const node = { a, seen: 0, w: undefined as unknown as WatchHandle };
+        node.w = s.watch('identities', identityEntry, (c) => {
+          a.observe({ key: c.key, value: c.type === 'put' ? c.value : undefined });
+          node.seen = c.revision;
+        });
+        await node.w.synced;
+        return node;
+      }),
+    );
+    const sets = Array.from({ length: 8 }, (_, i) => labels('watched', { app: `w${i}` }));
+    await Promise.all(nodes.map((n) => Promise.all(sets.map((l) => n.a.resolve(l)))));
+    // Let every watch catch up with the withdrawals, then ask again.
+    const s = await store();
+    const last = await s.lastRevision('identities');
+    for (let i = 0; i < 250 && nodes.some((n) => n.seen < last); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(nodes.map((n) => n.seen >= last)).toEqual(nodes.map(() => true));
+    const again = await Promise.all(nodes.map((n) => Promise.all(sets.map((l) => n.a.resolve(l)))));
+    for (const r of again) expect(r).toEqual(again[0]);
+    // Every number in use is live and means the labels it is used for.
+    for (const [i, id] of again[0]!.entries()) {
+      const rec = await s.get('identities', `id/${id}`, identityRecord);
+      expect(rec, `id/${id}`).toBeDefined();
+      expect(canonicalLabels(rec!.value.labels)).toBe(canonicalLabels(sets[i]!));
+    }
+    // A label set allocated afterwards gets a number none of those sets resolves to.
+    const fresh = await new IdentityAllocator(await store()).resolve(labels('watched', { app: 'later' }));
+    expect(again[0]).not.toContain(fresh);
+    for (const n of nodes) expect(await Promise.all(sets.map((l) => n.a.resolve(l)))).toEqual(again[0]);
+    for (const n of nodes) n.w.stop();
   });
 });
