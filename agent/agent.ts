@@ -71,6 +71,8 @@ export class Agent {
   private dp!: NodeDatapath;
   private allocator!: IdentityAllocator;
   private dirty = false;
+  /** False until every watch has delivered the store's current state: no reconcile before. */
+  private synced = false;
   private running: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -156,6 +158,9 @@ export class Agent {
     );
     await Promise.all(this.watches.map((w) => w.synced));
     log.info({ addresses: hostAddresses }, 'store synced');
+    // A reconcile on a partial view would delete what the missing buckets justify (a
+    // restarted agent would withdraw every entry, then write it back): only now.
+    this.synced = true;
     this.schedule();
     await this.running;
     this.heartbeat = setInterval(() => void this.writeStatus(true), opts.statusIntervalMs);
@@ -184,7 +189,7 @@ export class Agent {
   /** Asks for a reconcile; calls arriving while one runs fold into one more run. */
   private schedule(): void {
     this.dirty = true;
-    if (this.running || this.stopped) return;
+    if (!this.synced || this.running || this.stopped) return;
     this.running = (async () => {
       // Let a burst of watch events land before computing.
       await new Promise((r) => setTimeout(r, 5));
