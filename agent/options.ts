@@ -1,5 +1,6 @@
 /** Agent options, validated once at start; the sync path trusts them. */
 import { z } from 'zod';
+import { isIPv4Cidr } from '../src/datapath/addr.js';
 import { BPFFS_ROOT, DATAPATH_OBJECT } from '../src/paths.js';
 
 export const agentOptions = z.strictObject({
@@ -7,10 +8,7 @@ export const agentOptions = z.strictObject({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a node name is a DNS label (lowercase letters, digits, -)'),
   nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'a NATS URL like nats://10.0.0.1:4222'),
-  podCIDR: z
-    .string()
-    .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR like 10.244.1.0/24')
-    .optional(),
+  podCIDR: z.string().refine(isIPv4Cidr, 'an IPv4 CIDR like 10.244.1.0/24').optional(),
   bpffsRoot: z.string().default(BPFFS_ROOT),
   objectPath: z.string().default(DATAPATH_OBJECT),
   attachMode: z.enum(['auto', 'tcx', 'clsact']).default('auto'),

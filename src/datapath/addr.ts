@@ -29,6 +29,12 @@ export function addrBytes(ip: string): AddrBytes {
   throw new TypeError(`not an IP address: ${ip}`);
 }
 
+/** `a.b.c.d/p` with a valid address and 0 ≤ p ≤ 32 (host bits may be set; keys clear them). */
+export function isIPv4Cidr(s: string): boolean {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
+  return m !== null && isIPv4(m[1]!) && Number(m[2]) <= 32;
+}
+
 export function ipKey(ip: string): TpIpKey {
   return addrBytes(ip);
 }

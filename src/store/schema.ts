@@ -10,7 +10,9 @@
  *   identities        any agent, through KV create() only (see identity.ts)
  *   nodes, status     each agent about itself
  */
+import { isIPv4 } from 'node:net';
 import { z } from 'zod';
+import { isIPv4Cidr } from '../datapath/addr.js';
 
 export const BUCKETS = {
   pods: 'tcplane-pods',
@@ -24,7 +26,9 @@ export const BUCKETS = {
 export type BucketKind = keyof typeof BUCKETS;
 
 const labelMap = z.record(z.string(), z.string());
-const ipv4 = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address');
+/** What the compiler turns into map keys must parse: checked here, where records arrive. */
+export const ipv4 = z.string().refine((s) => isIPv4(s), 'not an IPv4 address');
+export const ipv4Cidr = z.string().refine(isIPv4Cidr, 'not an IPv4 CIDR (a.b.c.d/0-32)');
 
 export const containerPort = z.object({
   name: z.string().optional(),
@@ -102,7 +106,7 @@ export const nodeRecord = z.object({
   v: z.literal(1),
   name: z.string(),
   addresses: z.array(ipv4),
-  podCIDR: z.string().optional(),
+  podCIDR: ipv4Cidr.optional(),
   agentVersion: z.string(),
   startedAt: z.string(),
 });

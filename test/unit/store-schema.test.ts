@@ -1,0 +1,53 @@
+// Records arriving from the store are checked before anything compiles them into map keys.
+import { describe, expect, it } from 'vitest';
+import { agentOptions } from '../../agent/options.js';
+import { nodeRecord, podRecord } from '../../src/store/schema.js';
+
+const pod = (ips: string[]) => ({
+  v: 1,
+  namespace: 'x',
+  name: 'a',
+  node: 'n1',
+  labels: {},
+  ips,
+  ifname: 'tp-0',
+  ports: [],
+  ready: true,
+});
+const node = (podCIDR?: string, addresses = ['10.250.0.10']) => ({
+  v: 1,
+  name: 'n1',
+  addresses,
+  podCIDR,
+  agentVersion: '0',
+  startedAt: '2026-11-23T00:00:00Z',
+});
+
+describe('store schema', () => {
+  it('store schema - pod addresses must be IPv4 addresses, not merely dotted numbers', () => {
+    expect(podRecord.safeParse(pod(['10.244.1.10'])).success).toBe(true);
+    for (const bad of ['999.1.1.1', '10.244.1', '10.244.1.010', '10.244.1.10/32', 'fd00::1', '']) {
+      const r = podRecord.safeParse(pod([bad]));
+      expect(r.success, bad).toBe(false);
+      expect(r.error?.issues[0]?.path).toEqual(['ips', 0]);
+      expect(r.error?.issues[0]?.message).toBe('not an IPv4 address');
+    }
+  });
+
+  it('store schema - node pod CIDRs and addresses are checked', () => {
+    expect(nodeRecord.safeParse(node('10.244.1.0/24')).success).toBe(true);
+    expect(nodeRecord.safeParse(node(undefined)).success).toBe(true);
+    for (const bad of ['10.244.1.0/99', '10.244.1.0', '300.0.0.0/8', '10.244.1.0/-1']) {
+      expect(nodeRecord.safeParse(node(bad)).success, bad).toBe(false);
+    }
+    expect(nodeRecord.safeParse(node('10.244.1.0/24', ['10.250.0.256'])).success).toBe(false);
+  });
+
+  it('agent options - a pod CIDR that does not parse is refused at start', () => {
+    const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
+    expect(agentOptions.safeParse({ ...base, podCIDR: '10.244.1.0/24' }).success).toBe(true);
+    const r = agentOptions.safeParse({ ...base, podCIDR: '10.244.1.0/99' });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.message).toMatch(/IPv4 CIDR/);
+  });
+});
