@@ -59,13 +59,29 @@ struct tp_packet {
 };
 
 /*
+ * A u32 field of the context, read with one load at a constant offset from the context
+ * pointer. Plain C (skb->data) lets clang hoist the address arithmetic (skb + 76) out of
+ * the load and share it between inlined copies, and the verifier refuses any load through
+ * a context pointer so modified ("dereference of modified ctx ptr"). clang 14 did that
+ * as soon as one more tp_load() call site was inlined (the IPv6 Fragment header's).
+ */
+#define tp_skb_u32(skb, field)                                                                  \
+	({                                                                                      \
+		__u64 __v;                                                                      \
+		asm("%0 = *(u32 *)(%1 + %2)"                                                    \
+		    : "=r"(__v)                                                                 \
+		    : "r"(skb), "i"(offsetof(struct __sk_buff, field)));                        \
+		__v;                                                                            \
+	})
+
+/*
  * Copies len (a constant) bytes at off into to. Returns 0, or a negative error when the
  * frame is shorter than off + len.
  */
 static __always_inline int tp_load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	void *data = (void *)(long)tp_skb_u32(skb, data);
+	void *data_end = (void *)(long)tp_skb_u32(skb, data_end);
 
 	if (off <= TP_MAX_DIRECT_OFF) {
 		void *from = data + off;
