@@ -5,9 +5,10 @@
  *   tp_from_pod  tc ingress of the host-side veth: packets the pod sends (its egress)
  *   tp_to_pod    tc egress of the host-side veth: packets the pod receives (its ingress)
  *
- * For an IP packet: find the local endpoint by the pod's address, let conntrack pass
- * packets of connections already allowed (replies included), otherwise resolve the
- * peer's identity through the ipcache and look the verdict up in the endpoint's policy
+ * For an IP packet: find the local endpoint by the pod's address, give a fragment the
+ * ports of its datagram's first fragment (lib/frag.h), let conntrack pass packets of
+ * connections already allowed (replies included), otherwise resolve the peer's
+ * identity through the ipcache and look the verdict up in the endpoint's policy
  * entries. Every packet is counted under one reason (tp_reasons.h).
  *
  * Passing returns TC_ACT_UNSPEC (TCX_NEXT): programs of other tc users attached after
@@ -19,6 +20,7 @@
 
 #include "lib/config.h"
 #include "lib/conntrack.h"
+#include "lib/frag.h"
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/parse.h"
@@ -93,6 +95,11 @@ static __always_inline int tp_handle(struct __sk_buff *skb, __u8 dir)
 	if (!ep || ep->ifindex != skb->ifindex) {
 		reason = dir == TP_DIR_EGRESS ? TP_DROP_INVALID_SOURCE : TP_DROP_UNKNOWN_DEST;
 		goto out;
+	}
+	if (p.frag) {
+		reason = tp_frag_track(&p);
+		if (reason)
+			goto out;
 	}
 	reason = tp_enforce(&p, ep, dir);
 out:

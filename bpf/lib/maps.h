@@ -15,6 +15,7 @@
 
 #include "../include/tp_ct.h"
 #include "../include/tp_endpoint.h"
+#include "../include/tp_frag.h"
 #include "../include/tp_ipcache.h"
 #include "../include/tp_metrics.h"
 #include "../include/tp_policy.h"
@@ -60,6 +61,14 @@ struct {
 	__type(value, struct tp_ct_entry);
 	__uint(max_entries, 131072);
 } tp_ct_v1 SEC(".maps");
+
+/* Ports of fragmented datagrams from their first fragment, for the later ones; see tp_frag.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tp_frag_key);
+	__type(value, struct tp_frag_ports);
+	__uint(max_entries, 8192);
+} tp_frag_v1 SEC(".maps");
 
 /* Packets and bytes per direction and reason. */
 struct {

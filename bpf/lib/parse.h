@@ -9,11 +9,16 @@
  *     the skb's metadata before tc ingress, so a tag is also looked for there.
  *   - IPv4 with version != 4, IHL < 5 or a total length shorter than its header is
  *     dropped (TP_DROP_INVALID_IP).
- *   - IPv4 and IPv6 fragments are dropped (TP_DROP_FRAGMENT): there is no fragment
- *     tracking yet, so a later fragment could not be tied to its ports.
- *   - IPv6 extension headers (hop-by-hop, routing, destination options, AH) are walked,
- *     at most TP_IPV6_MAX_EXT of them (TP_DROP_IPV6_EXT beyond).
- *   - ICMPv6 router/neighbour discovery passes (TP_PASS_NDP).
+ *   - Fragments (IPv4 MF or offset, an IPv6 Fragment header) are marked in p->frag for
+ *     fragment tracking (frag.h). A first fragment (offset 0, more to come) is parsed
+ *     like any packet; a later one has no L4 header, so the parser stops at the IP
+ *     layer and its ports come from the first fragment. DF alone is no fragment, nor is
+ *     an IPv6 atomic fragment (offset 0, no M flag, RFC 6946): both are whole packets.
+ *   - IPv6 extension headers (hop-by-hop, routing, destination options, AH, Fragment)
+ *     are walked, at most TP_IPV6_MAX_EXT of them (TP_DROP_IPV6_EXT beyond).
+ *   - ICMPv6 router/neighbour discovery passes (TP_PASS_NDP), unfragmented only: a
+ *     fragmented ND message is no neighbour discovery (receivers ignore it, RFC 6980),
+ *     so policy decides it as ICMPv6 without ports.
  *   - A header shorter than its protocol requires is dropped (TP_DROP_TRUNCATED). Headers
  *     end where the IP packet ends (IPv4 total length, IPv6 payload length), not where the
  *     frame does: a short packet padded to 60 bytes by a NIC has no L4 header in its
@@ -40,6 +45,9 @@
 #define TP_IPV6_MAX_EXT 4
 #define TP_IP_MF 0x2000
 #define TP_IP_OFFSET 0x1fff
+/* IPv6 Fragment header: offset in 8-byte units << 3, two reserved bits, M flag. */
+#define TP_IP6_MF 0x0001
+#define TP_IP6_OFFSET 0xfff8
 
 /* Offsets beyond this are read with bpf_skb_load_bytes (bounds the verifier can check). */
 #define TP_MAX_DIRECT_OFF 512
@@ -47,7 +55,18 @@
 #define TP_TCP_FIN 0x01
 #define TP_TCP_RST 0x04
 
-/* What the datapath needs of a packet; addresses and ports in network order. */
+/* Where a packet stands in a fragmented datagram. */
+enum tp_frag_kind {
+	TP_FRAG_NONE = 0,  /* a whole packet */
+	TP_FRAG_FIRST = 1, /* offset 0, more to come: carries the L4 header */
+	TP_FRAG_LATER = 2, /* non-zero offset: no L4 header, ports 0 until frag.h fills them */
+};
+
+/*
+ * What the datapath needs of a packet; addresses and ports in network order.
+ * frag_proto and frag_id (host order) are set for fragments only: the protocol and
+ * identification fields of tp_frag_key.
+ */
 struct tp_packet {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -56,6 +75,9 @@ struct tp_packet {
 	__u8 family;
 	__u8 protocol;
 	__u8 tcp_flags;
+	__u8 frag;
+	__u32 frag_id;
+	__u8 frag_proto;
 };
 
 /*
@@ -93,6 +115,14 @@ static __always_inline int tp_load(struct __sk_buff *skb, __u32 off, void *to, c
 	}
 	return bpf_skb_load_bytes(skb, off, to, len);
 }
+
+/* The IPv6 Fragment header (RFC 8200 4.5); the kernel's struct frag_hdr is not UAPI. */
+struct tp_ipv6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__u16 frag_off; /* network order: offset << 3 | reserved (2 bits) | M */
+	__u32 identification;
+};
 
 /* ICMP and ICMPv6 share this layout for what we read. */
 struct tp_icmp_echo {
@@ -187,12 +217,19 @@ static __always_inline __u32 tp_parse_ipv4(struct __sk_buff *skb, struct tp_pack
 	end = tp_ip_end(skb, 0, tot_len);
 	if (!end)
 		return TP_DROP_TRUNCATED;
-	if (ip.frag_off & bpf_htons(TP_IP_MF | TP_IP_OFFSET))
-		return TP_DROP_FRAGMENT;
 	p->family = TP_FAMILY_IPV4;
 	p->protocol = ip.protocol;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
+	if (ip.frag_off & bpf_htons(TP_IP_MF | TP_IP_OFFSET)) {
+		p->frag_id = bpf_ntohs(ip.id);
+		p->frag_proto = ip.protocol;
+		if (ip.frag_off & bpf_htons(TP_IP_OFFSET)) {
+			p->frag = TP_FRAG_LATER;
+			return 0;
+		}
+		p->frag = TP_FRAG_FIRST;
+	}
 	return tp_parse_l4(skb, ETH_HLEN + ip.ihl * 4, end, p);
 }
 
@@ -200,7 +237,7 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 {
 	struct ipv6hdr ip6;
 	__u32 off = ETH_HLEN + sizeof(ip6);
-	__u32 end;
+	__u32 end, reason;
 	__u8 next;
 
 	if (tp_load(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
@@ -234,8 +271,25 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 			next = ext[0];
 			off += (ext[1] + 2) * 4;
 			break;
-		case IPPROTO_FRAGMENT:
-			return TP_DROP_FRAGMENT;
+		case IPPROTO_FRAGMENT: {
+			struct tp_ipv6_frag_hdr fh;
+
+			if (off + sizeof(fh) > end || tp_load(skb, off, &fh, sizeof(fh)) < 0)
+				return TP_DROP_TRUNCATED;
+			next = fh.nexthdr;
+			off += sizeof(fh);
+			if (!(fh.frag_off & bpf_htons(TP_IP6_OFFSET | TP_IP6_MF)))
+				break; /* atomic fragment: a whole packet */
+			p->frag_id = bpf_ntohl(fh.identification);
+			p->frag_proto = next;
+			if (fh.frag_off & bpf_htons(TP_IP6_OFFSET)) {
+				p->frag = TP_FRAG_LATER;
+				p->protocol = next;
+				return 0;
+			}
+			p->frag = TP_FRAG_FIRST;
+			break;
+		}
 		default:
 			goto done;
 		}
@@ -250,7 +304,10 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 	}
 done:
 	p->protocol = next;
-	return tp_parse_l4(skb, off, end, p);
+	reason = tp_parse_l4(skb, off, end, p);
+	if (reason == TP_PASS_NDP && p->frag)
+		reason = 0; /* fragmented ND is no ND (RFC 6980): policy decides */
+	return reason;
 }
 
 /*

@@ -48,6 +48,8 @@ export class NodeDatapath {
   readonly ipcidr: TypedMap<S.TpIpcidrKey, S.TpIpcacheValue>;
   readonly policy: TypedMap<S.TpPolicyKey, S.TpPolicyValue>;
   readonly ct: TypedMap<S.TpCtKey, S.TpCtEntry>;
+  /** Written by the datapath only (fragment tracking); here for inspection and tests. */
+  readonly frag: TypedMap<S.TpFragKey, S.TpFragPorts>;
   readonly maps: NodeMaps;
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
 
@@ -60,6 +62,7 @@ export class NodeDatapath {
     this.ipcidr = obj.map(MAP_NAMES.tp_ipcidr_v1).typed(S.tpIpcidrKey, S.tpIpcacheValue);
     this.policy = obj.map(MAP_NAMES.tp_policy_v1).typed(S.tpPolicyKey, S.tpPolicyValue);
     this.ct = obj.map(MAP_NAMES.tp_ct_v1).typed(S.tpCtKey, S.tpCtEntry);
+    this.frag = obj.map(MAP_NAMES.tp_frag_v1).typed(S.tpFragKey, S.tpFragPorts);
     this.maps = new NodeMaps({
       policy: new MapMirror(this.policy),
       ipcidr: new MapMirror(this.ipcidr),

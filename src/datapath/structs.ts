@@ -81,6 +81,26 @@ export const tpCtEntry = struct('tp_ct_entry', {
 });
 export type TpCtEntry = Infer<typeof tpCtEntry>;
 
+/** bpf/include/tp_frag.h: struct tp_frag_key */
+export const tpFragKey = struct('tp_frag_key', {
+  family: u8,
+  protocol: u8,
+  pad: pad(2),
+  id: u32,
+  saddr: bytes(16),
+  daddr: bytes(16),
+});
+export type TpFragKey = Infer<typeof tpFragKey>;
+
+/** bpf/include/tp_frag.h: struct tp_frag_ports */
+export const tpFragPorts = struct('tp_frag_ports', {
+  sport: be16,
+  dport: be16,
+  protocol: u8,
+  pad: pad(3),
+});
+export type TpFragPorts = Infer<typeof tpFragPorts>;
+
 /** bpf/include/tp_metrics.h: struct tp_metrics_value */
 export const tpMetricsValue = struct('tp_metrics_value', {
   packets: u64,
@@ -98,5 +118,7 @@ export const SHARED_STRUCTS = [
   tpPolicyValue,
   tpCtKey,
   tpCtEntry,
+  tpFragKey,
+  tpFragPorts,
   tpMetricsValue,
 ] as const;

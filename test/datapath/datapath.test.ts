@@ -19,8 +19,11 @@ import { compile } from '../../src/policy/compile.js';
 import { parsePolicyText } from '../../src/policy/parse.js';
 import type { IngressRule, NetworkPolicy } from '../../src/policy/types.js';
 import { netpol } from '../helpers/cluster.js';
+import { frameOf } from '../helpers/frames.js';
 import {
   desiredInputOf,
+  fragmentOf,
+  fragmentsOf,
   PolicyModel,
   reply,
   type Hook,
@@ -100,21 +103,6 @@ const tcp = (src: string, dst: string, dport: number, sport = 40000, tcpFlags = 
 const udp = (src: string, dst: string, dport: number, sport = 40000): ModelPacket => ({ src, dst, protocol: 'UDP', sport, dport });
 const ping = (src: string, dst: string, icmpId = 7): ModelPacket =>
   v6(src) ? { src, dst, protocol: 'ICMPv6', icmpType: 128, icmpId } : { src, dst, protocol: 'ICMP', icmpType: 8, icmpId };
-
-/** The frame a model packet stands for (IPv4 or IPv6 by its addresses). */
-function frameOf(p: ModelPacket): Frame {
-  const ip = v6(p.src) ? eth().ipv6({ src: p.src, dst: p.dst }) : eth().ipv4({ src: p.src, dst: p.dst });
-  switch (p.protocol) {
-    case 'TCP':
-      return ip.tcp({ sport: p.sport!, dport: p.dport!, flags: p.tcpFlags ?? SYN });
-    case 'UDP':
-      return ip.udp({ sport: p.sport!, dport: p.dport! }).payload(8);
-    case 'ICMP':
-      return ip.icmp({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(16);
-    case 'ICMPv6':
-      return ip.icmpv6({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(16);
-  }
-}
 
 // ---- cases ----
 
@@ -469,15 +457,13 @@ const PARSE_CASES: Case[] = [
     expect: ['drop_invalid_ip', 'drop_invalid_ip', 'drop_invalid_ip', 'drop_invalid_ip', 'drop_invalid_ip'],
   },
   {
-    description: 'parse - IPv4 fragments are dropped (first, middle, last); DF alone is no fragment',
-    setup: {},
+    description: 'parse - DF alone is no fragment: the packet is decided whole, its ports read',
+    setup: { policies: [toA('dns', [{ ports: [{ protocol: 'UDP', port: 53 }] }])] },
     input: [
-      rawTo(eth().ipv4({ src: XC, dst: A, mf: true }).udp({ sport: 1, dport: 53 }).payload(16)),
-      rawTo(eth().ipv4({ src: XC, dst: A, mf: true, fragOffset: 3, protocol: IPPROTO.UDP }).payload(24)),
-      rawTo(eth().ipv4({ src: XC, dst: A, fragOffset: 6, protocol: IPPROTO.UDP }).payload(24)),
       toPod(udp(XC, A, 53, 1), eth().ipv4({ src: XC, dst: A, df: true }).udp({ sport: 1, dport: 53 }).payload(8)),
+      toPod(udp(XC, A, 54, 1), eth().ipv4({ src: XC, dst: A, df: true }).udp({ sport: 1, dport: 54 }).payload(8)),
     ],
-    expect: ['drop_fragment', 'drop_fragment', 'drop_fragment', 'pass_default'],
+    expect: ['pass_policy', 'drop_policy_default'],
   },
   {
     description: 'parse - IPv4 options: ports are read after them',
@@ -525,13 +511,16 @@ const IPV6_CASES: Case[] = [
     expect: ['drop_ipv6_ext'],
   },
   {
-    description: 'ipv6 - fragments are dropped, the fragment header first or after another header',
+    description: 'ipv6 - a Fragment header cut short is truncated, first or after a hop-by-hop header',
     setup: {},
+    // The payload length ends the packet inside the 8-byte Fragment header; the frame goes on.
     input: [
-      rawTo(eth().ipv6({ src: XC6, dst: A6 }).fragment({ more: true }).udp({ sport: 1, dport: 53 })),
-      rawTo(eth().ipv6({ src: XC6, dst: A6 }).hopByHop().fragment({ offset: 8 }).payload(16)),
+      rawTo(eth().ipv6({ src: XC6, dst: A6, payloadLength: 4 }).fragment({ more: true }).udp({ sport: 1, dport: 53 })),
+      rawTo(eth().ipv6({ src: XC6, dst: A6, payloadLength: 7 }).fragment({ offset: 8, nextHeader: IPPROTO.UDP }).payload(16)),
+      rawTo(eth().ipv6({ src: XC6, dst: A6, payloadLength: 8 + 7 }).hopByHop().fragment({ offset: 8, nextHeader: IPPROTO.UDP }).payload(16)),
+      rawTo(eth().ipv6({ src: XC6, dst: A6 }).hopByHop().fragment({ more: true }).udp({ sport: 1, dport: 53 }).truncate(14 + 40 + 8 + 5)),
     ],
-    expect: ['drop_fragment', 'drop_fragment'],
+    expect: ['drop_truncated', 'drop_truncated', 'drop_truncated', 'drop_truncated'],
   },
   {
     description: 'ipv6 - neighbour solicitation and advertisement pass, even to an isolated pod or an unknown address',
@@ -562,6 +551,132 @@ const IPV6_CASES: Case[] = [
   },
 ];
 
+// Fragment ids are distinct per case (the fragment map is also cleared between cases).
+const dnsFromC = toA('dns-from-c', [{ from: [{ podSelector: sel({ app: 'c' }) }], ports: [{ protocol: 'UDP', port: 53 }] }]);
+const FRAGMENT_CASES: Case[] = [
+  {
+    description: 'fragments - with no policy, a UDP datagram in three fragments reaches the pod',
+    setup: {},
+    input: fragmentsOf(udp(XC, A, 53), 101).map((f) => toPod(f)),
+    expect: ['pass_default', 'pass_established', 'pass_established'],
+  },
+  {
+    description: 'fragments - first, middle and last fragment of an allowed flow reach an isolated pod; the reply passes',
+    setup: { policies: [dnsFromC] },
+    input: [...fragmentsOf(udp(XC, A, 53), 102).map((f) => toPod(f)), fromPod(reply(udp(XC, A, 53)))],
+    expect: ['pass_policy', 'pass_established', 'pass_established', 'pass_reply'],
+  },
+  {
+    description: 'fragments - every fragment of a denied flow drops with the policy reason (wrong port, wrong peer)',
+    setup: { policies: [dnsFromC] },
+    input: [...fragmentsOf(udp(XC, A, 54), 103).map((f) => toPod(f)), ...fragmentsOf(udp(YC, A, 53), 104).map((f) => toPod(f))],
+    expect: Array<ReasonLabel>(6).fill('drop_policy_default'),
+  },
+  {
+    description: 'fragments - a later fragment whose first was not seen drops, even where every packet passes',
+    setup: {},
+    input: [
+      toPod(fragmentOf(udp(XC, A, 53), 105, 3, true)),
+      toPod(fragmentOf(udp(XC, A, 53), 105, 6, false)),
+      toPod(fragmentOf(udp(XC, A, 53), 106, 0, true)),
+      // Not datagram 106: another id, another source, another protocol.
+      toPod(fragmentOf(udp(XC, A, 53), 107, 3, false)),
+      toPod(fragmentOf(udp(YC, A, 53), 106, 3, false)),
+      toPod(fragmentOf(tcp(XC, A, 53), 106, 3, false)),
+      toPod(fragmentOf(udp(XC, A, 53), 106, 3, false)),
+    ],
+    expect: ['drop_fragment', 'drop_fragment', 'pass_default', 'drop_fragment', 'drop_fragment', 'drop_fragment', 'pass_established'],
+  },
+  {
+    description: 'fragments - out of order: the last fragment before the middle one, both after the first',
+    setup: { policies: [dnsFromC] },
+    input: [0, 2, 1].map((i) => toPod(fragmentsOf(udp(XC, A, 53), 108)[i]!)),
+    expect: ['pass_policy', 'pass_established', 'pass_established'],
+  },
+  {
+    description: 'fragments - a fragmented TCP segment and a fragmented ping are decided by port and echo identifier',
+    setup: { policies: [toA('web-and-ping-from-c', [{ from: [{ podSelector: sel({ app: 'c' }) }], ports: [{ protocol: 'TCP', port: 80 }] }, { from: [{ podSelector: sel({ app: 'c' }) }] }])] },
+    input: [
+      ...fragmentsOf(tcp(XC, A, 80), 109).map((f) => toPod(f)),
+      ...fragmentsOf(ping(XC, A, 11), 110).map((f) => toPod(f)),
+      fromPod(reply(ping(XC, A, 11))),
+      ...fragmentsOf(ping(YC, A, 12), 111).map((f) => toPod(f)),
+    ],
+    expect: ['pass_policy', 'pass_established', 'pass_established', 'pass_policy', 'pass_established', 'pass_established', 'pass_reply', ...Array<ReasonLabel>(3).fill('drop_policy_default')],
+  },
+  {
+    description: "fragments - an isolated pod's own fragmented datagram goes out, and the fragmented answer comes back as a reply",
+    setup: { policies: [denyAllX] },
+    input: [...fragmentsOf(udp(A, WORLD, 53), 112).map((f) => fromPod(f)), ...fragmentsOf(reply(udp(A, WORLD, 53)), 113).map((f) => toPod(f))],
+    expect: ['pass_default', 'pass_established', 'pass_established', 'pass_reply', 'pass_reply', 'pass_reply'],
+  },
+  {
+    description: 'fragments - a first fragment is remembered only once parsed whole and its addresses checked',
+    setup: {},
+    input: [
+      // A first fragment too short for its UDP header (4 of 8 bytes): truncated, not remembered.
+      rawTo(eth().ipv4({ src: XC, dst: A, id: 114, mf: true, protocol: IPPROTO.UDP }).payload(Buffer.from([0x9c, 0x40, 0x00, 0x35]))),
+      toPod(fragmentOf(udp(XC, A, 53), 114, 3, false)),
+      // A pod sending a first fragment from an address not its own: dropped, not remembered.
+      fromPod(fragmentOf(udp(WORLD, A, 53), 115, 0, true)),
+      toPod(fragmentOf(udp(WORLD, A, 53), 115, 3, false)),
+    ],
+    expect: ['drop_truncated', 'drop_fragment', 'drop_invalid_source', 'drop_fragment'],
+  },
+  {
+    description: 'fragments - IPv6: a Fragment header first behaves as IPv4 fragments do (allowed, denied, orphan)',
+    setup: { policies: [dnsFromC] },
+    input: [
+      ...fragmentsOf(udp(XC6, A6, 53), 0x12345678).map((f) => toPod(f)),
+      ...fragmentsOf(udp(XC6, A6, 54), 0x12345679).map((f) => toPod(f)),
+      toPod(fragmentOf(udp(XC6, A6, 53), 0x1234567a, 3, false)),
+    ],
+    expect: ['pass_policy', 'pass_established', 'pass_established', ...Array<ReasonLabel>(3).fill('drop_policy_default'), 'drop_fragment'],
+  },
+  {
+    description: 'fragments - IPv6: after a hop-by-hop header, the same',
+    setup: { policies: [dnsFromC] },
+    input: [53, 54].flatMap((dport, i) => {
+      const id = 201 + i;
+      const ip = eth().ipv6({ src: XC6, dst: A6 }).hopByHop();
+      const [first, middle, last] = fragmentsOf(udp(XC6, A6, dport), id);
+      return [
+        toPod(first!, ip.fragment({ id, more: true }).udp({ sport: 40000, dport }).payload(8)),
+        toPod(middle!, ip.fragment({ id, offset: 3, more: true, nextHeader: IPPROTO.UDP }).payload(16)),
+        toPod(last!, ip.fragment({ id, offset: 6, nextHeader: IPPROTO.UDP }).payload(16)),
+      ];
+    }),
+    expect: ['pass_policy', 'pass_established', 'pass_established', ...Array<ReasonLabel>(3).fill('drop_policy_default')],
+  },
+  {
+    description: "fragments - IPv6: destination options after the Fragment header: later fragments keep the first's protocol",
+    setup: { policies: [dnsFromC] },
+    // Later fragments name the first header after the Fragment header (destination options), not UDP.
+    input: [
+      toPod(fragmentOf(udp(XC6, A6, 53), 203, 0, true), eth().ipv6({ src: XC6, dst: A6 }).fragment({ id: 203, more: true }).destOpts().udp({ sport: 40000, dport: 53 })),
+      toPod(fragmentOf(udp(XC6, A6, 53), 203, 3, false), eth().ipv6({ src: XC6, dst: A6 }).fragment({ id: 203, offset: 3, nextHeader: IPPROTO.DSTOPTS }).payload(16)),
+    ],
+    expect: ['pass_policy', 'pass_established'],
+  },
+  {
+    description: 'fragments - IPv6: an atomic fragment (offset 0, no M flag) is a whole packet, and not remembered',
+    setup: { policies: [dnsFromC] },
+    input: [toPod(fragmentOf(udp(XC6, A6, 53), 204, 0, false)), toPod(fragmentOf(udp(XC6, A6, 54), 205, 0, false)), toPod(fragmentOf(udp(XC6, A6, 53), 204, 3, false))],
+    expect: ['pass_policy', 'drop_policy_default', 'drop_fragment'],
+  },
+  {
+    description: 'fragments - IPv6: a fragmented neighbour solicitation is no neighbour discovery: policy decides it',
+    setup: { policies: [denyAllX] },
+    input: [
+      toPod(
+        { src: XC6, dst: A6, protocol: 'ICMPv6', icmpType: 135, fragment: { id: 206, offset: 0, more: true } },
+        eth().ipv6({ src: XC6, dst: A6, hopLimit: 255 }).fragment({ id: 206, more: true }).icmpv6({ type: 135, target: A6 }),
+      ),
+    ],
+    expect: ['drop_policy_default'],
+  },
+];
+
 // ---- running a case ----
 
 let dp: NodeDatapath;
@@ -580,8 +695,10 @@ function load(d: NodeDatapath, cluster: ModelCluster, cidrs: Setup['cidrs'] = []
   d.maps.sync(desired);
 }
 
-function clearConntrack(d: NodeDatapath): void {
+/** Forgets connections and fragments: each case starts from empty datapath state. */
+function clearState(d: NodeDatapath): void {
   for (const k of [...d.ct.raw.keys()]) d.ct.raw.delete(k);
+  for (const k of [...d.frag.raw.keys()]) d.frag.raw.delete(k);
 }
 
 function counted(before: ReasonCount[], after: ReasonCount[]): ReasonCount[] {
@@ -622,7 +739,7 @@ function expected(hook: Hook, reason: ReasonLabel, frame: Buffer): Observed {
 }
 
 async function runCase(d: NodeDatapath, c: Case, lifetimes: Lifetimes = DEFAULT_LIFETIMES, pause?: (i: number) => Promise<void>): Promise<void> {
-  clearConntrack(d);
+  clearState(d);
   let cluster: ModelCluster = { ...BASE, policies: c.setup.policies ?? [] };
   load(d, cluster, c.setup.cidrs);
   const model = new PolicyModel(cluster, lifetimes);
@@ -657,6 +774,7 @@ const TABLES: [string, Case[]][] = [
   ['spoofing', SPOOF_CASES],
   ['parse', PARSE_CASES],
   ['ipv6', IPV6_CASES],
+  ['fragments', FRAGMENT_CASES],
 ];
 
 for (const [area, cases] of TABLES) {

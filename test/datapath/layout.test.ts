@@ -67,6 +67,7 @@ describe('layout - names', () => {
       tp_ipcidr_v1: [size('tp_ipcidr_key'), size('tp_ipcache_value')],
       tp_policy_v1: [size('tp_policy_key'), size('tp_policy_value')],
       tp_ct_v1: [size('tp_ct_key'), size('tp_ct_entry')],
+      tp_frag_v1: [size('tp_frag_key'), size('tp_frag_ports')],
       tp_metrics_v1: [4, size('tp_metrics_value')],
     };
     for (const m of spec.maps) expect([m.name, m.keySize, m.valueSize]).toEqual([m.name, ...want[m.name]!]);

@@ -10,7 +10,13 @@
  *     (drop_invalid_source); a packet to a pod's veth must carry that pod's address as
  *     its destination (drop_unknown_dest); "that pod" means a pod of this node whose
  *     veth is the interface the packet is on
- *   - ICMPv6 router/neighbour discovery passes before anything else (pass_ndp)
+ *   - ICMPv6 router/neighbour discovery passes before anything else (pass_ndp), when
+ *     it is not fragmented (a fragmented one is ICMPv6 like any other: RFC 6980)
+ *   - fragments: only the first fragment of a datagram carries its ports; the datapath
+ *     remembers them per (family, protocol, IP identification, source, destination),
+ *     and a later fragment is judged with them like the first; a later fragment whose
+ *     first was not seen drops (drop_fragment). A first fragment is remembered once
+ *     its pod is known (after the address checks below), whatever the verdict
  *   - conntrack, per pod and per direction: a packet of a connection the pod already
  *     allowed passes (pass_established), a reply to one passes the other way
  *     (pass_reply), whatever policies say now; ICMP echo is tracked by its identifier
@@ -74,6 +80,41 @@ export interface ModelPacket {
   /** ICMP and ICMPv6. */
   icmpType?: number;
   icmpId?: number;
+  /**
+   * A fragment of a datagram (absent: a whole packet). IPv4 identification is 16 bits,
+   * IPv6's 32. Offset 0 with more: false is a whole packet too (an IPv6 atomic fragment).
+   * A later fragment (offset > 0) carries no L4 header: its ports, ICMP fields and TCP
+   * flags are not part of it (see `fragmentOf`).
+   */
+  fragment?: { id: number; offset: number; more: boolean };
+}
+
+type FragmentKind = 'none' | 'first' | 'later';
+function fragmentKind(p: ModelPacket): FragmentKind {
+  const f = p.fragment;
+  if (!f || (f.offset === 0 && !f.more)) return 'none';
+  return f.offset === 0 ? 'first' : 'later';
+}
+
+/** Packet p sent as one fragment; a later fragment keeps only what its IP header says. */
+export function fragmentOf(p: ModelPacket, id: number, offset: number, more: boolean): ModelPacket {
+  const fragment = { id, offset, more };
+  return offset === 0 ? { ...p, fragment } : { src: p.src, dst: p.dst, protocol: p.protocol, fragment };
+}
+
+/** The fragments of one datagram: first, middle and last. */
+export function fragmentsOf(p: ModelPacket, id: number): ModelPacket[] {
+  return [fragmentOf(p, id, 0, true), fragmentOf(p, id, 3, true), fragmentOf(p, id, 6, false)];
+}
+
+/** What the datapath decides a packet by, once its ports are known. */
+interface Seen {
+  src: string;
+  dst: string;
+  protocol: ModelProtocol;
+  sport: number;
+  dport: number;
+  tcpFlags: number;
 }
 
 export type Hook = 'to_pod' | 'from_pod';
@@ -130,6 +171,7 @@ function selects(sel: LabelSelector, labels: Labels): boolean {
 
 /** The ports a packet is tracked and matched by: TCP/UDP ports, the echo identifier, else 0. */
 function portsOf(p: ModelPacket): [number, number] {
+  if (fragmentKind(p) === 'later') throw new Error('a later fragment has no ports of its own');
   if (p.protocol === 'TCP' || p.protocol === 'UDP') return [p.sport ?? 0, p.dport ?? 0];
   if (ECHO_TYPES[p.protocol].includes(p.icmpType ?? -1)) return [p.icmpId ?? 0, p.icmpId ?? 0];
   return [0, 0];
@@ -156,6 +198,8 @@ export class PolicyModel {
   /** The clock conntrack expiry is measured on (ns); tests advance it, or set it from CLOCK_MONOTONIC. */
   now = 0n;
   private readonly ct = new Map<string, CtEntry>();
+  /** Ports of fragmented datagrams, from their first fragments. */
+  private readonly fragments = new Map<string, [sport: number, dport: number]>();
   private cluster!: ModelCluster;
   private byIp = new Map<string, ModelPod>();
   private nsLabels = new Map<string, Labels>();
@@ -179,6 +223,10 @@ export class PolicyModel {
 
   clearConntrack(): void {
     this.ct.clear();
+  }
+
+  clearFragments(): void {
+    this.fragments.clear();
   }
 
   /** The pod with this address, if any (any node). */
@@ -217,20 +265,37 @@ export class PolicyModel {
   /** What the program on `hook` of interface `ifindex` does with p (and what it records). */
   hook(hook: Hook, p: ModelPacket, ifindex = 1): Outcome {
     const done = (reason: ReasonLabel): Outcome => ({ hook, pass: reason.startsWith('pass_'), reason });
-    if (p.protocol === 'ICMPv6' && (p.icmpType ?? 0) >= 133 && (p.icmpType ?? 0) <= 137) return done('pass_ndp');
+    const frag = fragmentKind(p);
+    if (frag === 'none' && p.protocol === 'ICMPv6' && (p.icmpType ?? 0) >= 133 && (p.icmpType ?? 0) <= 137) return done('pass_ndp');
 
     const pod = this.localPod(hook === 'to_pod' ? p.dst : p.src, ifindex);
     if (!pod) return done(hook === 'to_pod' ? 'drop_unknown_dest' : 'drop_invalid_source');
 
-    const ct = this.conntrack(pod, hook, p);
+    let ports: [number, number];
+    if (frag === 'later') {
+      const known = this.fragments.get(this.fragmentKey(p));
+      if (!known) return done('drop_fragment');
+      ports = known;
+    } else {
+      ports = portsOf(p);
+      if (frag === 'first') this.fragments.set(this.fragmentKey(p), ports);
+    }
+    // A later fragment has no TCP header: no flags.
+    const seen: Seen = { src: p.src, dst: p.dst, protocol: p.protocol, sport: ports[0], dport: ports[1], tcpFlags: frag === 'later' ? 0 : (p.tcpFlags ?? 0) };
+
+    const ct = this.conntrack(pod, hook, seen);
     if (ct) return done(ct);
 
     let reason: ReasonLabel;
     if (hook === 'from_pod') reason = 'pass_default';
     else if (!this.isolatedForIngress(pod)) reason = 'pass_default';
-    else reason = this.ingressAllowed(pod, p) ? 'pass_policy' : 'drop_policy_default';
-    if (reason.startsWith('pass_')) this.track(pod, hook, p);
+    else reason = this.ingressAllowed(pod, seen) ? 'pass_policy' : 'drop_policy_default';
+    if (reason.startsWith('pass_')) this.track(pod, hook, seen);
     return done(reason);
+  }
+
+  private fragmentKey(p: ModelPacket): string {
+    return JSON.stringify([p.protocol, p.fragment!.id, canonicalIp(p.src), canonicalIp(p.dst)]);
   }
 
   // ---- NetworkPolicy ----
@@ -247,7 +312,7 @@ export class PolicyModel {
   }
 
   /** Some rule of some selecting policy admits the source on this protocol and port; the own node always is. */
-  private ingressAllowed(pod: ModelPod, p: ModelPacket): boolean {
+  private ingressAllowed(pod: ModelPod, p: Seen): boolean {
     if (this.hostAddrs.has(canonicalIp(p.src))) return true;
     const src = this.podOf(p.src);
     return this.selecting(pod).some((np) =>
@@ -257,7 +322,7 @@ export class PolicyModel {
         const portOk =
           !rule.ports ||
           rule.ports.length === 0 ||
-          rule.ports.some((pp) => pp.protocol === p.protocol && (pp.port === undefined || pp.port === portsOf(p)[1]));
+          rule.ports.some((pp) => pp.protocol === p.protocol && (pp.port === undefined || pp.port === p.dport));
         return fromOk && portOk;
       }),
     );
@@ -275,8 +340,8 @@ export class PolicyModel {
 
   // ---- conntrack ----
 
-  private ctKey(pod: ModelPod, dir: Hook, p: ModelPacket, reversed: boolean): string {
-    const [sport, dport] = portsOf(p);
+  private ctKey(pod: ModelPod, dir: Hook, p: Seen, reversed: boolean): string {
+    const { sport, dport } = p;
     const t = reversed
       ? [canonicalIp(p.dst), canonicalIp(p.src), dport, sport]
       : [canonicalIp(p.src), canonicalIp(p.dst), sport, dport];
@@ -284,21 +349,21 @@ export class PolicyModel {
     return JSON.stringify([pod.namespace, pod.name, opened, p.protocol, ...t]);
   }
 
-  private lifetime(p: ModelPacket, flags: number): bigint {
+  private lifetime(p: Seen, flags: number): bigint {
     if (p.protocol !== 'TCP') return this.lifetimes.other;
     if (flags & CT_CLOSING) return this.lifetimes.tcpClosing;
     if (flags & CT_SEEN_REPLY) return this.lifetimes.tcp;
     return this.lifetimes.tcpSyn;
   }
 
-  private flagsAfter(p: ModelPacket, flags: number, isReply: boolean): number {
+  private flagsAfter(p: Seen, flags: number, isReply: boolean): number {
     if (isReply) flags |= CT_SEEN_REPLY;
-    if (p.protocol === 'TCP' && (p.tcpFlags ?? 0) & (TCP_FIN | TCP_RST)) flags |= CT_CLOSING;
+    if (p.protocol === 'TCP' && p.tcpFlags & (TCP_FIN | TCP_RST)) flags |= CT_CLOSING;
     return flags;
   }
 
   /** A reply of a connection opened the other way first, then a packet of one opened this way. */
-  private conntrack(pod: ModelPod, hook: Hook, p: ModelPacket): ReasonLabel | undefined {
+  private conntrack(pod: ModelPod, hook: Hook, p: Seen): ReasonLabel | undefined {
     for (const [reversed, reason] of [
       [true, 'pass_reply'],
       [false, 'pass_established'],
@@ -318,7 +383,7 @@ export class PolicyModel {
     return undefined;
   }
 
-  private track(pod: ModelPod, hook: Hook, p: ModelPacket): void {
+  private track(pod: ModelPod, hook: Hook, p: Seen): void {
     const flags = this.flagsAfter(p, 0, false);
     this.ct.set(this.ctKey(pod, hook, p, false), { flags, expires: this.now + this.lifetime(p, flags) });
   }

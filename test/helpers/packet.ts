@@ -4,6 +4,8 @@
  *   eth().ipv4({ src: '10.0.0.1', dst: '10.0.0.2' }).tcp({ sport: 1234, dport: 80, flags: 'S' }).build()
  *   eth().ipv6({ src: 'fd00::1', dst: 'fd00::2' }).hopByHop().udp({ sport: 53, dport: 53 }).build()
  *   eth().ipv4({ ..., mf: true }).udp(...)              a first fragment
+ *   eth().ipv4({ ..., id: 7, fragOffset: 3, protocol: IPPROTO.UDP }).payload(16)   a later one
+ *   eth().ipv6(...).fragment({ id: 7, offset: 3, nextHeader: IPPROTO.UDP }).payload(16)
  *   eth().vlan(10).ipv4(...).tcp(...)                   an 802.1Q-tagged frame
  *   eth({ type: 0x88cc }).payload(20)                   any other ethertype
  *   eth().ipv4(...).tcp(...).truncate(40)               the first 40 bytes only
@@ -109,7 +111,10 @@ export interface FragmentHeaderOptions {
   /** Offset in 8-byte units. */
   offset?: number;
   more?: boolean;
+  /** Identification (32 bits); default 1. */
   id?: number;
+  /** Next header; default: from the next layer (a later fragment's payload has none, so give it). */
+  nextHeader?: number;
 }
 
 type Layer =
@@ -119,7 +124,7 @@ type Layer =
   | { kind: 'ipv4'; o: Ipv4Options }
   | { kind: 'ipv6'; o: Ipv6Options }
   /** IPv6 extension header; the length field is filled in (8-byte units after the first 8; AH: 4-byte units minus 2). */
-  | { kind: 'ext6'; proto: number; body: Buffer }
+  | { kind: 'ext6'; proto: number; body: Buffer; nextHeader?: number }
   | { kind: 'tcp'; o: TcpOptions }
   | { kind: 'udp'; o: UdpOptions }
   | { kind: 'icmp'; o: IcmpOptions }
@@ -211,7 +216,7 @@ export class Frame {
     const body = Buffer.alloc(6);
     body.writeUInt16BE(((o.offset ?? 0) << 3) | (o.more ? 1 : 0), 0);
     body.writeUInt32BE(o.id ?? 1, 2);
-    return this.with({ kind: 'ext6', proto: IPPROTO.FRAGMENT, body });
+    return this.with({ kind: 'ext6', proto: IPPROTO.FRAGMENT, body, nextHeader: o.nextHeader });
   }
   tcp(o: TcpOptions): Frame {
     return this.with({ kind: 'tcp', o });
@@ -315,7 +320,7 @@ export class Frame {
         return Buffer.concat([h, inner]);
       }
       case 'ext6': {
-        const nh = protocolOf(next) ?? IPPROTO.NONE;
+        const nh = l.nextHeader ?? protocolOf(next) ?? IPPROTO.NONE;
         const h = Buffer.concat([Buffer.from([nh, 0]), l.body]);
         h[1] = l.proto === IPPROTO.AH ? h.length / 4 - 2 : h.length / 8 - 1;
         return Buffer.concat([h, inner]);
