@@ -12,8 +12,8 @@ import { MAP_NAMES, PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import { compile } from '../../src/policy/compile.js';
 import type { IngressRule, NetworkPolicy, PolicyPeer, PolicyPort } from '../../src/policy/types.js';
 import { netpol } from '../helpers/cluster.js';
-import { desiredInputOf, PolicyModel, reply, type Hook, type Labels, type ModelCluster, type ModelPacket, type ModelPod } from '../helpers/model.js';
-import { eth, type Frame } from '../helpers/packet.js';
+import { frameOf } from '../helpers/frames.js';
+import { desiredInputOf, fragmentOf, fragmentsOf, PolicyModel, reply, type Hook, type Labels, type ModelCluster, type ModelPacket, type ModelPod } from '../helpers/model.js';
 import { OBJECT_PATH } from '../helpers/paths.js';
 
 const RUNS = 100;
@@ -102,6 +102,16 @@ interface PacketChoice {
   replyToPrevious: boolean;
   /** Sent from the source pod's veth even when the source is no local pod (spoofing). */
   spoof: boolean;
+  /**
+   * Sent as one fragment of datagram fragId: the first (L4 header, more to come), a later
+   * one (offset 3, no L4 header; its first may or may not have been sent), or an atomic
+   * fragment (offset 0, no more: a whole packet; IPv6 only, IPv4 has no such thing).
+   * 'datagram': the first fragment, then (in the random-packets property) its middle and
+   * last fragments right after it.
+   */
+  fragment: 'none' | 'first' | 'later' | 'atomic' | 'datagram';
+  fragId: number;
+  fragMore: boolean;
 }
 const packetChoice: fc.Arbitrary<PacketChoice> = fc.record({
   src: fc.oneof({ weight: 3, arbitrary: fc.nat(5) }, { weight: 1, arbitrary: fc.constantFrom<string>(...OUTSIDE) }),
@@ -118,6 +128,9 @@ const packetChoice: fc.Arbitrary<PacketChoice> = fc.record({
   icmpId: fc.constantFrom(1, 2),
   replyToPrevious: fc.constantFrom(false, false, true),
   spoof: fc.constantFrom(false, false, false, false, false, false, false, false, false, true),
+  fragment: fc.constantFrom(...(['none', 'none', 'none', 'none', 'first', 'later', 'atomic', 'datagram', 'datagram'] as const)),
+  fragId: fc.constantFrom(1, 2),
+  fragMore: fc.boolean(),
 });
 
 interface Sent {
@@ -152,24 +165,13 @@ function resolve(c: ModelCluster, model: PolicyModel, ch: PacketChoice, previous
     } else {
       packet = { src, dst, protocol: ch.protocol, sport: ch.sport, dport: ch.dport, ...(ch.protocol === 'TCP' ? { tcpFlags: 0x02 } : {}) };
     }
+    if (ch.fragment === 'first' || ch.fragment === 'datagram') packet = fragmentOf(packet, ch.fragId, 0, true);
+    else if (ch.fragment === 'later') packet = fragmentOf(packet, ch.fragId, 3, ch.fragMore);
+    else if (ch.fragment === 'atomic' && v6) packet = fragmentOf(packet, ch.fragId, 0, false);
   }
   const srcPod = model.podOf(packet.src);
   const local = srcPod?.node === c.localNode;
   return { packet, via: local || ch.spoof ? 'pod' : 'network' };
-}
-
-function frameOf(p: ModelPacket): Buffer {
-  const ip: Frame = p.src.includes(':') ? eth().ipv6({ src: p.src, dst: p.dst }) : eth().ipv4({ src: p.src, dst: p.dst });
-  switch (p.protocol) {
-    case 'TCP':
-      return ip.tcp({ sport: p.sport!, dport: p.dport!, flags: p.tcpFlags ?? 0x02 }).build();
-    case 'UDP':
-      return ip.udp({ sport: p.sport!, dport: p.dport! }).payload(8).build();
-    case 'ICMP':
-      return ip.icmp({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(8).build();
-    case 'ICMPv6':
-      return ip.icmpv6({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(8).build();
-  }
 }
 
 // ---- the real datapath ----
@@ -214,6 +216,7 @@ function runReal(hook: Hook, frame: Buffer): string {
 
 function reset(c: ModelCluster): PolicyModel {
   for (const k of [...dp.ct.raw.keys()]) dp.ct.raw.delete(k);
+  for (const k of [...dp.frag.raw.keys()]) dp.frag.raw.delete(k);
   dp.maps.sync(compile(desiredInputOf(c).input));
   return new PolicyModel(c);
 }
@@ -225,7 +228,7 @@ function resync(c: ModelCluster, model: PolicyModel): void {
 
 /** Sends a packet through every hook it crosses; compares each with the model. Returns the reasons. */
 function deliver(model: PolicyModel, s: Sent): string[] {
-  const frame = frameOf(s.packet);
+  const frame = frameOf(s.packet).build();
   const seen: string[] = [];
   for (const hook of model.route(s.packet, s.via)) {
     const want = model.hook(hook, s.packet);
@@ -253,6 +256,9 @@ describe('model', () => {
         for (const ch of choices) {
           const s = resolve(c, model, ch, previous);
           deliver(model, s);
+          if (ch.fragment === 'datagram' && !(ch.replyToPrevious && previous)) {
+            for (const later of fragmentsOf(s.packet, ch.fragId).slice(1)) deliver(model, { ...s, packet: later });
+          }
           previous = s;
         }
       }),
