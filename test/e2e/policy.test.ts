@@ -21,6 +21,7 @@ const DENY = 'test/e2e/fixtures/x-default-deny.yaml';
 const ALLOW = 'test/e2e/fixtures/x-allow.yaml';
 const INERT = 'test/e2e/fixtures/y-select-nothing.yaml';
 const FLOW_CLIENT = `${ROOT}test/e2e/fixtures/flow-client.mjs`;
+const UDP_ONCE = `${ROOT}test/e2e/fixtures/udp-once.mjs`;
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
 
 /** Labels as the test changes them, to compute what must connect. */
@@ -73,6 +74,14 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, limit
   }
 }
 
+/** Sends one UDP datagram of `size` bytes from a pod; returns the size echoed whole, or 0. */
+async function udpOnce(from: string, toIp: string, port: number, size: number): Promise<number> {
+  const r = await tcplane(['lab', 'exec', from, '--', process.execPath, UDP_ONCE, toIp, String(port), String(size)]);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { echoed: number }).echoed;
+}
+const podIp = (key: string) => plan.pods.find((p) => p.key === key)!.ip;
+
 async function apply(...args: string[]) {
   const r = await tcplane(args);
   expect(r.code, r.stderr).toBe(0);
@@ -98,6 +107,11 @@ describe('policy e2e', () => {
     expect(new Set(rows.map((r) => r.protocol))).toEqual(new Set(['TCP', 'UDP']));
   });
 
+  it('policy e2e - a UDP datagram larger than the MTU crosses nodes as fragments, there and back', async () => {
+    expect(await udpOnce('x/a', podIp('y/e'), 53, 4000)).toBe(4000); // n1 → n2
+    expect(await udpOnce('y/i', podIp('x/d'), 80, 9000)).toBe(9000); // n3 → n2
+  });
+
   it('policy e2e - a file with an error applies nothing and names file, line and field', async () => {
     const r = await tcplane(['apply', '-f', 'test/e2e/fixtures/half-bad.yaml']);
     expect(r.code).toBe(1);
@@ -114,6 +128,10 @@ describe('policy e2e', () => {
     // Isolated pods still open connections out and get their replies.
     expect(rows.filter((x) => x.from.startsWith('x/') && x.to.startsWith('y/')).every((x) => x.connected)).toBe(true);
     expect(rows.some((x) => !x.connected)).toBe(true);
+    // Fragments follow their first fragment: the echo of a big datagram reaches isolated
+    // x/a as a reply; into isolated x/d, where policy allows no UDP, none gets through.
+    expect(await udpOnce('x/a', podIp('y/e'), 53, 4000)).toBe(4000);
+    expect(await udpOnce('y/i', podIp('x/d'), 80, 4000)).toBe(0);
   });
 
   it('policy e2e - agents count verdicts per reason and serve them as Prometheus metrics', async () => {
