@@ -17,11 +17,19 @@ BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 # bench/ imports the test packet builder, so it is part of the build too.
 TS_SRC := $(shell find src agent bench -name '*.ts' -not -path 'src/gen/*' 2>/dev/null) test/helpers/packet.ts
 
-.PHONY: build deps debs npm bpf ts demo test test-unit test-datapath test-e2e bench clean lab-down
+.PHONY: build deps node debs npm bpf ts demo test typecheck-tests test-unit test-datapath test-e2e bench clean lab-down
 
 build: deps bpf ts
 
-deps: debs npm
+deps: node debs npm
+
+# Node.js 20 or newer must already be there: Debian 12 ships 18, which koffi and the
+# NATS client do not support, so it is not installed from Debian.
+NODE_MAJOR_MIN := 20
+node:
+	@v=$$(node --version 2>/dev/null | sed 's/^v//'); \
+	if [ -z "$$v" ]; then echo "error: Node.js $(NODE_MAJOR_MIN) or newer is needed and 'node' is not on PATH" >&2; exit 1; fi; \
+	if [ "$${v%%.*}" -lt $(NODE_MAJOR_MIN) ]; then echo "error: Node.js $(NODE_MAJOR_MIN) or newer is needed, found $$v" >&2; exit 1; fi
 
 # Installs only what is missing; apt-get update runs only when something is.
 debs:
@@ -67,9 +75,16 @@ demo: build
 
 # Unit tests need nothing special; datapath tests need root (BPF_PROG_TEST_RUN);
 # end-to-end tests build labs of network namespaces, one at a time.
-test: build
+# e2e files run one at a time: every lab uses the same tp-* names and addresses.
+E2E := npx vitest run --project e2e --no-file-parallelism
+
+test: build typecheck-tests
 	npx vitest run --project unit --project datapath
-	npx vitest run --project e2e
+	$(E2E)
+
+# The tests are TypeScript too: type-check them (vitest only strips types).
+typecheck-tests: node_modules/.package-lock.json src/gen/bpf-names.ts
+	npx tsc -p tsconfig.test.json
 
 test-unit: build
 	npx vitest run --project unit
@@ -78,7 +93,7 @@ test-datapath: build
 	npx vitest run --project datapath
 
 test-e2e: build
-	npx vitest run --project e2e
+	$(E2E)
 
 # Per-packet cost (BPF_PROG_TEST_RUN), iperf3 throughput and change propagation, each
 # beside a baseline measured in the same run.

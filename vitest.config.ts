@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 //   unit      pure TypeScript, no privileges
 //   datapath  loads the real BPF object and runs BPF_PROG_TEST_RUN (root)
 //   e2e       builds labs of network namespaces (root); one file at a time, since
-//             a lab owns fixed names (tp-*) on the machine
+//             a lab owns fixed names (tp-*) on the machine: the Makefile runs it with
+//             --no-file-parallelism (a per-project fileParallelism is not honoured)
 export default defineConfig({
   test: {
     projects: [
@@ -14,7 +15,6 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },
