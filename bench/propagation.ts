@@ -3,8 +3,9 @@
  *   apply     `apply -f` of one policy until every agent reports that store revision
  *             enforced (what `apply --wait` waits for)
  *   relabel   a pod relabel (the pod's node allocates an identity, publishes its
- *             endpoint; every node recompiles) until every agent reports the endpoint
- *             revision carrying the new identity enforced
+ *             endpoint; every node recompiles) until every agent reports both the
+ *             endpoint revision carrying the new identity and the revision of that
+ *             identity's record enforced (they arrive through different buckets)
  * The baseline in the same run is one store round trip (put + read back), the floor
  * under any propagation. Writes bench/results/propagation-*.json.
  */
@@ -12,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { parsePolicyFile } from '../src/policy/parse.js';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../src/paths.js';
 import { labNatsUrl } from '../src/lab/state.js';
-import { endpointRecord, podRecord, policyKey, statusRecord, type StatusRecord } from '../src/store/schema.js';
+import { endpointRecord, identityRecord, podRecord, policyKey, statusRecord, type StatusRecord } from '../src/store/schema.js';
 import { Store } from '../src/store/store.js';
 import { machine, saveResult } from './machine.js';
 
@@ -67,12 +68,15 @@ async function main(): Promise<void> {
       await store.put('pods', 'y/e', { ...pod, labels: { ...pod.labels, app: i % 2 === 0 ? 'client' : 'db' } });
       // Wait for the new identity to be published, then for every node to enforce that revision.
       let epRev = 0;
+      let idRev = 0;
       for (let k = 0; k < 20_000 && !epRev; k++) {
         const e = await store.get('endpoints', 'y/e', endpointRecord);
-        if (e && e.value.identity !== before) epRev = e.revision;
-        else await new Promise((r) => setTimeout(r, 2));
+        if (e && e.value.identity !== before) {
+          epRev = e.revision;
+          idRev = (await store.get('identities', `id/${e.value.identity}`, identityRecord))?.revision ?? 0;
+        } else await new Promise((r) => setTimeout(r, 2));
       }
-      relabel.push(await until(store, t, (s) => (s.revisions.endpoints ?? 0) >= epRev));
+      relabel.push(await until(store, t, (s) => (s.revisions.endpoints ?? 0) >= epRev && (s.revisions.identities ?? 0) >= idRev));
     }
     await store.delete('namespaces', 'bench-probe');
     const result = {
