@@ -72,7 +72,15 @@ export function parseYamlDocuments(text: string, file: string): { docs: LocatedD
       }
       return;
     }
-    const located = locatedDoc(doc, index, lineAt);
+    let located: LocatedDoc;
+    try {
+      located = locatedDoc(doc, index, lineAt);
+    } catch (err) {
+      // toJS refuses alias expansion beyond maxAliasCount (a "billion laughs" document).
+      const start = (doc.contents as Node | null)?.range?.[0] ?? 0;
+      errors.push(new LocatedError(file, lineAt(start), '', `YAML: ${firstLine((err as Error).message)}`));
+      return;
+    }
     // `---` with nothing after it, or only comments: the library yields a null scalar.
     if (located.value === null || located.value === undefined) return;
     docs.push(located);

@@ -358,6 +358,15 @@ describe('policy parse - errors', () => {
     expect(errors[0].line).toBeGreaterThanOrEqual(6);
   });
 
+  it('policy parse - an alias bomb is a located error, not an expansion', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefg'[i]}`).join(', ')}]`)];
+    const first = np('web', '  podSelector: {}');
+    const errors = errorsOf(first + lines('---', ...bomb));
+    expect(errors).toHaveLength(1);
+    expect(errors[0].line).toBe(first.split('\n').length + 1); // the bomb's first line, after `---`
+    expect(errors[0].detail).toMatch(/^YAML: .*alias/i);
+  });
+
   it('policy parse - duplicate keys in YAML are an error', () => {
     expect(onlyError(np('web', '  podSelector: {}', '  podSelector: {}')).detail).toContain('unique');
   });
