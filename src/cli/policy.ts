@@ -6,6 +6,8 @@
  * once every registered node reports the change enforced in its maps (the store
  * revision it has programmed), or fails after `--timeout` naming the nodes that lag.
  */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { LocatedErrors } from '../yaml/located.js';
 import { parsePolicyFile } from '../policy/parse.js';
@@ -40,7 +42,24 @@ async function withStore<T>(natsFlag: string | undefined, fn: (s: Store) => Prom
 }
 
 /** Parses every file; throws one error listing every problem in every file. */
-async function parseAll(files: string[]): Promise<PolicyDocument[]> {
+/** -f arguments to files: a directory stands for its *.yaml, *.yml and *.json files (not recursive, sorted), as with kubectl. */
+async function expandFiles(args: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of args) {
+    const st = await stat(a).catch(() => null);
+    if (!st?.isDirectory()) {
+      out.push(a); // a missing file is reported by the reader, naming it
+      continue;
+    }
+    const names = (await readdir(a)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
+    if (names.length === 0) throw new Error(`${a}: no .yaml, .yml or .json files in this directory\nnothing applied`);
+    out.push(...names.map((n) => join(a, n)));
+  }
+  return out;
+}
+
+async function parseAll(args: string[]): Promise<PolicyDocument[]> {
+  const files = await expandFiles(args);
   const docs: PolicyDocument[] = [];
   const problems: string[] = [];
   for (const f of files) {
@@ -117,6 +136,17 @@ export async function waitForEnforcement(store: Store, bucket: 'policies', revis
   }
 }
 
+/** Throws naming exactly which writes failed (and why) when any did; the others stand. */
+function reportPartialFailure(op: string, names: string[], results: PromiseSettledResult<unknown>[]): void {
+  const failed = names.flatMap((n, i) => {
+    const r = results[i]!;
+    return r.status === 'rejected' ? [`${n} (${(r.reason as Error).message})`] : [];
+  });
+  if (failed.length === 0) return;
+  const done = names.length - failed.length;
+  throw new Error(`${op}: ${failed.length} of ${names.length} not written: ${failed.join(', ')}; ${done} written (listed above)`);
+}
+
 function parseTimeout(v: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
   if (!m) throw new Error(`--timeout: expected a duration like 30s, 500ms or 2m, got ${v}`);
@@ -131,7 +161,7 @@ export function registerPolicyCommands(program: Command): void {
     program
       .command(name)
       .description(description)
-      .requiredOption('-f, --filename <file>', 'policy file (multi-document YAML); repeatable', collect)
+      .requiredOption('-f, --filename <file>', 'policy file (multi-document YAML) or a directory of them; repeatable', collect)
       .option('--wait', 'return once every node enforces the change')
       .option('--timeout <duration>', 'how long --wait waits', '30s')
       .option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)');
@@ -145,16 +175,23 @@ export function registerPolicyCommands(program: Command): void {
       const timeoutMs = parseTimeout(o.timeout);
       const docs = await parseAll(o.filename);
       await withStore(o.nats, async (store) => {
-        for (const d of docs) {
-          const key = policyKey(d.kind, d.namespace, d.name);
-          const existing = await store.get('policies', key, policyRecord).catch(() => null);
-          if (existing && sameSpec(existing.value.spec, d)) {
-            console.log(`${displayName(d)} unchanged`);
-            continue;
-          }
-          await store.put('policies', key, policyRecord.parse(recordOf(d)));
-          console.log(`${displayName(d)} ${existing ? 'configured' : 'created'}`);
-        }
+        // Read everything first, then send every write at once: they reach the agents
+        // together, and an agent folds changes arriving within a few ms into one
+        // reconcile, so a deny and its allows are not enforced one without the other.
+        const plan = await Promise.all(
+          docs.map(async (d) => {
+            const key = policyKey(d.kind, d.namespace, d.name);
+            const existing = await store.get('policies', key, policyRecord).catch(() => null);
+            return { d, key, existing, unchanged: existing !== null && sameSpec(existing.value.spec, d) };
+          }),
+        );
+        const writes = plan.filter((p) => !p.unchanged);
+        const results = await Promise.allSettled(writes.map((p) => store.put('policies', p.key, policyRecord.parse(recordOf(p.d)))));
+        for (const p of plan.filter((x) => x.unchanged)) console.log(`${displayName(p.d)} unchanged`);
+        writes.forEach((p, i) => {
+          if (results[i]!.status === 'fulfilled') console.log(`${displayName(p.d)} ${p.existing ? 'configured' : 'created'}`);
+        });
+        reportPartialFailure('apply', writes.map((p) => displayName(p.d)), results);
         if (o.wait) await waitAndReport(store, timeoutMs);
       });
     });
@@ -165,16 +202,20 @@ export function registerPolicyCommands(program: Command): void {
       const timeoutMs = parseTimeout(o.timeout);
       const docs = await parseAll(o.filename);
       await withStore(o.nats, async (store) => {
-        const missing: string[] = [];
-        for (const d of docs) {
-          const key = policyKey(d.kind, d.namespace, d.name);
-          if (!(await store.get('policies', key, policyRecord).catch(() => ({})))) {
-            missing.push(displayName(d));
-            continue;
-          }
-          await store.delete('policies', key);
-          console.log(`${displayName(d)} deleted`);
-        }
+        const plan = await Promise.all(
+          docs.map(async (d) => {
+            const key = policyKey(d.kind, d.namespace, d.name);
+            // An unreadable record counts as present: deleting it is what the user asked.
+            return { d, key, present: Boolean(await store.get('policies', key, policyRecord).catch(() => ({}))) };
+          }),
+        );
+        const missing = plan.filter((p) => !p.present).map((p) => displayName(p.d));
+        const deletes = plan.filter((p) => p.present);
+        const results = await Promise.allSettled(deletes.map((p) => store.delete('policies', p.key)));
+        deletes.forEach((p, i) => {
+          if (results[i]!.status === 'fulfilled') console.log(`${displayName(p.d)} deleted`);
+        });
+        reportPartialFailure('delete', deletes.map((p) => displayName(p.d)), results);
         if (o.wait) await waitAndReport(store, timeoutMs);
         if (missing.length && !o.ignoreNotFound) throw new Error(`not found: ${missing.join(', ')}`);
       });

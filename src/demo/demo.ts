@@ -12,7 +12,8 @@ import { formatTable } from '../cli/table.js';
 import type { ProbeRow } from '../lab/probe.js';
 
 const LAB = 'labs/demo.yaml';
-const POLICIES = ['policies/shop-default-deny.yaml', 'policies/shop-allow.yaml', 'policies/shop-allow-monitoring.yaml'];
+/** Every file in it, as `apply -f DIR` reads them (kubectl's way). */
+const POLICIES = 'policies/';
 
 type Probe = ProbeRow;
 
@@ -59,11 +60,11 @@ function main(): number {
   try {
     tcplane(['lab', 'up', '-f', LAB]);
     const before = probe('no policy');
-    tcplane(['apply', ...POLICIES.flatMap((f) => ['-f', f]), '--wait']);
+    tcplane(['apply', '-f', POLICIES, '--wait']);
     tcplane(['get', 'policies']);
     tcplane(['get', 'endpoints']);
     const after = new Map(probe('with policies').map((p) => [key(p), p]));
-    tcplane(['delete', ...POLICIES.flatMap((f) => ['-f', f]), '--wait']);
+    tcplane(['delete', '-f', POLICIES, '--wait']);
     const deleted = new Map(probe('policies deleted').map((p) => [key(p), p]));
 
     const rows = before.map((b) => {
