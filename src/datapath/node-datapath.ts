@@ -124,14 +124,19 @@ export class NodeDatapath {
       if (this.attached.get(ifindex)?.has(dir)) continue;
       const prog = this.obj.program(PROGRAM_FOR[dir]);
       const mode = this.opts.attachMode ?? 'auto';
-      const existing = mode !== 'tcx' ? ClsactFilter.find(ifindex, dir) : null;
+      // Our clsact filter from an earlier agent (handle 0x7470): adopted when staying on
+      // clsact, removed once a tcx link has taken over (new program first: no gap).
+      const existing = ClsactFilter.find(ifindex, dir);
       if (existing && mode === 'clsact') {
         existing.replace(prog);
         this.record(existing);
         continue;
       }
       const a = attachTc(prog, ifindex, dir, mode);
-      if (a instanceof TcxLink && this.linkDir) a.pin(join(this.linkDir, `${ifindex}-${dir}`));
+      if (a instanceof TcxLink) {
+        if (this.linkDir) a.pin(join(this.linkDir, `${ifindex}-${dir}`));
+        existing?.detach();
+      }
       this.record(a);
     }
   }

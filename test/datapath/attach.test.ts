@@ -106,3 +106,24 @@ describe('attach - clsact', () => {
     expect(existsSync(pinDir) ? readdirSync(`${pinDir}/links`) : []).toEqual([]);
   });
 });
+
+describe('attach - clsact to tcx', () => {
+  it('attach - an agent moving from clsact to tcx takes its own clsact filters off, after the tcx link is in place', () => {
+    const first = NodeDatapath.open({ objectPath: OBJECT_PATH, attachMode: 'clsact' });
+    first.attach(ifindex);
+    first.close();
+    expect(tcFilters('ingress')).toMatch(/tp_from_pod/);
+
+    const second = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'auto' });
+    try {
+      second.attach(ifindex);
+      expect(readdirSync(`${pinDir}/links`).sort()).toEqual([`${ifindex}-egress`, `${ifindex}-ingress`]);
+      expect(tcFilters('ingress')).not.toMatch(/tp_from_pod/);
+      expect(tcFilters('egress')).not.toMatch(/tp_to_pod/);
+      second.detach(ifindex);
+      expect(readdirSync(`${pinDir}/links`)).toEqual([]);
+    } finally {
+      second.close();
+    }
+  });
+});
