@@ -20,6 +20,7 @@ const LAB = 'labs/three-nodes.yaml';
 const DENY = 'test/e2e/fixtures/x-default-deny.yaml';
 const ALLOW = 'test/e2e/fixtures/x-allow.yaml';
 const INERT = 'test/e2e/fixtures/y-select-nothing.yaml';
+const ONE_MORE = 'test/e2e/fixtures/x-a-from-db.yaml';
 const FLOW_CLIENT = `${ROOT}test/e2e/fixtures/flow-client.mjs`;
 const UDP_ONCE = `${ROOT}test/e2e/fixtures/udp-once.mjs`;
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
@@ -231,6 +232,32 @@ describe('policy e2e', () => {
     expect(eps.find((x) => x.name === 'e')!.labels.pod.app).toBe('client');
     const n = await apply('get', 'nodes');
     expect(n.stdout.trim().split('\n')).toHaveLength(4);
+  });
+
+  it('policy e2e - one more policy writes only the entries it adds, on the node of the pod it selects', async () => {
+    type Node = { name: string; status: { lastReconcile: { writes: Record<string, number>; deletes: Record<string, number> } } };
+    const reconciles = async () =>
+      new Map((JSON.parse((await apply('get', 'nodes', '-o', 'json')).stdout) as Node[]).map((n) => [n.name, n.status.lastReconcile]));
+    const eps = JSON.parse((await apply('get', 'endpoints', '-o', 'json')).stdout) as { identity: number; labels: { pod: Record<string, string> } }[];
+    const dbIdentities = new Set(eps.filter((e) => e.labels.pod.app === 'db').map((e) => e.identity));
+    expect(dbIdentities.size).toBeGreaterThan(0);
+
+    await apply('apply', '-f', ONE_MORE, '--wait');
+    const added = await reconciles();
+    // x/a lives on n1: one policy entry per db identity (TCP 80), nothing else anywhere.
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    expect(added.get('n1')!.writes).toMatchObject({ tp_policy_v1: dbIdentities.size });
+    expect(sum(added.get('n1')!.writes)).toBe(dbIdentities.size);
+    for (const n of ['n1', 'n2', 'n3']) expect(sum(added.get(n)!.deletes), n).toBe(0);
+    for (const n of ['n2', 'n3']) expect(sum(added.get(n)!.writes), n).toBe(0);
+    const db = [...podLabels].find(([, l]) => l.app === 'db')![0];
+    await untilConnects(db, 'x/a', 80, true); // enforced means in force: the new peer gets in
+
+    await apply('delete', '-f', ONE_MORE, '--wait');
+    const removed = await reconciles();
+    expect(removed.get('n1')!.deletes).toMatchObject({ tp_policy_v1: dbIdentities.size });
+    expect(sum(removed.get('n1')!.deletes) + sum(removed.get('n1')!.writes)).toBe(dbIdentities.size);
+    await expectMatrix(policiesApplied);
   });
 
   it('policy e2e - corrupt records in the store are logged and skipped; agents go on enforcing changes', async () => {
