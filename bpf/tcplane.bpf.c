@@ -96,12 +96,14 @@ static __always_inline int tp_handle(struct __sk_buff *skb, __u8 dir)
 		reason = dir == TP_DIR_EGRESS ? TP_DROP_INVALID_SOURCE : TP_DROP_UNKNOWN_DEST;
 		goto out;
 	}
-	if (p.frag) {
-		reason = tp_frag_track(&p);
+	if (p.frag == TP_FRAG_LATER) {
+		reason = tp_frag_lookup(&p);
 		if (reason)
 			goto out;
 	}
 	reason = tp_enforce(&p, ep, dir);
+	if (p.frag == TP_FRAG_FIRST && reason < TP_DROP_POLICY)
+		tp_frag_record(&p);
 out:
 	tp_count(skb, dir, reason);
 	return reason < TP_DROP_POLICY ? TC_ACT_UNSPEC : TC_ACT_SHOT;

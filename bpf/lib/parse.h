@@ -90,7 +90,7 @@ struct tp_packet {
 #define tp_skb_u32(skb, field)                                                                  \
 	({                                                                                      \
 		__u64 __v;                                                                      \
-		asm("%0 = *(u32 *)(%1 + %2)"                                                    \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                                                    \
 		    : "=r"(__v)                                                                 \
 		    : "r"(skb), "i"(offsetof(struct __sk_buff, field)));                        \
 		__v;                                                                            \

@@ -15,8 +15,8 @@
  *   - fragments: only the first fragment of a datagram carries its ports; the datapath
  *     remembers them per (family, protocol, IP identification, source, destination),
  *     and a later fragment is judged with them like the first; a later fragment whose
- *     first was not seen drops (drop_fragment). A first fragment is remembered once
- *     its pod is known (after the address checks below), whatever the verdict
+ *     first was not seen drops (drop_fragment). A first fragment is remembered only
+ *     when it passes: the later fragments of a refused datagram drop as drop_fragment
  *   - conntrack, per pod and per direction: a packet of a connection the pod already
  *     allowed passes (pass_established), a reply to one passes the other way
  *     (pass_reply), whatever policies say now; ICMP echo is tracked by its identifier
@@ -278,20 +278,23 @@ export class PolicyModel {
       ports = known;
     } else {
       ports = portsOf(p);
-      if (frag === 'first') this.fragments.set(this.fragmentKey(p), ports);
     }
+    const decided = (reason: ReasonLabel): Outcome => {
+      if (frag === 'first' && reason.startsWith('pass_')) this.fragments.set(this.fragmentKey(p), ports);
+      return done(reason);
+    };
     // A later fragment has no TCP header: no flags.
     const seen: Seen = { src: p.src, dst: p.dst, protocol: p.protocol, sport: ports[0], dport: ports[1], tcpFlags: frag === 'later' ? 0 : (p.tcpFlags ?? 0) };
 
     const ct = this.conntrack(pod, hook, seen);
-    if (ct) return done(ct);
+    if (ct) return decided(ct);
 
     let reason: ReasonLabel;
     if (hook === 'from_pod') reason = 'pass_default';
     else if (!this.isolatedForIngress(pod)) reason = 'pass_default';
     else reason = this.ingressAllowed(pod, seen) ? 'pass_policy' : 'drop_policy_default';
     if (reason.startsWith('pass_')) this.track(pod, hook, seen);
-    return done(reason);
+    return decided(reason);
   }
 
   private fragmentKey(p: ModelPacket): string {
