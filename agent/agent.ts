@@ -233,7 +233,20 @@ export class Agent {
         pod: pod.labels,
         namespaceLabels: v.namespaces.get(pod.namespace)?.labels ?? {},
       };
-      const identity = await this.allocator.resolve(labels);
+      let identity: number;
+      try {
+        identity = await this.allocator.resolve(labels);
+      } catch (err) {
+        // A corrupt claim (or a store hiccup) for this label set must not stop every
+        // other pod: keep the identity this pod was published with, else wait for it.
+        const published = v.endpoints.get(key);
+        this.log.error({ pod: key, err: (err as Error).message, keeping: published?.identity ?? null }, 'identity not resolved');
+        if (!published || published.node !== node) {
+          pending.add(key);
+          continue;
+        }
+        identity = published.identity;
+      }
       if (!v.identities.has(identity)) v.identities.set(identity, labels);
       let ifindex: number;
       try {

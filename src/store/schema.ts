@@ -97,6 +97,7 @@ export type IdentityRecord = z.infer<typeof identityRecord>;
 
 /** tcplane-identities, key `labels/<sha256 of the canonical labels>`: the claim. */
 export const identityClaim = z.object({ v: z.literal(1), id: z.number().int().min(1) });
+export type IdentityClaim = z.infer<typeof identityClaim>;
 
 /** Either record of tcplane-identities (the key's prefix says which it must be). */
 export const identityEntry = z.union([identityRecord, identityClaim]);
