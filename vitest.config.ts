@@ -4,8 +4,9 @@ import { defineConfig } from 'vitest/config';
 //   unit      pure TypeScript, no privileges
 //   datapath  loads the real BPF object and runs BPF_PROG_TEST_RUN (root)
 //   e2e       builds labs of network namespaces (root); one file at a time, since
-//             a lab owns fixed names (tp-*) on the machine: the Makefile runs it with
-//             --no-file-parallelism (a per-project fileParallelism is not honoured)
+//             a lab owns fixed names (tp-*) on the machine: one fork for the project
+//             here, and --no-file-parallelism in the Makefile (a per-project
+//             fileParallelism is not honoured)
 export default defineConfig({
   test: {
     projects: [
@@ -15,6 +16,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // One worker, so one file at a time even when vitest is run by hand.
+          poolOptions: { forks: { singleFork: true } },
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },

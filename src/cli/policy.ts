@@ -177,7 +177,8 @@ export function registerPolicyCommands(program: Command): void {
       await withStore(o.nats, async (store) => {
         // Read everything first, then send every write at once: they reach the agents
         // together, and an agent folds changes arriving within a few ms into one
-        // reconcile, so a deny and its allows are not enforced one without the other.
+        // reconcile, so in practice a deny and its allows land in the same one. Not a
+        // guarantee (a reconcile already running takes the rest in the next run).
         const plan = await Promise.all(
           docs.map(async (d) => {
             const key = policyKey(d.kind, d.namespace, d.name);
