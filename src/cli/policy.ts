@@ -136,15 +136,21 @@ export async function waitForEnforcement(store: Store, bucket: 'policies', revis
   }
 }
 
-/** Throws naming exactly which writes failed (and why) when any did; the others stand. */
-function reportPartialFailure(op: string, names: string[], results: PromiseSettledResult<unknown>[]): void {
-  const failed = names.flatMap((n, i) => {
+/**
+ * Sends every store write at once; prints `name outcome` for each that succeeded and
+ * throws naming exactly the ones that failed (and why), if any. Nothing is rolled back.
+ */
+export async function sendAll(op: string, writes: { name: string; outcome: string; send: () => Promise<unknown> }[]): Promise<void> {
+  const results = await Promise.allSettled(writes.map((w) => w.send()));
+  const failed: string[] = [];
+  writes.forEach((w, i) => {
     const r = results[i]!;
-    return r.status === 'rejected' ? [`${n} (${(r.reason as Error).message})`] : [];
+    if (r.status === 'fulfilled') console.log(`${w.name} ${w.outcome}`);
+    else failed.push(`${w.name} (${(r.reason as Error).message})`);
   });
   if (failed.length === 0) return;
-  const done = names.length - failed.length;
-  throw new Error(`${op}: ${failed.length} of ${names.length} not written: ${failed.join(', ')}; ${done} written (listed above)`);
+  const done = writes.length - failed.length;
+  throw new Error(`${op}: ${failed.length} of ${writes.length} not written: ${failed.join(', ')}; ${done} written (listed above)`);
 }
 
 function parseTimeout(v: string): number {
@@ -186,13 +192,17 @@ export function registerPolicyCommands(program: Command): void {
             return { d, key, existing, unchanged: existing !== null && sameSpec(existing.value.spec, d) };
           }),
         );
-        const writes = plan.filter((p) => !p.unchanged);
-        const results = await Promise.allSettled(writes.map((p) => store.put('policies', p.key, policyRecord.parse(recordOf(p.d)))));
         for (const p of plan.filter((x) => x.unchanged)) console.log(`${displayName(p.d)} unchanged`);
-        writes.forEach((p, i) => {
-          if (results[i]!.status === 'fulfilled') console.log(`${displayName(p.d)} ${p.existing ? 'configured' : 'created'}`);
-        });
-        reportPartialFailure('apply', writes.map((p) => displayName(p.d)), results);
+        await sendAll(
+          'apply',
+          plan
+            .filter((p) => !p.unchanged)
+            .map((p) => ({
+              name: displayName(p.d),
+              outcome: p.existing ? 'configured' : 'created',
+              send: () => store.put('policies', p.key, policyRecord.parse(recordOf(p.d))),
+            })),
+        );
         if (o.wait) await waitAndReport(store, timeoutMs);
       });
     });
@@ -211,12 +221,10 @@ export function registerPolicyCommands(program: Command): void {
           }),
         );
         const missing = plan.filter((p) => !p.present).map((p) => displayName(p.d));
-        const deletes = plan.filter((p) => p.present);
-        const results = await Promise.allSettled(deletes.map((p) => store.delete('policies', p.key)));
-        deletes.forEach((p, i) => {
-          if (results[i]!.status === 'fulfilled') console.log(`${displayName(p.d)} deleted`);
-        });
-        reportPartialFailure('delete', deletes.map((p) => displayName(p.d)), results);
+        await sendAll(
+          'delete',
+          plan.filter((p) => p.present).map((p) => ({ name: displayName(p.d), outcome: 'deleted', send: () => store.delete('policies', p.key) })),
+        );
         if (o.wait) await waitAndReport(store, timeoutMs);
         if (missing.length && !o.ignoreNotFound) throw new Error(`not found: ${missing.join(', ')}`);
       });
