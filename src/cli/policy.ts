@@ -136,6 +136,28 @@ export async function waitForEnforcement(store: Store, bucket: 'policies', revis
   }
 }
 
+/** What the store holds under a document's key, read before any change is sent. */
+interface Current {
+  doc: PolicyDocument;
+  key: string;
+  /** null when absent, or when present but unreadable (then `unreadable`). */
+  existing: { value: PolicyRecord; revision: number } | null;
+  unreadable: boolean;
+}
+
+async function readCurrent(store: Store, docs: PolicyDocument[]): Promise<Current[]> {
+  return Promise.all(
+    docs.map(async (doc) => {
+      const key = policyKey(doc.kind, doc.namespace, doc.name);
+      try {
+        return { doc, key, existing: await store.get('policies', key, policyRecord), unreadable: false };
+      } catch {
+        return { doc, key, existing: null, unreadable: true };
+      }
+    }),
+  );
+}
+
 /**
  * Sends every store write at once; prints `name outcome` for each that succeeded and
  * throws naming exactly the ones that failed (and why), if any. Nothing is rolled back.
@@ -175,60 +197,64 @@ export function registerPolicyCommands(program: Command): void {
     const nodes = await waitForEnforcement(store, 'policies', await store.lastRevision('policies'), { timeoutMs });
     console.log(`enforced on ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}`);
   };
-
-  changeCommand('apply', 'create or update policies from YAML files (all or nothing)')
-    .action(async (o) => {
+  /**
+   * The body of apply and delete: parse every file (all or nothing), read what each
+   * document names in the store, let `change` write, then wait if asked. `change` may
+   * return a check to run after the wait (delete's "not found").
+   */
+  const changeAction =
+    <O extends { filename: string[]; timeout: string; wait?: boolean; nats?: string }>(
+      change: (store: Store, current: Current[], o: O) => Promise<(() => void) | void>,
+    ) =>
+    async (o: O) => {
       const timeoutMs = parseTimeout(o.timeout);
       const docs = await parseAll(o.filename);
       await withStore(o.nats, async (store) => {
-        // Read everything first, then send every write at once: they reach the agents
-        // together, and an agent folds changes arriving within a few ms into one
-        // reconcile, so in practice a deny and its allows land in the same one. Not a
-        // guarantee (a reconcile already running takes the rest in the next run).
-        const plan = await Promise.all(
-          docs.map(async (d) => {
-            const key = policyKey(d.kind, d.namespace, d.name);
-            const existing = await store.get('policies', key, policyRecord).catch(() => null);
-            return { d, key, existing, unchanged: existing !== null && sameSpec(existing.value.spec, d) };
-          }),
-        );
-        for (const p of plan.filter((x) => x.unchanged)) console.log(`${displayName(p.d)} unchanged`);
-        await sendAll(
-          'apply',
-          plan
-            .filter((p) => !p.unchanged)
-            .map((p) => ({
-              name: displayName(p.d),
-              outcome: p.existing ? 'configured' : 'created',
-              send: () => store.put('policies', p.key, policyRecord.parse(recordOf(p.d))),
-            })),
-        );
+        const after = await change(store, await readCurrent(store, docs), o);
         if (o.wait) await waitAndReport(store, timeoutMs);
+        after?.();
       });
-    });
+    };
+
+  changeCommand('apply', 'create or update policies from YAML files (all or nothing)').action(
+    changeAction(async (store, current) => {
+      // Every write is sent at once: they reach the agents together, and an agent folds
+      // changes arriving within a few ms into one reconcile, so in practice a deny and
+      // its allows land in the same one. Not a guarantee (a reconcile already running
+      // takes the rest in the next run).
+      const unchanged = (c: Current) => c.existing !== null && sameSpec(c.existing.value.spec, c.doc);
+      for (const c of current.filter(unchanged)) console.log(`${displayName(c.doc)} unchanged`);
+      await sendAll(
+        'apply',
+        current
+          .filter((c) => !unchanged(c))
+          .map((c) => ({
+            name: displayName(c.doc),
+            outcome: c.existing ? 'configured' : 'created',
+            send: () => store.put('policies', c.key, policyRecord.parse(recordOf(c.doc))),
+          })),
+      );
+    }),
+  );
 
   changeCommand('delete', 'delete the policies named in YAML files')
     .option('--ignore-not-found', 'do not fail for policies that do not exist')
-    .action(async (o) => {
-      const timeoutMs = parseTimeout(o.timeout);
-      const docs = await parseAll(o.filename);
-      await withStore(o.nats, async (store) => {
-        const plan = await Promise.all(
-          docs.map(async (d) => {
-            const key = policyKey(d.kind, d.namespace, d.name);
-            // An unreadable record counts as present: deleting it is what the user asked.
-            return { d, key, present: Boolean(await store.get('policies', key, policyRecord).catch(() => ({}))) };
-          }),
-        );
-        const missing = plan.filter((p) => !p.present).map((p) => displayName(p.d));
-        await sendAll(
-          'delete',
-          plan.filter((p) => p.present).map((p) => ({ name: displayName(p.d), outcome: 'deleted', send: () => store.delete('policies', p.key) })),
-        );
-        if (o.wait) await waitAndReport(store, timeoutMs);
-        if (missing.length && !o.ignoreNotFound) throw new Error(`not found: ${missing.join(', ')}`);
-      });
-    });
+    .action(
+      changeAction<{ filename: string[]; timeout: string; wait?: boolean; nats?: string; ignoreNotFound?: boolean }>(
+        async (store, current, o) => {
+          // An unreadable record counts as present: deleting it is what the user asked.
+          const present = (c: Current) => c.existing !== null || c.unreadable;
+          const missing = current.filter((c) => !present(c)).map((c) => displayName(c.doc));
+          await sendAll(
+            'delete',
+            current.filter(present).map((c) => ({ name: displayName(c.doc), outcome: 'deleted', send: () => store.delete('policies', c.key) })),
+          );
+          return () => {
+            if (missing.length && !o.ignoreNotFound) throw new Error(`not found: ${missing.join(', ')}`);
+          };
+        },
+      ),
+    );
 
   const get = program.command('get').description('list what the cluster store holds');
   const output = (cmd: Command) => cmd.option('-o, --output <format>', 'table or json', 'table').option('--nats <url>', 'NATS server');
