@@ -1,0 +1,91 @@
+/**
+ * The normalized Service model: what the service parser returns, what `tcplane apply`
+ * stores (with allocations filled in) and what agents compile into the datapath's
+ * service maps. Every default Kubernetes applies (`v1` Service) is applied here, so a
+ * consumer never has to know how the user spelled a document.
+ *
+ * Supported: `selector`; `ports` (name, protocol TCP/UDP/SCTP, port, targetPort by
+ * number or by the pod's port name, nodePort); `type` ClusterIP, NodePort and
+ * LoadBalancer; `clusterIP`/`clusterIPs` (IPv4, or `None` for headless); `externalIPs`;
+ * `status.loadBalancer.ingress[].ip`; `sessionAffinity` with its timeout;
+ * `externalTrafficPolicy`, `internalTrafficPolicy`, `healthCheckNodePort`,
+ * `allocateLoadBalancerNodePorts`, `publishNotReadyAddresses`. IPv4 only until
+ * dual-stack lands: IPv6 families and addresses are rejected as not supported yet.
+ */
+
+export type ServiceProtocol = 'TCP' | 'UDP' | 'SCTP';
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+export type TrafficPolicy = 'Cluster' | 'Local';
+export type SessionAffinity = 'None' | 'ClientIP';
+
+/** Where a document starts: `file` as the user named it, 1-based `line`. */
+export interface ServiceSource {
+  file: string;
+  line: number;
+}
+
+export interface ServicePort {
+  /** Required (and unique) when the service has more than one port; undefined otherwise. */
+  name?: string;
+  protocol: ServiceProtocol;
+  port: number;
+  /**
+   * The pods' port: a number, or the name of a container port, resolved against each
+   * pod (a pod without a port of that name and protocol is no backend for this port).
+   * Defaults to `port`.
+   */
+  targetPort: number | string;
+  /**
+   * NodePort and LoadBalancer (unless allocateLoadBalancerNodePorts is false): the
+   * port on every node's addresses. Given by the user, or undefined until `apply`
+   * allocates one; always set in a stored service that needs one.
+   */
+  nodePort?: number;
+}
+
+export interface Service {
+  kind: 'Service';
+  apiVersion: 'v1';
+  /** metadata.namespace, "default" when omitted (as kubectl does). */
+  namespace: string;
+  name: string;
+  type: ServiceType;
+  /** Pods whose labels include every pair are the backends (in the service's namespace). */
+  selector: Record<string, string>;
+  /**
+   * The cluster addresses: as given (clusterIP and clusterIPs, merged), `['None']` for
+   * a headless service (no translation at all), or `[]` until `apply` allocates one
+   * from the service range. Always one IPv4 address (or None) in a stored service.
+   */
+  clusterIPs: string[];
+  /** `['IPv4']` until dual-stack lands. */
+  ipFamilies: 'IPv4'[];
+  ipFamilyPolicy: 'SingleStack' | 'PreferDualStack';
+  /** At least one, except for a headless service (which may have none). */
+  ports: ServicePort[];
+  /** Further frontends: traffic to these addresses on `port` is translated like the ClusterIP's (external traffic). */
+  externalIPs: string[];
+  /** status.loadBalancer.ingress[].ip: frontends as externalIPs are. */
+  loadBalancerIngress: string[];
+  sessionAffinity: SessionAffinity;
+  /** sessionAffinityConfig.clientIP.timeoutSeconds; 10800 (3 h) by default; 0 without affinity. */
+  sessionAffinityTimeoutSeconds: number;
+  /** For external traffic (NodePort, externalIPs, load balancer IPs); Cluster by default. */
+  externalTrafficPolicy: TrafficPolicy;
+  /** For traffic from pods to the ClusterIP; Cluster by default. */
+  internalTrafficPolicy: TrafficPolicy;
+  /**
+   * LoadBalancer with externalTrafficPolicy Local: the node port on which the agent
+   * answers kube-proxy's health check. Given, or undefined until allocated.
+   */
+  healthCheckNodePort?: number;
+  /** LoadBalancer only: false = no nodePorts are allocated (default true). */
+  allocateLoadBalancerNodePorts: boolean;
+  /** Not-ready pods are backends too (default false). */
+  publishNotReadyAddresses: boolean;
+  /** Where the document starts. */
+  source: ServiceSource;
+}
+
+export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
+export const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
