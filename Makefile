@@ -8,11 +8,13 @@ SHELL := /bin/bash
 DEB_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 iperf3 nats-server util-linux procps
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo $$(uname -m)-linux-gnu)
 
-BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -I/usr/include/$(MULTIARCH)
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -I/usr/include/$(MULTIARCH)
 BPF_SRC := bpf/tcplane.bpf.c bpf/bench_empty.bpf.c
 BPF_OBJ := $(patsubst bpf/%.c,build/%.o,$(BPF_SRC))
-# Objects only tests load (a program the verifier must refuse, …).
-BPF_TEST_OBJ := $(patsubst test/fixtures/bpf/%.c,build/test/%.o,$(wildcard test/fixtures/bpf/*.bpf.c))
+# Objects only tests load (a program the verifier must refuse, …), and tcplane 0.1's
+# datapath as released (the upgrade test starts from it; built with 0.1's flags).
+BPF_TEST_OBJ := $(patsubst test/fixtures/bpf/%.c,build/test/%.o,$(wildcard test/fixtures/bpf/*.bpf.c)) build/test/tcplane-0.1.bpf.o
+BPF_01_CFLAGS := -O2 -g -Wall -Werror -target bpf -I/usr/include/$(MULTIARCH)
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 # bench/ imports the test packet builder, so it is part of the build too.
 TS_SRC := $(shell find src agent bench -name '*.ts' -not -path 'src/gen/*' 2>/dev/null) test/helpers/packet.ts
@@ -58,6 +60,10 @@ build/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS) | debs
 build/test/%.bpf.o: test/fixtures/bpf/%.bpf.c | debs
 	@mkdir -p build/test
 	clang $(BPF_CFLAGS) -c $< -o $@
+
+build/test/tcplane-0.1.bpf.o: $(wildcard test/fixtures/bpf-0.1/*.c test/fixtures/bpf-0.1/*/*.h) | debs
+	@mkdir -p build/test
+	clang $(BPF_01_CFLAGS) -c test/fixtures/bpf-0.1/tcplane.bpf.c -o $@
 
 # Map and program names for TypeScript, read from the object's BTF (not typed by hand).
 src/gen/bpf-names.ts: build/tcplane.bpf.o scripts/gen-bpf-names.mjs

@@ -97,7 +97,7 @@ export class Agent {
       objectPath: opts.objectPath,
       pinDir: this.pinDir,
       attachMode: opts.attachMode,
-      maxEntries: opts.ctMaxEntries ? { tp_ct_v1: opts.ctMaxEntries } : undefined,
+      maxEntries: opts.ctMaxEntries ? { tp_ct_v2: opts.ctMaxEntries } : undefined,
     });
     log.info(
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },
@@ -292,6 +292,10 @@ export class Agent {
     const wanted = new Set(local.map((e) => e.ifindex));
     for (const ifindex of wanted) this.dp.attach(ifindex);
     for (const ifindex of this.dp.attachedInterfaces()) if (!wanted.has(ifindex)) this.dp.detach(ifindex);
+    if (this.dp.migrating) {
+      // Every hook runs our programs now: end the conntrack migration (ct-migration.ts).
+      this.log.info({ copied: this.dp.finishMigration() }, 'conntrack migrated from tp_ct_v1 to tp_ct_v2');
+    }
 
     for (const [map, n] of Object.entries(result.writes)) if (n) this.metrics.mapWrites.inc({ map, op: 'write' }, n);
     for (const [map, n] of Object.entries(result.deletes)) if (n) this.metrics.mapWrites.inc({ map, op: 'delete' }, n);

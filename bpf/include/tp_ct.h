@@ -5,7 +5,7 @@
 #include "tp_common.h"
 
 /*
- * tp_ct_v1: LRU hash, struct tp_ct_key → struct tp_ct_entry.
+ * tp_ct_v2: LRU hash, struct tp_ct_key → struct tp_ct_entry.
  *
  * One entry per connection per endpoint, keyed from the pod's side: its own address and
  * port, the peer's address and port. A packet in either direction builds the same key
@@ -16,6 +16,14 @@
  *
  * Ports are in network order. ICMP echo request and reply put the echo identifier in
  * both ports.
+ *
+ * A connection to a service frontend has two entries on the client's endpoint, so that
+ * each of its packets still costs one lookup (see enum tp_ct_nat):
+ *   client ↔ frontend  nat = TP_CT_NAT_DNAT: the client's packets are sent to the backend
+ *   client ↔ backend   nat = TP_CT_NAT_RNAT: the backend's replies appear to come from
+ *                      the frontend
+ * The two are twins: each names the other's peer (backend_*, frontend_*), so a change of
+ * flags or lifetime in one is copied to the other (at most once per tp_ct_refresh_ns).
  */
 struct tp_ct_key {
 	__u8 pod_addr[16];
@@ -29,22 +37,72 @@ struct tp_ct_key {
 };
 
 /*
- * expires_ns: bpf_ktime_get_coarse_ns() after which the entry is treated as absent
- * rule_id:    rule that allowed the connection (0: endpoint default)
- * flags:      TP_CT_F_*
- * opened:     direction of the packet that opened the connection (enum tp_direction)
+ * expires_ns:  bpf_ktime_get_coarse_ns() after which the entry is treated as absent
+ * rule_id:     rule that allowed the connection (0: endpoint default)
+ * policy_gen:  the endpoint's policy generation the connection was judged under
+ *              (reserved: written 0 until policy changes re-judge connections)
+ * service_id:  the service port the connection came through (reverse-NAT index); 0: none
+ * backend_id:  TP_CT_NAT_DNAT: index of the chosen backend in tp_backends_v1
+ * flags:       TP_CT_F_*
+ * opened:      direction of the packet that opened the connection (enum tp_direction)
+ * nat:         enum tp_ct_nat
+ * audit:       reserved: 1 once audit mode let the connection through (written 0)
+ * frontend_addr/port: the service address and port the client used (network order)
+ * backend_addr/port:  the backend the connection was sent to (network order)
+ * 64 bytes, no implicit padding.
  */
 struct tp_ct_entry {
 	__u64 expires_ns;
 	__u32 rule_id;
+	__u32 policy_gen;
+	__u32 service_id;
+	__u32 backend_id;
 	__u8 flags;
 	__u8 opened;
-	__u8 pad[2];
+	__u8 nat;
+	__u8 audit;
+	__u16 frontend_port;
+	__u16 backend_port;
+	__u8 frontend_addr[16];
+	__u8 backend_addr[16];
 };
 
 enum tp_ct_flags {
 	TP_CT_F_SEEN_REPLY = 1, /* a reply was seen: TCP gets the established lifetime */
 	TP_CT_F_CLOSING = 2,    /* FIN or RST seen: short lifetime */
+	TP_CT_F_HAIRPIN = 4,    /* a pod reaching itself through a service (see enum tp_ct_nat) */
+	TP_CT_F_AFFINITY = 8,   /* DNAT through a service with ClientIP affinity: traffic refreshes it */
+};
+
+/*
+ * What an entry rewrites.
+ *   NONE  nothing
+ *   DNAT  key: client ↔ frontend. Packets of the opening direction get the backend as
+ *         destination. HAIRPIN (the backend is the client itself): their source address
+ *         also becomes the frontend's, so the pod sees the connection come from the
+ *         service address (its own address would be a martian source to its kernel).
+ *         Replies pass unchanged (they arrive already translated, through the twin).
+ *   RNAT  key: client ↔ backend (HAIRPIN: key pod = the backend, peer = frontend address
+ *         and the client's port, opened = ingress). Replies get the frontend as source;
+ *         HAIRPIN: their destination address also becomes the pod's own.
+ */
+enum tp_ct_nat {
+	TP_CT_NAT_NONE = 0,
+	TP_CT_NAT_DNAT = 1,
+	TP_CT_NAT_RNAT = 2,
+};
+
+/*
+ * tp_ct_v1, the layout before services (tcplane 0.1): same key, this value. Declared
+ * only so an upgraded agent can adopt and migrate what an old one pinned; see
+ * src/datapath/ct-migration.ts.
+ */
+struct tp_ct_entry_v1 {
+	__u64 expires_ns;
+	__u32 rule_id;
+	__u8 flags;
+	__u8 opened;
+	__u8 pad[2];
 };
 
 #endif

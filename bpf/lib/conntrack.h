@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The conntrack stage (tp_ct.h has the map and the entry layout): one lookup tells a
+ * packet of a known connection (either direction) from a new one; new connections the
+ * later stages allow are recorded with tp_ct_create().
+ */
 #ifndef TP_LIB_CONNTRACK_H
 #define TP_LIB_CONNTRACK_H
 
@@ -55,52 +60,127 @@ static __always_inline __u8 tp_ct_flags_after(const struct tp_packet *p, __u8 fl
 	return flags;
 }
 
-/* Extends a live entry; writes only when flags change or the expiry moved by tp_ct_refresh_ns. */
-static __always_inline void tp_ct_touch(struct tp_ct_entry *e, const struct tp_packet *p, __u64 now,
-					bool reply)
+/*
+ * The key of the other entry of a service connection (see tp_ct.h and enum tp_ct_nat):
+ * the DNAT entry names the backend, the RNAT entry the frontend.
+ */
+static __always_inline void tp_ct_twin_key(struct tp_ct_key *twin, const struct tp_ct_key *k, const struct tp_ct_entry *e)
+{
+	bool hairpin = e->flags & TP_CT_F_HAIRPIN;
+
+	*twin = *k;
+	if (e->nat == TP_CT_NAT_DNAT) {
+		if (hairpin) {
+			__builtin_memcpy(twin->pod_addr, e->backend_addr, 16);
+			twin->pod_port = e->backend_port;
+			__builtin_memcpy(twin->peer_addr, e->frontend_addr, 16);
+			twin->peer_port = k->pod_port;
+		} else {
+			__builtin_memcpy(twin->peer_addr, e->backend_addr, 16);
+			twin->peer_port = e->backend_port;
+		}
+	} else {
+		if (hairpin)
+			twin->pod_port = k->peer_port;
+		__builtin_memcpy(twin->peer_addr, e->frontend_addr, 16);
+		twin->peer_port = e->frontend_port;
+	}
+}
+
+/* Gives the twin of a service connection's entry what `e` learnt: flags and lifetime. */
+static __always_inline void tp_ct_sync_twin(const struct tp_ct_key *k, const struct tp_ct_entry *e)
+{
+	struct tp_ct_key twin_key;
+	struct tp_ct_entry *twin;
+
+	tp_ct_twin_key(&twin_key, k, e);
+	twin = bpf_map_lookup_elem(&tp_ct_v2, &twin_key);
+	if (!twin)
+		return;
+	twin->flags |= e->flags & (TP_CT_F_SEEN_REPLY | TP_CT_F_CLOSING);
+	if (twin->expires_ns < e->expires_ns)
+		twin->expires_ns = e->expires_ns;
+}
+
+/*
+ * Extends a live entry; writes only when flags change or the expiry moved by
+ * tp_ct_refresh_ns (a service connection's twin with it). Returns whether it wrote.
+ */
+static __always_inline bool tp_ct_touch(const struct tp_ct_key *k, struct tp_ct_entry *e, const struct tp_packet *p,
+					__u64 now, bool reply)
 {
 	__u8 flags = tp_ct_flags_after(p, e->flags, reply);
 	__u64 expires = now + tp_ct_lifetime(p->protocol, flags);
 
-	if (flags != e->flags || expires >= e->expires_ns + tp_ct_refresh_ns || expires < e->expires_ns) {
-		e->flags = flags;
-		e->expires_ns = expires;
-	}
+	if (flags == e->flags && expires < e->expires_ns + tp_ct_refresh_ns && expires >= e->expires_ns)
+		return false;
+	e->flags = flags;
+	e->expires_ns = expires;
+	if (e->nat != TP_CT_NAT_NONE)
+		tp_ct_sync_twin(k, e);
+	return true;
 }
 
 /*
- * Finds the connection p belongs to on endpoint ep with one lookup: a packet of the
- * direction that opened it, or a reply. Expired entries count as absent.
+ * While an upgraded agent migrates (tp_config.ct_legacy), a connection an older agent's
+ * programs recorded in tp_ct_v1 is moved into tp_ct_v2 on its first packet here.
  */
-static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_packet *p, __u32 ep, __u8 dir,
-						       __u64 now)
+static __always_inline struct tp_ct_entry *tp_ct_adopt_legacy(const struct tp_ct_key *k)
 {
-	struct tp_ct_key key;
+	__u32 zero = 0;
+	const struct tp_config *cfg = bpf_map_lookup_elem(&tp_config_v1, &zero);
+	const struct tp_ct_entry_v1 *old;
+	struct tp_ct_entry e = {};
+
+	if (!cfg || !cfg->ct_legacy)
+		return NULL;
+	old = bpf_map_lookup_elem(&tp_ct_v1, k);
+	if (!old)
+		return NULL;
+	e.expires_ns = old->expires_ns;
+	e.rule_id = old->rule_id;
+	e.flags = old->flags;
+	e.opened = old->opened;
+	bpf_map_update_elem(&tp_ct_v2, k, &e, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tp_ct_v2, k);
+}
+
+/*
+ * Finds the connection of key k with one lookup: a packet of the direction that opened
+ * it, or a reply. Expired entries count as absent. *entry is set on a hit.
+ */
+static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_ct_key *k, const struct tp_packet *p, __u8 dir,
+						       __u64 now, struct tp_ct_entry **entry)
+{
 	struct tp_ct_entry *e;
 	bool reply;
 
-	tp_ct_key_of(&key, p, ep, dir);
-	e = bpf_map_lookup_elem(&tp_ct_v1, &key);
+	e = bpf_map_lookup_elem(&tp_ct_v2, k);
+	if (!e)
+		e = tp_ct_adopt_legacy(k);
 	if (!e || e->expires_ns <= now)
 		return TP_CT_NEW;
 	reply = e->opened != dir;
-	tp_ct_touch(e, p, now, reply);
+	tp_ct_touch(k, e, p, now, reply);
+	*entry = e;
 	return reply ? TP_CT_REPLY : TP_CT_ESTABLISHED;
 }
 
-/* Records a connection the policy allowed. A full table evicts its coldest entry. */
-static __always_inline void tp_ct_create(const struct tp_packet *p, __u32 ep, __u8 dir, __u64 now,
-					 __u32 rule_id)
+/* A new entry for a connection p opens in direction dir (the caller adds NAT fields). */
+static __always_inline void tp_ct_entry_init(struct tp_ct_entry *e, const struct tp_packet *p, __u8 dir, __u64 now,
+					     __u32 rule_id)
 {
-	struct tp_ct_key key;
-	struct tp_ct_entry e = {};
+	__builtin_memset(e, 0, sizeof(*e));
+	e->flags = tp_ct_flags_after(p, 0, false);
+	e->opened = dir;
+	e->expires_ns = now + tp_ct_lifetime(p->protocol, e->flags);
+	e->rule_id = rule_id;
+}
 
-	tp_ct_key_of(&key, p, ep, dir);
-	e.flags = tp_ct_flags_after(p, 0, false);
-	e.opened = dir;
-	e.expires_ns = now + tp_ct_lifetime(p->protocol, e.flags);
-	e.rule_id = rule_id;
-	bpf_map_update_elem(&tp_ct_v1, &key, &e, BPF_ANY);
+/* Records a connection. A full table evicts its coldest entry, never refuses. */
+static __always_inline void tp_ct_create(const struct tp_ct_key *k, const struct tp_ct_entry *e)
+{
+	bpf_map_update_elem(&tp_ct_v2, k, e, BPF_ANY);
 }
 
 #endif

@@ -13,6 +13,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "../include/tp_config.h"
 #include "../include/tp_ct.h"
 #include "../include/tp_endpoint.h"
 #include "../include/tp_frag.h"
@@ -60,7 +61,26 @@ struct {
 	__type(key, struct tp_ct_key);
 	__type(value, struct tp_ct_entry);
 	__uint(max_entries, 131072);
+} tp_ct_v2 SEC(".maps");
+
+/*
+ * The conntrack table of tcplane 0.1, read only while migrating (tp_config.ct_legacy).
+ * The agent gives it the pinned table's size when there is one to adopt, else 1 entry.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tp_ct_key);
+	__type(value, struct tp_ct_entry_v1);
+	__uint(max_entries, 131072);
 } tp_ct_v1 SEC(".maps");
+
+/* Run-time knobs written by the agent; see tp_config.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tp_config);
+	__uint(max_entries, 1);
+} tp_config_v1 SEC(".maps");
 
 /* Ports of fragmented datagrams from their first fragment, for the later ones; see tp_frag.h. */
 struct {

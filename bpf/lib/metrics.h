@@ -4,14 +4,15 @@
 
 #include "maps.h"
 
-static __always_inline void tp_count(const struct __sk_buff *skb, __u8 dir, __u32 reason)
+/* Counts one packet of `len` bytes (its length as it arrived, before any rewrite). */
+static __always_inline void tp_count(__u8 dir, __u32 reason, __u32 len)
 {
 	__u32 idx = (__u32)dir * TP_REASON_MAX + (reason & (TP_REASON_MAX - 1));
 	struct tp_metrics_value *m = bpf_map_lookup_elem(&tp_metrics_v1, &idx);
 
 	if (m) {
 		m->packets++; /* per-CPU slot: no atomics needed */
-		m->bytes += skb->len;
+		m->bytes += len;
 	}
 }
 

@@ -64,6 +64,8 @@ enum tp_frag_kind {
 
 /*
  * What the datapath needs of a packet; addresses and ports in network order.
+ * l3_off and l4_off say where the IP and L4 headers start in the frame, for the stages
+ * that rewrite them (l4_off is 0 for a later fragment: it has no L4 header).
  * frag_proto and frag_id (host order) are set for fragments only: the protocol and
  * identification fields of tp_frag_key.
  */
@@ -72,6 +74,8 @@ struct tp_packet {
 	__u8 daddr[16];
 	__u16 sport;
 	__u16 dport;
+	__u16 l3_off;
+	__u16 l4_off;
 	__u8 family;
 	__u8 protocol;
 	__u8 tcp_flags;
@@ -150,6 +154,7 @@ static __always_inline __u32 tp_ip_end(const struct __sk_buff *skb, __u32 fixed,
 /* Reads the L4 header at off; the IP packet ends at end. */
 static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32 end, struct tp_packet *p)
 {
+	p->l4_off = off;
 	switch (p->protocol) {
 	case IPPROTO_TCP: {
 		__u8 tcp[20]; /* the fixed TCP header: ports, flags at byte 13 */
@@ -218,6 +223,7 @@ static __always_inline __u32 tp_parse_ipv4(struct __sk_buff *skb, struct tp_pack
 	if (!end)
 		return TP_DROP_TRUNCATED;
 	p->family = TP_FAMILY_IPV4;
+	p->l3_off = ETH_HLEN;
 	p->protocol = ip.protocol;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
@@ -248,6 +254,7 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 	if (!end)
 		return TP_DROP_TRUNCATED;
 	p->family = TP_FAMILY_IPV6;
+	p->l3_off = ETH_HLEN;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
 	next = ip6.nexthdr;

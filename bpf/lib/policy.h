@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The policy stage: the peer's identity (ipcache) and the endpoint's verdict for it.
+ * Everything was resolved by the agent when it compiled the policies; here are only
+ * lookups (see tp_policy.h for why two suffice).
+ */
 #ifndef TP_LIB_POLICY_H
 #define TP_LIB_POLICY_H
 
@@ -25,16 +30,16 @@ static __always_inline __u32 tp_identity_of(__u8 family, const __u8 *addr)
 }
 
 /* The endpoint's entry for this peer and port: the peer's own identity first, then any peer. */
-static __always_inline const struct tp_policy_value *
-tp_policy_lookup(__u32 ep, __u32 identity, __u8 dir, const struct tp_packet *p)
+static __always_inline const struct tp_policy_value *tp_policy_lookup(__u32 ep, __u32 identity, __u8 dir, __u8 protocol,
+								      __u16 dport)
 {
 	struct tp_policy_key key = {
 		.prefixlen = TP_POLICY_PREFIX_FULL,
 		.endpoint_id = ep,
 		.identity = identity,
 		.direction = dir,
-		.protocol = p->protocol,
-		.dport = p->dport,
+		.protocol = protocol,
+		.dport = dport,
 	};
 	const struct tp_policy_value *v = bpf_map_lookup_elem(&tp_policy_v1, &key);
 
@@ -42,6 +47,25 @@ tp_policy_lookup(__u32 ep, __u32 identity, __u8 dir, const struct tp_packet *p)
 		return v;
 	key.identity = TP_IDENTITY_ANY;
 	return bpf_map_lookup_elem(&tp_policy_v1, &key);
+}
+
+/*
+ * Verdict for a new connection of endpoint ep with a peer of this identity, to dport:
+ * a pass reason (with the deciding rule in *rule_id) or a drop reason.
+ */
+static __always_inline __u32 tp_policy_decide(const struct tp_endpoint *ep, __u32 identity, __u8 dir, __u8 protocol,
+					      __u16 dport, __u32 *rule_id)
+{
+	const struct tp_policy_value *entry = tp_policy_lookup(ep->id, identity, dir, protocol, dport);
+	__u8 verdict;
+
+	if (entry) {
+		*rule_id = entry->rule_id;
+		return entry->verdict == TP_VERDICT_ALLOW ? TP_PASS_POLICY : TP_DROP_POLICY;
+	}
+	*rule_id = 0;
+	verdict = dir == TP_DIR_INGRESS ? ep->ingress_default : ep->egress_default;
+	return verdict == TP_VERDICT_ALLOW ? TP_PASS_DEFAULT : TP_DROP_POLICY_DEFAULT;
 }
 
 #endif

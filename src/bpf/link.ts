@@ -92,6 +92,11 @@ export class TcxLink implements TcAttachment {
     this.pinPath = path;
   }
 
+  /** Kernel id of the program the link runs now (struct bpf_link_info.prog_id). */
+  programId(): number {
+    return ffi.bpf_obj_get_info_by_fd(this.fd, 64).readUInt32LE(8);
+  }
+
   replace(prog: BpfProgram): void {
     try {
       ffi.bpf_link_update(this.fd, prog.fd);

@@ -78,6 +78,11 @@ export class BpfProgram {
     readonly section: string,
     readonly fd: number,
   ) {}
+
+  /** Kernel id of the loaded program (struct bpf_prog_info.id). */
+  id(): number {
+    return ffi.bpf_obj_get_info_by_fd(this.fd, 64).readUInt32LE(4);
+  }
 }
 
 export class BpfObject {

@@ -129,3 +129,23 @@ export function struct<F extends Fields>(cName: string, def: F): StructCodec<Val
     },
   };
 }
+
+/** A bare scalar as a map key or value (`__u32` ids), with the StructCodec interface. */
+export function scalar<T>(cName: string, type: FieldType<T>): StructCodec<T> {
+  const encodeInto = (v: T, buf: Buffer, off: number) => type.write(buf, off, v);
+  return {
+    cName,
+    size: type.size,
+    fields: [{ name: 'value', offset: 0, size: type.size, kind: type.kind }],
+    encodeInto,
+    encode(v) {
+      const buf = Buffer.alloc(type.size);
+      encodeInto(v, buf, 0);
+      return buf;
+    },
+    decode(buf, base = 0) {
+      if (buf.length - base < type.size) throw new RangeError(`${cName}: need ${type.size} bytes, have ${buf.length - base}`);
+      return type.read(buf, base);
+    },
+  };
+}

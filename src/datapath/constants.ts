@@ -39,7 +39,8 @@ export const RESERVED_IDENTITY_NAMES: Record<number, string> = {
   6: 'reserved:remote-node',
 };
 
-export const TP_CT_FLAGS = { TP_CT_F_SEEN_REPLY: 1, TP_CT_F_CLOSING: 2 } as const;
+export const TP_CT_FLAGS = { TP_CT_F_SEEN_REPLY: 1, TP_CT_F_CLOSING: 2, TP_CT_F_HAIRPIN: 4, TP_CT_F_AFFINITY: 8 } as const;
+export const TP_CT_NAT = { TP_CT_NAT_NONE: 0, TP_CT_NAT_DNAT: 1, TP_CT_NAT_RNAT: 2 } as const;
 
 export const TP_POLICY_PREFIX = {
   TP_POLICY_PREFIX_ANY_PROTO: 72,

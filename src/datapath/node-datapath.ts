@@ -7,14 +7,17 @@
  *   links/<ifindex>-<direction>   tcx links (clsact filters need no pin)
  * A new agent loads the object against the same map pins (the state is kept), adopts
  * the links and swaps its programs in with bpf_link_update: no packet sees a hook
- * without a program.
+ * without a program. An agent upgraded from tcplane 0.1 migrates its conntrack table
+ * on the way (ct-migration.ts): open() starts it, finishMigration() ends it once every
+ * hook runs the new programs.
  */
-import { mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, type LoadOptions } from '../bpf/object.js';
 import { attachTc, ClsactFilter, TcxLink, type AttachMode, type TcAttachment, type TcDirection } from '../bpf/link.js';
-import type { TypedMap } from '../bpf/map.js';
+import { BpfMap, type TypedMap } from '../bpf/map.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
+import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
 import { TP_REASON } from './reasons.js';
 import { NodeMaps, MapMirror } from './sync.js';
 import * as S from './structs.js';
@@ -50,8 +53,11 @@ export class NodeDatapath {
   readonly ct: TypedMap<S.TpCtKey, S.TpCtEntry>;
   /** Written by the datapath only (fragment tracking); here for inspection and tests. */
   readonly frag: TypedMap<S.TpFragKey, S.TpFragPorts>;
+  readonly config: TypedMap<number, S.TpConfig>;
   readonly maps: NodeMaps;
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
+  /** tcplane 0.1's conntrack, while it is being migrated; see ct-migration.ts. */
+  private legacyCt: TypedMap<S.TpCtKey, S.TpCtEntryV1> | null = null;
 
   private constructor(
     readonly obj: BpfObject,
@@ -61,8 +67,9 @@ export class NodeDatapath {
     this.ipcache = obj.map(MAP_NAMES.tp_ipcache_v1).typed(S.tpIpKey, S.tpIpcacheValue);
     this.ipcidr = obj.map(MAP_NAMES.tp_ipcidr_v1).typed(S.tpIpcidrKey, S.tpIpcacheValue);
     this.policy = obj.map(MAP_NAMES.tp_policy_v1).typed(S.tpPolicyKey, S.tpPolicyValue);
-    this.ct = obj.map(MAP_NAMES.tp_ct_v1).typed(S.tpCtKey, S.tpCtEntry);
+    this.ct = obj.map(MAP_NAMES.tp_ct_v2).typed(S.tpCtKey, S.tpCtEntry);
     this.frag = obj.map(MAP_NAMES.tp_frag_v1).typed(S.tpFragKey, S.tpFragPorts);
+    this.config = obj.map(MAP_NAMES.tp_config_v1).typed(S.u32Key, S.tpConfig);
     this.maps = new NodeMaps({
       policy: new MapMirror(this.policy),
       ipcidr: new MapMirror(this.ipcidr),
@@ -72,19 +79,51 @@ export class NodeDatapath {
   }
 
   static open(opts: DatapathOptions): NodeDatapath {
+    const mapDir = opts.pinDir ? join(opts.pinDir, 'maps') : undefined;
+    const legacyPin = mapDir ? join(mapDir, MAP_NAMES.tp_ct_v1) : undefined;
+    const legacySize = legacyPin ? pinnedMaxEntries(legacyPin) : undefined;
     const obj = BpfObject.load(opts.objectPath, {
-      pinDir: opts.pinDir ? join(opts.pinDir, 'maps') : undefined,
-      maxEntries: opts.maxEntries,
+      pinDir: mapDir,
+      // The legacy table must match a pinned one to be adopted; otherwise it is a stub.
+      maxEntries: { ...opts.maxEntries, [MAP_NAMES.tp_ct_v1]: legacySize ?? 1 },
       rodata: opts.rodata,
     });
     try {
       const dp = new NodeDatapath(obj, opts);
+      if (legacySize !== undefined) dp.startMigration();
+      else if (legacyPin) unlinkSync(legacyPin); // the stub just pinned: nothing to migrate
       dp.adoptLinks();
       return dp;
     } catch (err) {
       obj.close();
       throw err;
     }
+  }
+
+  /** Steps 2–3 of ct-migration.ts. */
+  private startMigration(): void {
+    this.legacyCt = this.obj.map(MAP_NAMES.tp_ct_v1).typed(S.tpCtKey, S.tpCtEntryV1);
+    setCtLegacy(this.config, true);
+    copyLegacyConntrack(this.legacyCt, this.ct);
+  }
+
+  /** Whether a tcplane 0.1 conntrack table is being migrated (until finishMigration). */
+  get migrating(): boolean {
+    return this.legacyCt !== null;
+  }
+
+  /**
+   * Step 5 of ct-migration.ts: call once every hook runs this object's programs.
+   * Returns how many connections the last copy moved (0 when nothing was migrating).
+   */
+  finishMigration(): number {
+    if (!this.legacyCt) return 0;
+    const copied = copyLegacyConntrack(this.legacyCt, this.ct);
+    setCtLegacy(this.config, false);
+    const pin = this.opts.pinDir ? join(this.opts.pinDir, 'maps', MAP_NAMES.tp_ct_v1) : undefined;
+    if (pin && existsSync(pin)) unlinkSync(pin);
+    this.legacyCt = null;
+    return copied;
   }
 
   private get linkDir(): string | undefined {
@@ -175,9 +214,21 @@ export class NodeDatapath {
   }
 
   /** Closes this process's handles; pinned maps and attached programs stay. */
+  // (A migration left unfinished is taken up again by the next agent: copies never overwrite.)
   close(): void {
     for (const m of this.attached.values()) for (const a of m.values()) a.close();
     this.attached.clear();
     this.obj.close();
+  }
+}
+
+/** max_entries of a pinned map, or undefined when nothing is pinned there. */
+function pinnedMaxEntries(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const m = BpfMap.fromPin(path);
+  try {
+    return m.info.maxEntries;
+  } finally {
+    m.close();
   }
 }

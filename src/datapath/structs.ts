@@ -3,7 +3,10 @@
  * C order with padding written out. Checked field by field against the compiled
  * object's BTF by test/datapath/layout.test.ts.
  */
-import { be16, bytes, pad, struct, u32, u64, u8, type Infer } from '../codec/struct.js';
+import { be16, bytes, pad, scalar, struct, u32, u64, u8, type Infer } from '../codec/struct.js';
+
+/** A `__u32` key: array indexes and ids. */
+export const u32Key = scalar('__u32', u32);
 
 /** bpf/include/tp_addr.h: struct tp_ip_key */
 export const tpIpKey = struct('tp_ip_key', {
@@ -71,15 +74,41 @@ export const tpCtKey = struct('tp_ct_key', {
 });
 export type TpCtKey = Infer<typeof tpCtKey>;
 
-/** bpf/include/tp_ct.h: struct tp_ct_entry */
+/** bpf/include/tp_ct.h: struct tp_ct_entry (tp_ct_v2) */
 export const tpCtEntry = struct('tp_ct_entry', {
+  expires_ns: u64,
+  rule_id: u32,
+  policy_gen: u32,
+  service_id: u32,
+  backend_id: u32,
+  flags: u8,
+  opened: u8,
+  nat: u8,
+  audit: u8,
+  frontend_port: be16,
+  backend_port: be16,
+  frontend_addr: bytes(16),
+  backend_addr: bytes(16),
+});
+export type TpCtEntry = Infer<typeof tpCtEntry>;
+
+/** bpf/include/tp_ct.h: struct tp_ct_entry_v1 (tp_ct_v1, tcplane 0.1; read only to migrate) */
+export const tpCtEntryV1 = struct('tp_ct_entry_v1', {
   expires_ns: u64,
   rule_id: u32,
   flags: u8,
   opened: u8,
   pad: pad(2),
 });
-export type TpCtEntry = Infer<typeof tpCtEntry>;
+export type TpCtEntryV1 = Infer<typeof tpCtEntryV1>;
+
+/** bpf/include/tp_config.h: struct tp_config */
+export const tpConfig = struct('tp_config', {
+  lb_seed: u32,
+  ct_legacy: u8,
+  pad: pad(3),
+});
+export type TpConfig = Infer<typeof tpConfig>;
 
 /** bpf/include/tp_frag.h: struct tp_frag_key */
 export const tpFragKey = struct('tp_frag_key', {
@@ -118,6 +147,8 @@ export const SHARED_STRUCTS = [
   tpPolicyValue,
   tpCtKey,
   tpCtEntry,
+  tpCtEntryV1,
+  tpConfig,
   tpFragKey,
   tpFragPorts,
   tpMetricsValue,

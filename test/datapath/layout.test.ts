@@ -33,6 +33,7 @@ describe('layout - enums', () => {
     ['tp_reserved_identity', C.TP_RESERVED_IDENTITY],
     ['tp_reason', TP_REASON],
     ['tp_ct_flags', C.TP_CT_FLAGS],
+    ['tp_ct_nat', C.TP_CT_NAT],
     ['tp_policy_prefix', C.TP_POLICY_PREFIX],
     ['tp_ipcidr_prefix', C.TP_IPCIDR_PREFIX],
     ['tp_metrics_size', C.TP_METRICS_SIZE],
@@ -66,7 +67,9 @@ describe('layout - names', () => {
       tp_ipcache_v1: [size('tp_ip_key'), size('tp_ipcache_value')],
       tp_ipcidr_v1: [size('tp_ipcidr_key'), size('tp_ipcache_value')],
       tp_policy_v1: [size('tp_policy_key'), size('tp_policy_value')],
-      tp_ct_v1: [size('tp_ct_key'), size('tp_ct_entry')],
+      tp_ct_v2: [size('tp_ct_key'), size('tp_ct_entry')],
+      tp_ct_v1: [size('tp_ct_key'), size('tp_ct_entry_v1')],
+      tp_config_v1: [4, size('tp_config')],
       tp_frag_v1: [size('tp_frag_key'), size('tp_frag_ports')],
       tp_metrics_v1: [4, size('tp_metrics_value')],
     };

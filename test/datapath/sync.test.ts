@@ -77,7 +77,7 @@ describe('sync - adoption', () => {
 
     const second = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir });
     try {
-      expect([...second.obj.adoptedMaps].sort()).toEqual(['tp_ct_v1', 'tp_endpoints_v1', 'tp_frag_v1', 'tp_ipcache_v1', 'tp_ipcidr_v1', 'tp_metrics_v1', 'tp_policy_v1']);
+      expect([...second.obj.adoptedMaps].sort()).toEqual(['tp_config_v1', 'tp_ct_v2', 'tp_endpoints_v1', 'tp_frag_v1', 'tp_ipcache_v1', 'tp_ipcidr_v1', 'tp_metrics_v1', 'tp_policy_v1']);
       const r = second.maps.sync(desired);
       expect(sum(r.writes) + sum(r.deletes)).toBe(0);
     } finally {

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one result every pipeline stage returns: why (a reason of tp_reasons.h, counted
+ * in the metrics) and what to do with the packet. The entry programs turn it into a tc
+ * verdict in one place (tp_verdict).
+ */
+#ifndef TP_LIB_RESULT_H
+#define TP_LIB_RESULT_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "../include/tp_reasons.h"
+
+enum tp_action {
+	TP_ACT_PASS = 0,     /* hand the packet on unchanged */
+	TP_ACT_DROP = 1,     /* drop it */
+	TP_ACT_REWRITE = 2,  /* rewritten in place (NAT), then handed on */
+	TP_ACT_REPLY = 3,    /* turned into an answer to its sender (TCP RST, ICMP error): back to the pod */
+	TP_ACT_REDIRECT = 4, /* routed out of `ifindex` by the FIB (bypassing the stack) */
+};
+
+struct tp_result {
+	__u32 reason;
+	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT */
+	__u8 action;
+};
+
+static __always_inline struct tp_result tp_result_of(__u32 reason, __u8 action)
+{
+	struct tp_result r = { .reason = reason, .action = action };
+	return r;
+}
+
+/* A final reason alone: passes below TP_DROP_POLICY, drops from there. */
+static __always_inline struct tp_result tp_decided(__u32 reason)
+{
+	return tp_result_of(reason, reason < TP_DROP_POLICY ? TP_ACT_PASS : TP_ACT_DROP);
+}
+
+/*
+ * The tc verdict. Passing returns TC_ACT_UNSPEC (TCX_NEXT): programs of other tc users
+ * attached after ours still run, on tcx and on clsact alike.
+ */
+static __always_inline int tp_verdict(const struct tp_result *r)
+{
+	switch (r->action) {
+	case TP_ACT_PASS:
+	case TP_ACT_REWRITE:
+		return TC_ACT_UNSPEC;
+	case TP_ACT_REPLY:
+		/* Into the pod's own end of its veth, skipping our hook on the way (the answer
+		 * is not a packet to judge). */
+		return bpf_redirect_peer(r->ifindex, 0);
+	case TP_ACT_REDIRECT:
+		return bpf_redirect_neigh(r->ifindex, NULL, 0, 0);
+	default:
+		return TC_ACT_SHOT;
+	}
+}
+
+#endif
