@@ -2,12 +2,11 @@
  * The node agent: watches the cluster store, computes what its node's maps must hold,
  * and writes only the difference.
  *
- *   store watches ──▶ in-memory view ──schedule──▶ reconcile (one at a time)
- *                                                   1. identities for local pods (KV create)
- *                                                   2. publish local endpoints
- *                                                   3. compile → diff → map writes
- *                                                   4. attach/detach veth programs
- *                                                   5. report status (revisions enforced)
+ *   store watches ──▶ in-memory view (view.ts) ──schedule──▶ reconcile (one at a time),
+ *                     marking the stages a change          running only stale stages:
+ *                     makes stale                            endpoints  identities, endpoint records (local-endpoints.ts)
+ *                                                            policy     compile → diff → map writes
+ *                                                          then attach/detach veth programs and report status
  *
  * The status a reconcile writes names the store revisions seen when it started. The view
  * may move on while it runs (a change arriving then schedules one more run), so its maps
@@ -17,14 +16,12 @@
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ifindexOf } from '../src/bpf/link.js';
 import { ensureBpffs } from '../src/bpf/bpffs.js';
 import { NodeDatapath } from '../src/datapath/node-datapath.js';
 import { IdentityAllocator } from '../src/identity/allocator.js';
-import type { IdentityLabels } from '../src/identity/labels.js';
-import { compile, type LocalEndpoint } from '../src/policy/compile.js';
+import type { SyncResult } from '../src/datapath/sync.js';
+import { compile } from '../src/policy/compile.js';
 import { policyDocumentSchema } from '../src/policy/schema.js';
-import type { PolicyDocument } from '../src/policy/types.js';
 import {
   endpointRecord,
   identityEntry,
@@ -33,38 +30,25 @@ import {
   podRecord,
   policyRecord,
   type BucketKind,
-  type EndpointRecord,
-  type NamespaceRecord,
   type NodeRecord,
-  type PodRecord,
   type StatusRecord,
 } from '../src/store/schema.js';
 import { Store, type Change, type WatchHandle } from '../src/store/store.js';
 import { VERSION } from '../src/version.js';
+import { reconcileLocalEndpoints, type LocalEndpoints } from './local-endpoints.js';
 import { AgentMetrics } from './metrics.js';
 import type { AgentOptions } from './options.js';
+import { emptyView, STAGES, STALE_AFTER, type Stage } from './view.js';
 import type { Server } from 'node:http';
-
-interface View {
-  pods: Map<string, PodRecord>;
-  namespaces: Map<string, NamespaceRecord>;
-  policies: Map<string, PolicyDocument>;
-  endpoints: Map<string, EndpointRecord>;
-  identities: Map<number, IdentityLabels>;
-  nodes: Map<string, NodeRecord>;
-}
 
 const RETRY_MS = 1000;
 
 export class Agent {
-  private readonly view: View = {
-    pods: new Map(),
-    namespaces: new Map(),
-    policies: new Map(),
-    endpoints: new Map(),
-    identities: new Map(),
-    nodes: new Map(),
-  };
+  private readonly view = emptyView();
+  /** Stages whose inputs changed since they last ran; the first reconcile runs them all. */
+  private stale = new Set<Stage>(STAGES);
+  /** The endpoints stage's last result, for the stages after it. */
+  private local: LocalEndpoints = { endpoints: [], pending: new Set() };
   private readonly revisions: Partial<Record<BucketKind, number>> = {};
   private readonly watches: WatchHandle[] = [];
   private store!: Store;
@@ -181,6 +165,7 @@ export class Agent {
         this.log.error({ bucket: kind, key: c.key, error: c.error }, 'invalid record in store; ignored');
       }
       this.revisions[kind] = Math.max(this.revisions[kind] ?? 0, c.revision);
+      for (const stage of STALE_AFTER[kind] ?? []) this.stale.add(stage);
       this.schedule();
     });
     this.watches.push(w);
@@ -221,100 +206,67 @@ export class Agent {
   private async reconcile(): Promise<void> {
     const node = this.opts.node;
     const revisions = { ...this.revisions };
-    const v = this.view;
-
-    // 1. Local pods, their identities and interfaces.
-    const local: LocalEndpoint[] = [];
-    const pending = new Set<string>(); // local pods whose veth is not there yet
-    for (const [key, pod] of v.pods) {
-      if (pod.node !== node || !pod.ready) continue;
-      const labels: IdentityLabels = {
-        namespace: pod.namespace,
-        pod: pod.labels,
-        namespaceLabels: v.namespaces.get(pod.namespace)?.labels ?? {},
-      };
-      let identity: number;
-      try {
-        identity = await this.allocator.resolve(labels);
-      } catch (err) {
-        // A corrupt claim (or a store hiccup) for this label set must not stop every
-        // other pod: keep the identity this pod was published with, else wait for it.
-        const published = v.endpoints.get(key);
-        this.log.error({ pod: key, err: (err as Error).message, keeping: published?.identity ?? null }, 'identity not resolved');
-        if (!published || published.node !== node) {
-          pending.add(key);
-          continue;
-        }
-        identity = published.identity;
+    const stale = this.stale;
+    this.stale = new Set();
+    const result: SyncResult = { writes: {}, deletes: {} };
+    try {
+      if (stale.has('endpoints')) {
+        this.local = await reconcileLocalEndpoints(node, this.view, this.allocator, this.store, this.log);
       }
-      if (!v.identities.has(identity)) v.identities.set(identity, labels);
-      let ifindex: number;
-      try {
-        ifindex = ifindexOf(pod.ifname);
-      } catch {
-        this.log.warn({ pod: key, ifname: pod.ifname }, 'pod interface not found yet');
-        pending.add(key);
-        continue;
-      }
-      local.push({ key, namespace: pod.namespace, name: pod.name, ips: pod.ips, id: ifindex, ifindex, identity, labels: pod.labels });
+      if (stale.has('policy')) addResult(result, this.syncPolicy());
+      // Programs on veths: after the maps, so a pod's first packet finds its entries.
+      if (stale.has('endpoints')) this.attachPrograms();
+    } catch (err) {
+      for (const s of stale) this.stale.add(s); // run again, all of them
+      throw err;
     }
 
-    // 2. Publish local endpoints; withdraw ours that have no pod any more.
-    const localKeys = new Set(local.map((e) => e.key));
-    for (const e of local) {
-      const rec: EndpointRecord = { v: 1, namespace: e.namespace, name: e.name, node, ips: e.ips, identity: e.identity };
-      const have = v.endpoints.get(e.key);
-      if (!have || have.identity !== rec.identity || have.node !== node || have.ips.join() !== rec.ips.join()) {
-        await this.store.put('endpoints', e.key, rec);
-        v.endpoints.set(e.key, rec);
-      }
-    }
-    for (const [key, rec] of v.endpoints) {
-      if (rec.node === node && !localKeys.has(key) && !pending.has(key)) {
-        await this.store.delete('endpoints', key);
-        v.endpoints.delete(key);
-      }
-    }
+    for (const [map, n] of Object.entries(result.writes)) if (n) this.metrics.mapWrites.inc({ map, op: 'write' }, n);
+    for (const [map, n] of Object.entries(result.deletes)) if (n) this.metrics.mapWrites.inc({ map, op: 'delete' }, n);
+    this.metrics.endpoints.set(this.local.endpoints.length);
+    for (const [bucket, rev] of Object.entries(revisions)) this.metrics.revision.set({ bucket }, rev);
+    const changed = Object.values(result.writes).some((n) => n > 0) || Object.values(result.deletes).some((n) => n > 0);
+    if (changed) this.log.info({ writes: result.writes, deletes: result.deletes, endpoints: this.local.endpoints.length, stages: [...stale] }, 'maps updated');
 
-    // 3. Maps.
-    const desired = compile({
+    this.lastStatus = {
+      v: 1,
       node,
-      localEndpoints: local,
+      revisions: revisions as Record<string, number>,
+      endpoints: this.local.endpoints.length,
+      lastReconcile: { at: new Date().toISOString(), writes: result.writes, deletes: result.deletes },
+      updatedAt: new Date().toISOString(),
+    };
+    await this.writeStatus(false);
+    if (this.local.pending.size > 0) {
+      this.stale.add('endpoints').add('policy');
+      this.retryLater();
+    }
+  }
+
+  /** The policy stage: identities and policies → endpoint, ipcache and policy maps. */
+  private syncPolicy(): SyncResult {
+    const v = this.view;
+    const desired = compile({
+      node: this.opts.node,
+      localEndpoints: this.local.endpoints,
       clusterEndpoints: [...v.endpoints.values()],
       identities: v.identities,
       policies: [...v.policies.values()],
-      nodes: [...v.nodes.values()].filter((n) => n.name !== node),
+      nodes: [...v.nodes.values()].filter((n) => n.name !== this.opts.node),
       hostAddresses: this.hostAddresses(),
     });
-    const result = this.dp.maps.sync(desired);
+    return this.dp.maps.sync(desired);
+  }
 
-    // 4. Programs on veths: after the maps, so a pod's first packet finds its entries.
-    const wanted = new Set(local.map((e) => e.ifindex));
+  /** Puts the programs on every local pod's veth and takes them off veths of pods gone. */
+  private attachPrograms(): void {
+    const wanted = new Set(this.local.endpoints.map((e) => e.ifindex));
     for (const ifindex of wanted) this.dp.attach(ifindex);
     for (const ifindex of this.dp.attachedInterfaces()) if (!wanted.has(ifindex)) this.dp.detach(ifindex);
     if (this.dp.migrating) {
       // Every hook runs our programs now: end the conntrack migration (ct-migration.ts).
       this.log.info({ copied: this.dp.finishMigration() }, 'conntrack migrated from tp_ct_v1 to tp_ct_v2');
     }
-
-    for (const [map, n] of Object.entries(result.writes)) if (n) this.metrics.mapWrites.inc({ map, op: 'write' }, n);
-    for (const [map, n] of Object.entries(result.deletes)) if (n) this.metrics.mapWrites.inc({ map, op: 'delete' }, n);
-    this.metrics.endpoints.set(local.length);
-    for (const [bucket, rev] of Object.entries(revisions)) this.metrics.revision.set({ bucket }, rev);
-    const changed = Object.values(result.writes).some((n) => n > 0) || Object.values(result.deletes).some((n) => n > 0);
-    if (changed) this.log.info({ writes: result.writes, deletes: result.deletes, endpoints: local.length }, 'maps updated');
-
-    // 5. Status.
-    this.lastStatus = {
-      v: 1,
-      node,
-      revisions: revisions as Record<string, number>,
-      endpoints: local.length,
-      lastReconcile: { at: new Date().toISOString(), writes: result.writes, deletes: result.deletes },
-      updatedAt: new Date().toISOString(),
-    };
-    await this.writeStatus(false);
-    if (pending.size > 0) this.retryLater();
   }
 
   private async writeStatus(heartbeat: boolean): Promise<void> {
@@ -347,4 +299,9 @@ export class Agent {
     await this.store?.close();
     this.dp?.close();
   }
+}
+
+function addResult(into: SyncResult, r: SyncResult): void {
+  Object.assign(into.writes, r.writes);
+  Object.assign(into.deletes, r.deletes);
 }

@@ -57,7 +57,7 @@ export class AgentMetrics {
       labelNames: ['map'],
       registers: [this.registry],
       collect() {
-        for (const m of Object.values(dp.maps.mirrors)) this.set({ map: m.map.raw.name }, m.size);
+        for (const m of dp.mirrors()) this.set({ map: m.map.raw.name }, m.size);
       },
     });
   }

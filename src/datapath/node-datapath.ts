@@ -19,7 +19,8 @@ import { BpfMap, type TypedMap } from '../bpf/map.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
 import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
 import { TP_REASON } from './reasons.js';
-import { NodeMaps, MapMirror } from './sync.js';
+import type { PolicyMaps } from './desired.js';
+import { MapMirror, OrderedMaps, POLICY_MAP_ORDER, type PolicyMapRole, type PolicyMapSet } from './sync.js';
 import * as S from './structs.js';
 
 export interface DatapathOptions {
@@ -54,7 +55,8 @@ export class NodeDatapath {
   /** Written by the datapath only (fragment tracking); here for inspection and tests. */
   readonly frag: TypedMap<S.TpFragKey, S.TpFragPorts>;
   readonly config: TypedMap<number, S.TpConfig>;
-  readonly maps: NodeMaps;
+  /** The endpoint, ipcache and policy maps, written together by the policy stage. */
+  readonly maps: PolicyMapSet;
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
   /** tcplane 0.1's conntrack, while it is being migrated; see ct-migration.ts. */
   private legacyCt: TypedMap<S.TpCtKey, S.TpCtEntryV1> | null = null;
@@ -70,7 +72,7 @@ export class NodeDatapath {
     this.ct = obj.map(MAP_NAMES.tp_ct_v2).typed(S.tpCtKey, S.tpCtEntry);
     this.frag = obj.map(MAP_NAMES.tp_frag_v1).typed(S.tpFragKey, S.tpFragPorts);
     this.config = obj.map(MAP_NAMES.tp_config_v1).typed(S.u32Key, S.tpConfig);
-    this.maps = new NodeMaps({
+    this.maps = new OrderedMaps<PolicyMaps, PolicyMapRole>(POLICY_MAP_ORDER, {
       policy: new MapMirror(this.policy),
       ipcidr: new MapMirror(this.ipcidr),
       ipcache: new MapMirror(this.ipcache),
@@ -184,6 +186,11 @@ export class NodeDatapath {
   detach(ifindex: number): void {
     for (const a of this.attached.get(ifindex)?.values() ?? []) a.detach();
     this.attached.delete(ifindex);
+  }
+
+  /** Every map the agent writes, as mirrored (for the entry-count metrics). */
+  mirrors(): MapMirror<unknown, unknown>[] {
+    return this.maps.all();
   }
 
   /** Packets and bytes per direction and reason, summed over CPUs; zero rows omitted. */

@@ -3,14 +3,15 @@
  *
  * Each MapMirror reads its map once (adopting whatever an earlier agent left) and then
  * tracks every write, so a reconcile compares in memory and touches only entries whose
- * bytes change. NodeMaps applies the difference in an order that never opens a gap:
- * first every upsert (policy entries before the ipcache and endpoints that make them
- * reachable), then every delete in the reverse order (endpoints and ipcache before the
- * policy entries they relied on). A pod gaining isolation gets its allow entries before
- * its default flips to deny; a pod losing it flips to allow before entries go.
+ * bytes change. An OrderedMaps applies the difference over several maps in an order
+ * that never opens a gap: first every upsert, in the order given (what is referred to
+ * before what refers to it), then every delete in the reverse order. For the policy
+ * maps (policy entries before the ipcache and endpoints that make them reachable) a pod
+ * gaining isolation gets its allow entries before its default flips to deny, and a pod
+ * losing it flips to allow before entries go.
  */
 import type { TypedMap } from '../bpf/map.js';
-import type { DesiredMaps, Entry } from '../policy/compile.js';
+import type { Entry, PolicyMaps } from './desired.js';
 
 export interface MapDiff {
   upserts: [Buffer, Buffer][];
@@ -26,6 +27,17 @@ export class MapMirror<K, V> {
 
   get size(): number {
     return this.current.size;
+  }
+
+  /** Keys the map holds now, decoded. */
+  *keys(): Generator<K> {
+    for (const hex of this.current.keys()) yield this.map.keyCodec.decode(Buffer.from(hex, 'hex'));
+  }
+
+  /** The value the map holds for `key`, decoded. */
+  get(key: K): V | undefined {
+    const v = this.current.get(this.map.keyCodec.encode(key).toString('hex'));
+    return v && this.map.valueCodec.decode(v);
   }
 
   diff(desired: readonly Entry<K, V>[]): MapDiff {
@@ -57,27 +69,44 @@ export class MapMirror<K, V> {
   }
 }
 
-export type MapRole = 'policy' | 'ipcidr' | 'ipcache' | 'endpoints';
-/** Upserts in this order, deletes in the reverse. */
-const ORDER: MapRole[] = ['policy', 'ipcidr', 'ipcache', 'endpoints'];
-
 export interface SyncResult {
+  /** Entries written and deleted, per map name. */
   writes: Record<string, number>;
   deletes: Record<string, number>;
 }
 
-export class NodeMaps {
-  constructor(readonly mirrors: { [R in MapRole]: MapMirror<DesiredMaps[R][number]['key'], DesiredMaps[R][number]['value']> }) {}
+type KeyOf<E> = E extends readonly Entry<infer K, unknown>[] ? K : never;
+type ValueOf<E> = E extends readonly Entry<unknown, infer V>[] ? V : never;
+/** One mirror per role, typed by the entries the desired state gives that role. */
+type Mirrors<D, R extends keyof D> = { [P in R]: MapMirror<KeyOf<D[P]>, ValueOf<D[P]>> };
+
+/** Several maps synced together: upserts in `order`, deletes in the reverse. */
+export class OrderedMaps<D, R extends keyof D & string> {
+  constructor(
+    private readonly order: readonly R[],
+    readonly mirrors: Mirrors<D, R>,
+  ) {}
 
   /** Makes the maps hold exactly `desired`; returns how many entries each map wrote and deleted. */
-  sync(desired: DesiredMaps): SyncResult {
-    const diffs = Object.fromEntries(ORDER.map((r) => [r, this.mirrors[r].diff(desired[r] as never)])) as Record<MapRole, MapDiff>;
-    for (const r of ORDER) this.mirrors[r].applyUpserts(diffs[r]);
-    for (const r of [...ORDER].reverse()) this.mirrors[r].applyDeletes(diffs[r]);
-    const name = (r: MapRole) => this.mirrors[r].map.raw.name;
+  sync(desired: Pick<D, R>): SyncResult {
+    const mirror = (r: R) => this.mirrors[r] as unknown as MapMirror<unknown, unknown>;
+    const diffs = new Map(this.order.map((r) => [r, mirror(r).diff(desired[r] as readonly Entry<unknown, unknown>[])]));
+    for (const r of this.order) mirror(r).applyUpserts(diffs.get(r)!);
+    for (const r of [...this.order].reverse()) mirror(r).applyDeletes(diffs.get(r)!);
+    const name = (r: R) => mirror(r).map.raw.name;
     return {
-      writes: Object.fromEntries(ORDER.map((r) => [name(r), diffs[r].upserts.length])),
-      deletes: Object.fromEntries(ORDER.map((r) => [name(r), diffs[r].deletes.length])),
+      writes: Object.fromEntries(this.order.map((r) => [name(r), diffs.get(r)!.upserts.length])),
+      deletes: Object.fromEntries(this.order.map((r) => [name(r), diffs.get(r)!.deletes.length])),
     };
   }
+
+  /** Every mirror, for metrics. */
+  all(): MapMirror<unknown, unknown>[] {
+    return this.order.map((r) => this.mirrors[r] as unknown as MapMirror<unknown, unknown>);
+  }
 }
+
+export type PolicyMapRole = 'policy' | 'ipcidr' | 'ipcache' | 'endpoints';
+/** Policy entries first, then what makes them reachable. */
+export const POLICY_MAP_ORDER: readonly PolicyMapRole[] = ['policy', 'ipcidr', 'ipcache', 'endpoints'];
+export type PolicyMapSet = OrderedMaps<PolicyMaps, PolicyMapRole>;

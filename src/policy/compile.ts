@@ -26,7 +26,8 @@
 import { createHash } from 'node:crypto';
 import { IDENTITY, DIR_INGRESS, PROTO, TP_POLICY_PREFIX, VERDICT_ALLOW, VERDICT_DENY } from '../datapath/constants.js';
 import { ipcidrKey, ipKey } from '../datapath/addr.js';
-import type { TpEndpoint, TpIpcacheValue, TpIpcidrKey, TpIpKey, TpPolicyKey, TpPolicyValue } from '../datapath/structs.js';
+import type { Entry, PolicyMaps, RuleInfo } from '../datapath/desired.js';
+import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } from '../datapath/structs.js';
 import type { IdentityLabels } from '../identity/labels.js';
 import { matchesSelector } from './selector.js';
 import type { IngressRule, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort } from './types.js';
@@ -69,26 +70,6 @@ export interface DesiredInput {
   hostAddresses: readonly string[];
 }
 
-export interface Entry<K, V> {
-  key: K;
-  value: V;
-}
-
-export interface RuleInfo {
-  id: number;
-  /** `NetworkPolicy x/allow-web ingress[0]` */
-  description: string;
-}
-
-export interface DesiredMaps {
-  endpoints: Entry<TpIpKey, TpEndpoint>[];
-  ipcache: Entry<TpIpKey, TpIpcacheValue>[];
-  ipcidr: Entry<TpIpcidrKey, TpIpcacheValue>[];
-  policy: Entry<TpPolicyKey, TpPolicyValue>[];
-  /** Rule ids that appear in policy entries, for operators reading verdicts. */
-  rules: RuleInfo[];
-}
-
 /** Rule ids below this are tcplane's own rules; ids of policy rules have the top bit set. */
 export const RULE_ID = {
   DEFAULT: 0,
@@ -100,7 +81,7 @@ export function ruleId(description: string): number {
   return (createHash('sha256').update(description).digest().readUInt32LE(0) | 0x80000000) >>> 0;
 }
 
-export function compile(input: DesiredInput): DesiredMaps {
+export function compile(input: DesiredInput): PolicyMaps {
   const rules = new Map<number, RuleInfo>();
   const endpoints: Entry<TpIpKey, TpEndpoint>[] = [];
   const policy = new Map<string, Entry<TpPolicyKey, TpPolicyValue>>();
