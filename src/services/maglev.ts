@@ -148,7 +148,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * Cost: N SHA-256s, a sort, then the fill. The fill computes preference lists as it goes
  * (O(N) memory, not the N × M permutation matrix some implementations precompute);
  * its expected number of probes is about M·ln M, its worst case N·M (each backend walks at
- * most its whole list). About a millisecond for 16381 slots and 100 backends.
+ * most its whole list). Measured (median of 50, Node 20, a 2-vCPU AMD EPYC): 0.85 ms for
+ * 16381 slots and 100 backends, 4 ms for 65521 and 655, 21–36 ms for 262139 and 2621.
  *
  * An empty `backends` gives an empty table (length 0); `size` and `seed` are still
  * checked. Throws MaglevError for a size that is not a prime ≤ 2^24 or smaller than the

@@ -126,7 +126,7 @@ describe('maglev', () => {
       for (let i = 2; i * i <= limit; i++) {
         if (!composite[i]) for (let j = i * i; j <= limit; j += i) composite[j] = 1;
       }
-      const primes = (n: number) => Array.from({ length: limit + 1 }, (_, i) => i).filter(n);
+      const primes = (test: (i: number) => boolean) => Array.from({ length: limit + 1 }, (_, i) => i).filter(test);
       expect(primes(isPrime)).toEqual(primes((i) => i >= 2 && !composite[i]));
     });
 
@@ -213,6 +213,13 @@ describe('maglev', () => {
           expect(Array.from(maglevTable(backends, size, seed))).toEqual(modelTable(backends, size, seed));
         }),
       );
+    });
+
+    it('maglev - names are ordered by their UTF-8 bytes, not by UTF-16 code units', () => {
+      // U+FFFD sorts after U+1F600 by UTF-16 code units (0xFFFD > 0xD83D) and before it
+      // by UTF-8 bytes (EF < F0): the canonical order must be one any language rebuilds.
+      const backends = ['x/\u{1F600}', 'x/\uFFFD', 'x/\uE000', 'x/\u{10400}', 'x/z'];
+      for (const s of [0, 1, 2, 3]) expect(Array.from(maglevTable(backends, 13, s))).toEqual(modelTable(backends, 13, s));
     });
 
     it('maglev - the same inputs give the same table, whatever their order', () => {
