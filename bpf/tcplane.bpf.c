@@ -6,8 +6,9 @@
  *   tp_to_pod    tc egress of the host-side veth: packets the pod receives (its ingress)
  *
  * One pipeline per hook (DESIGN.md): parse (lib/parse.h) → endpoint (lib/endpoint.h) →
- * fragment (lib/frag.h) → conntrack, policy, conntrack create (lib/pipeline.h) →
- * verdict (lib/result.h). Every packet is counted under one reason (tp_reasons.h).
+ * fragment (lib/frag.h) → conntrack, service translation, policy, conntrack create,
+ * rewrite (lib/pipeline.h) → verdict (lib/result.h). Every packet is counted under one
+ * reason (tp_reasons.h).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -37,6 +38,10 @@ const volatile struct tp_btf_anchor {
 	enum tp_policy_prefix policy_prefix;
 	enum tp_ipcidr_prefix ipcidr_prefix;
 	enum tp_metrics_size metrics_size;
+	enum tp_svc_origin svc_origin;
+	enum tp_svc_empty svc_empty;
+	enum tp_backend_state backend_state;
+	enum tp_lb_limits lb_limits;
 } tp_btf_anchor __attribute__((used));
 
 static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
@@ -57,7 +62,7 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 		r = tp_decided(reason);
 		goto out;
 	}
-	r = tp_pod_flow(&p, ep, dir);
+	r = tp_pod_flow(skb, &p, ep, dir);
 	if (p.frag == TP_FRAG_FIRST && (r.action == TP_ACT_PASS || r.action == TP_ACT_REWRITE))
 		tp_frag_record(&p);
 out:

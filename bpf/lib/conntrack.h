@@ -145,12 +145,18 @@ static __always_inline struct tp_ct_entry *tp_ct_adopt_legacy(const struct tp_ct
 	return bpf_map_lookup_elem(&tp_ct_v2, k);
 }
 
+/* A known connection: its entry, and whether this packet refreshed it (see tp_ct_touch). */
+struct tp_ct_hit {
+	struct tp_ct_entry *entry;
+	bool refreshed;
+};
+
 /*
  * Finds the connection of key k with one lookup: a packet of the direction that opened
- * it, or a reply. Expired entries count as absent. *entry is set on a hit.
+ * it, or a reply. Expired entries count as absent. *hit is filled on a hit.
  */
 static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_ct_key *k, const struct tp_packet *p, __u8 dir,
-						       __u64 now, struct tp_ct_entry **entry)
+						       __u64 now, struct tp_ct_hit *hit)
 {
 	struct tp_ct_entry *e;
 	bool reply;
@@ -161,8 +167,8 @@ static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_ct_key *k,
 	if (!e || e->expires_ns <= now)
 		return TP_CT_NEW;
 	reply = e->opened != dir;
-	tp_ct_touch(k, e, p, now, reply);
-	*entry = e;
+	hit->refreshed = tp_ct_touch(k, e, p, now, reply);
+	hit->entry = e;
 	return reply ? TP_CT_REPLY : TP_CT_ESTABLISHED;
 }
 

@@ -20,6 +20,7 @@
 #include "../include/tp_ipcache.h"
 #include "../include/tp_metrics.h"
 #include "../include/tp_policy.h"
+#include "../include/tp_service.h"
 
 /* Local pods by address. */
 struct {
@@ -89,6 +90,62 @@ struct {
 	__type(value, struct tp_frag_ports);
 	__uint(max_entries, 8192);
 } tp_frag_v1 SEC(".maps");
+
+/* Service frontends; see tp_service.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tp_svc_key);
+	__type(value, struct tp_svc_value);
+	__uint(max_entries, 65536);
+} tp_svc_v1 SEC(".maps");
+
+/*
+ * The shape of every Maglev table. BPF_F_INNER_MAP lets each table have its own size
+ * (memory follows backends); the agent creates them with the same flags.
+ */
+struct tp_lut_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+/* lut_id → the Maglev table of a frontend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __u32);
+	__uint(max_entries, TP_LB_MAX_LUTS);
+	__array(values, struct tp_lut_inner);
+} tp_lut_v1 SEC(".maps");
+
+/* Backend id → backend (array: the per-packet check of an established flow's backend is free). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tp_backend);
+	__uint(max_entries, TP_LB_MAX_BACKENDS);
+} tp_backends_v1 SEC(".maps");
+
+/* ClientIP session affinity: the backend each client last reached, per service port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tp_affinity_key);
+	__type(value, struct tp_affinity_value);
+	__uint(max_entries, 65536);
+} tp_affinity_v1 SEC(".maps");
+
+/* Room to build a refusal (TCP RST, ICMP error) in: more than the stack can spare. */
+#define TP_SCRATCH_SIZE 256
+struct tp_scratch {
+	__u8 buf[TP_SCRATCH_SIZE] __attribute__((aligned(8)));
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tp_scratch);
+	__uint(max_entries, 1);
+} tp_scratch_v1 SEC(".maps");
 
 /* Packets and bytes per direction and reason. */
 struct {

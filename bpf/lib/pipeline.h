@@ -1,36 +1,152 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The stages after the endpoint is known, in DESIGN.md's order: conntrack → policy →
- * conntrack create → verdict. A packet of a known connection costs one lookup; only a
- * new connection reaches the policy stage.
+ * The stages after the endpoint is known, in DESIGN.md's order: conntrack → service
+ * translation (new connections from a pod) → policy → conntrack create → rewrite. A
+ * packet of a known connection costs one lookup (and, for a service connection, the
+ * array lookup that its backend still serves); only a new connection reaches the
+ * service and policy stages.
+ *
+ * Service translation happens per packet on the client's veth, whatever its socket
+ * does: the destination becomes the backend (DNAT), and the backend's replies get the
+ * frontend back as their source (RNAT), so the client only ever sees the service
+ * address. Policy judges the translated connection: the client's egress against the
+ * backend here, the backend's ingress against the client's own identity where the
+ * backend lives — a ClusterIP launders nothing. A pod reaching itself through a service
+ * (hairpin) is always allowed and sees the connection come from the service address.
  */
 #ifndef TP_LIB_PIPELINE_H
 #define TP_LIB_PIPELINE_H
 
 #include "conntrack.h"
+#include "lb.h"
+#include "nat.h"
 #include "policy.h"
+#include "reply.h"
 #include "result.h"
 
-/* Verdict for an IP packet on endpoint ep's veth. */
-static __always_inline struct tp_result tp_pod_flow(const struct tp_packet *p, const struct tp_endpoint *ep, __u8 dir)
+/* A reply of a service connection: the backend's source becomes the frontend again. */
+static __always_inline struct tp_result tp_rnat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_key *k,
+						 const struct tp_ct_entry *e)
+{
+	if (tp_nat_src(skb, p, e->frontend_addr, e->frontend_port))
+		return tp_decided(TP_DROP_NAT);
+	/* Hairpin: the client is the pod itself; it was reached from the frontend address. */
+	if ((e->flags & TP_CT_F_HAIRPIN) && tp_nat_addr(skb, p, TP_NAT_DST, p->daddr, k->pod_addr))
+		return tp_decided(TP_DROP_NAT);
+	return tp_result_of(TP_PASS_REPLY, TP_ACT_REWRITE);
+}
+
+/* A packet from the client of a service connection: to its backend. */
+static __always_inline struct tp_result tp_dnat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_entry *e,
+						 __u32 reason)
+{
+	if (tp_nat_dst(skb, p, e->backend_addr, e->backend_port))
+		return tp_decided(TP_DROP_NAT);
+	if ((e->flags & TP_CT_F_HAIRPIN) && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, e->frontend_addr))
+		return tp_decided(TP_DROP_NAT);
+	return tp_result_of(reason, TP_ACT_REWRITE);
+}
+
+/* The two entries of a new service connection (tp_ct.h): client ↔ frontend, client ↔ backend. */
+static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, const struct tp_packet *p, const struct tp_xlate *x,
+						 const struct tp_svc_value *svc, struct tp_ct_entry *e)
+{
+	struct tp_ct_key twin;
+
+	e->nat = TP_CT_NAT_DNAT;
+	e->service_id = svc->service_id;
+	e->backend_id = x->id;
+	__builtin_memcpy(e->frontend_addr, p->daddr, 16);
+	e->frontend_port = p->dport;
+	__builtin_memcpy(e->backend_addr, x->addr, 16);
+	e->backend_port = x->port;
+	if (x->hairpin)
+		e->flags |= TP_CT_F_HAIRPIN;
+	if (svc->affinity_timeout_s)
+		e->flags |= TP_CT_F_AFFINITY;
+	tp_ct_create(k, e);
+	tp_ct_twin_key(&twin, k, e);
+	e->nat = TP_CT_NAT_RNAT;
+	e->flags &= ~TP_CT_F_AFFINITY;
+	if (x->hairpin)
+		e->opened = TP_DIR_INGRESS; /* the translated packet enters the pod as a new arrival */
+	tp_ct_create(&twin, e);
+}
+
+/* A new connection from a pod to service frontend svc. */
+static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
+						      const struct tp_ct_key *k, const struct tp_svc_value *svc, __u64 now)
+{
+	struct tp_ct_entry fresh;
+	struct tp_xlate x = {};
+	struct tp_result r;
+	__u32 reason, rule_id = 0;
+
+	if (!tp_lb_pick(p, svc, now, &x)) {
+		if (svc->empty == TP_SVC_EMPTY_DROP)
+			return tp_decided(TP_DROP_NO_LOCAL_BACKEND);
+		if (tp_reply_refuse(skb, p))
+			return tp_decided(TP_DROP_NAT);
+		r = tp_result_of(TP_REJECT_NO_BACKEND, TP_ACT_REPLY);
+		r.ifindex = skb->ifindex;
+		return r;
+	}
+	if (x.hairpin) {
+		reason = TP_PASS_HAIRPIN; /* a pod always reaches itself */
+	} else {
+		reason = tp_policy_decide(ep, tp_identity_of(p->family, x.addr), TP_DIR_EGRESS, p->protocol, x.port, &rule_id);
+		if (reason >= TP_DROP_POLICY)
+			return tp_decided(reason);
+	}
+	tp_ct_entry_init(&fresh, p, TP_DIR_EGRESS, now, rule_id);
+	tp_ct_create_service(k, p, &x, svc, &fresh);
+	if (svc->affinity_timeout_s)
+		tp_lb_remember(svc->service_id, p->family, p->saddr, x.id, now);
+	if (tp_nat_dst(skb, p, x.addr, x.port))
+		return tp_decided(TP_DROP_NAT);
+	if (x.hairpin && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, p->daddr))
+		return tp_decided(TP_DROP_NAT);
+	return tp_result_of(reason, TP_ACT_REWRITE);
+}
+
+/* Verdict (and rewrite) for an IP packet on endpoint ep's veth. */
+static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
+						    __u8 dir)
 {
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
-	struct tp_ct_entry *known = NULL;
+	struct tp_ct_hit hit = {};
 	struct tp_ct_entry fresh;
+	const struct tp_svc_value *svc;
 	struct tp_ct_key key;
 	__u32 identity, reason, rule_id;
+	const __u8 *peer;
 
 	tp_ct_key_of(&key, p, ep->id, dir);
-	switch (tp_ct_lookup(&key, p, dir, now, &known)) {
+	switch (tp_ct_lookup(&key, p, dir, now, &hit)) {
 	case TP_CT_REPLY:
+		if (hit.entry->nat == TP_CT_NAT_RNAT)
+			return tp_rnat(skb, p, &key, hit.entry);
 		return tp_decided(TP_PASS_REPLY);
 	case TP_CT_ESTABLISHED:
-		return tp_decided(TP_PASS_ESTABLISHED);
+		if (hit.entry->nat != TP_CT_NAT_DNAT)
+			return tp_decided(TP_PASS_ESTABLISHED);
+		if (tp_lb_keeps(hit.entry, p->protocol)) {
+			if (hit.refreshed && (hit.entry->flags & TP_CT_F_AFFINITY))
+				tp_lb_remember(hit.entry->service_id, p->family, p->saddr, hit.entry->backend_id, now);
+			return tp_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED);
+		}
+		break; /* its backend stopped serving it: choose again, as for a new connection */
 	default:
 		break;
 	}
 
-	identity = tp_identity_of(p->family, dir == TP_DIR_INGRESS ? p->saddr : p->daddr);
+	peer = dir == TP_DIR_INGRESS ? p->saddr : p->daddr;
+	identity = tp_identity_of(p->family, peer);
+	if (dir == TP_DIR_EGRESS) {
+		svc = tp_lb_frontend(p, TP_SVC_FROM_POD, identity == TP_IDENTITY_HOST || identity == TP_IDENTITY_REMOTE_NODE);
+		if (svc)
+			return tp_to_service(skb, p, ep, &key, svc, now);
+	}
 	reason = tp_policy_decide(ep, identity, dir, p->protocol, p->dport, &rule_id);
 	if (reason >= TP_DROP_POLICY)
 		return tp_decided(reason);

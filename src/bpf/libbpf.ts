@@ -60,6 +60,19 @@ const bpf_map_batch_opts = koffi.struct('bpf_map_batch_opts', {
   flags: 'uint64_t',
 });
 
+const bpf_map_create_opts = koffi.struct('bpf_map_create_opts', {
+  sz: 'size_t',
+  btf_fd: 'uint32_t',
+  btf_key_type_id: 'uint32_t',
+  btf_value_type_id: 'uint32_t',
+  btf_vmlinux_value_type_id: 'uint32_t',
+  inner_map_fd: 'uint32_t',
+  map_flags: 'uint32_t',
+  map_extra: 'uint64_t',
+  numa_node: 'uint32_t',
+  map_ifindex: 'uint32_t',
+});
+
 const bpf_link_update_opts = koffi.struct('bpf_link_update_opts', {
   sz: 'size_t',
   flags: 'uint32_t',
@@ -124,7 +137,14 @@ const fn = {
   bpf_map_delete_elem: libbpf.func('int bpf_map_delete_elem(int fd, const void *key)'),
   bpf_map_get_next_key: libbpf.func('int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
   bpf_map_update_batch: libbpf.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)'),
+  bpf_map_lookup_batch: libbpf.func(
+    'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
+  ),
   bpf_map_delete_batch: libbpf.func('int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)'),
+  bpf_map_create: libbpf.func(
+    'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const bpf_map_create_opts *opts)',
+  ),
+  bpf_map_get_fd_by_id: libbpf.func('int bpf_map_get_fd_by_id(uint32_t id)'),
   bpf_obj_pin: libbpf.func('int bpf_obj_pin(int fd, const char *pathname)'),
   bpf_obj_get: libbpf.func('int bpf_obj_get(const char *pathname)'),
   bpf_obj_get_info_by_fd: libbpf.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *info_len)'),
@@ -372,11 +392,51 @@ export function bpf_map_update_batch(fd: number, keys: Buffer, values: Buffer, c
   return n[0]!;
 }
 
+/**
+ * Reads up to `count` entries from the start of the map in one call: keys and values
+ * back to back; returns how many it read. (ENOENT means "no more", not failure.)
+ */
+export function bpf_map_lookup_batch(fd: number, keySize: number, valueSize: number, count: number): { keys: Buffer; values: Buffer; n: number } {
+  const keys = Buffer.alloc(keySize * count);
+  const values = Buffer.alloc(valueSize * count);
+  const outBatch = Buffer.alloc(Math.max(keySize, 8));
+  const n = [count];
+  const opts = { sz: koffi.sizeof(bpf_map_batch_opts), elem_flags: 0, flags: 0 };
+  const rc = fn.bpf_map_lookup_batch(fd, null, outBatch, keys, values, n, opts) as number;
+  if (rc !== -ENOENT) check('bpf_map_lookup_batch', rc);
+  return { keys, values, n: n[0]! };
+}
+
 export function bpf_map_delete_batch(fd: number, keys: Buffer, count: number): number {
   const n = [count];
   const opts = { sz: koffi.sizeof(bpf_map_batch_opts), elem_flags: 0, flags: 0 };
   check('bpf_map_delete_batch', fn.bpf_map_delete_batch(fd, keys, n, opts));
   return n[0]!;
+}
+
+/** BPF_F_INNER_MAP: an inner map whose max_entries may differ from the outer map's template. */
+export const BPF_F_INNER_MAP = 1 << 12;
+
+/** Creates a map outside any object (inner maps of a map-in-map); returns its fd. */
+export function bpf_map_create(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, mapFlags = 0): number {
+  const opts = {
+    sz: koffi.sizeof(bpf_map_create_opts),
+    btf_fd: 0,
+    btf_key_type_id: 0,
+    btf_value_type_id: 0,
+    btf_vmlinux_value_type_id: 0,
+    inner_map_fd: 0,
+    map_flags: mapFlags,
+    map_extra: 0,
+    numa_node: 0,
+    map_ifindex: 0,
+  };
+  return check('bpf_map_create', fn.bpf_map_create(type, name, keySize, valueSize, maxEntries, opts));
+}
+
+/** An fd for the map with this kernel id (what a map-in-map lookup returns from user space). */
+export function bpf_map_get_fd_by_id(id: number): number {
+  return check('bpf_map_get_fd_by_id', fn.bpf_map_get_fd_by_id(id));
 }
 
 export function bpf_obj_pin(fd: number, path: string): void {

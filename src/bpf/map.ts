@@ -15,6 +15,8 @@ export const MAP_TYPE = {
   LRU_HASH: 9,
   LRU_PERCPU_HASH: 10,
   LPM_TRIE: 11,
+  ARRAY_OF_MAPS: 12,
+  HASH_OF_MAPS: 13,
   RINGBUF: 27,
 } as const;
 
@@ -52,7 +54,11 @@ export class BpfMap {
    * refused instead of misread.
    */
   static fromPin(path: string, expect?: Partial<MapInfo>): BpfMap {
-    const fd = ffi.bpf_obj_get(path);
+    return BpfMap.fromFd(ffi.bpf_obj_get(path), expect, path);
+  }
+
+  /** Takes ownership of a map fd (closed by close()); checks `expect` like fromPin. */
+  static fromFd(fd: number, expect?: Partial<MapInfo>, what = `map fd ${fd}`): BpfMap {
     try {
       // struct bpf_map_info: type, id, key_size, value_size, max_entries, map_flags, name[16]
       const raw = ffi.bpf_obj_get_info_by_fd(fd, 80);
@@ -64,7 +70,7 @@ export class BpfMap {
       };
       for (const k of Object.keys(expect ?? {}) as (keyof MapInfo)[]) {
         if (expect![k] !== undefined && expect![k] !== info[k]) {
-          throw new BpfError('open pinned map', EINVAL, [], `${path}: ${k} is ${info[k]}, expected ${expect![k]}`);
+          throw new BpfError('open map', EINVAL, [], `${what}: ${k} is ${info[k]}, expected ${expect![k]}`);
         }
       }
       const name = raw.subarray(24, 40).toString('utf8').replace(/\0.*$/s, '');
@@ -73,6 +79,14 @@ export class BpfMap {
       ffi.closeFd(fd);
       throw err;
     }
+  }
+
+  /**
+   * A new map outside any object (the inner maps of a map-in-map), owned by this process
+   * until something else (an outer map) holds it too.
+   */
+  static create(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags = 0): BpfMap {
+    return BpfMap.fromFd(ffi.bpf_map_create(type, name, keySize, valueSize, maxEntries, flags));
   }
 
   get isPerCpu(): boolean {
@@ -159,6 +173,25 @@ export class BpfMap {
     }
   }
 
+  /**
+   * Every value of an array map in index order, read with one batch call (entry by
+   * entry where the kernel has no batch lookup).
+   */
+  arrayValues(): Buffer[] {
+    const n = this.info.maxEntries;
+    try {
+      const r = ffi.bpf_map_lookup_batch(this.fd, this.info.keySize, this.info.valueSize, n);
+      if (r.n === n) return Array.from({ length: n }, (_, i) => r.values.subarray(i * this.info.valueSize, (i + 1) * this.info.valueSize));
+    } catch (err) {
+      if (!(err instanceof BpfError) || ![EINVAL, ENOTSUPP, EOPNOTSUPP].includes(err.errno)) throw err;
+    }
+    const key = Buffer.alloc(4);
+    return Array.from({ length: n }, (_, i) => {
+      key.writeUInt32LE(i);
+      return this.lookup(key) ?? Buffer.alloc(this.info.valueSize);
+    });
+  }
+
   typed<K, V>(key: StructCodec<K>, value: StructCodec<V>): TypedMap<K, V> {
     return new TypedMap(this, key, value);
   }
@@ -166,6 +199,35 @@ export class BpfMap {
   close(): void {
     if (this.ownsFd && !this.closed) ffi.closeFd(this.fd);
     this.closed = true;
+  }
+}
+
+/**
+ * A hash or array of maps: each value is an inner map. User space writes an inner map's
+ * fd and reads back its kernel id; `inner()` opens the map behind an id.
+ */
+export class MapOfMaps {
+  constructor(readonly outer: BpfMap) {}
+
+  /** The inner map at key, opened (the caller closes it), or undefined. */
+  inner(key: Buffer): BpfMap | undefined {
+    const v = this.outer.lookup(key);
+    return v ? BpfMap.fromFd(ffi.bpf_map_get_fd_by_id(v.readUInt32LE(0))) : undefined;
+  }
+
+  /** Puts `map` at key, replacing whatever was there in one update (atomic for readers). */
+  set(key: Buffer, map: BpfMap): void {
+    const fd = Buffer.alloc(4);
+    fd.writeUInt32LE(map.fd);
+    this.outer.update(key, fd);
+  }
+
+  delete(key: Buffer): boolean {
+    return this.outer.delete(key);
+  }
+
+  keys(): Generator<Buffer> {
+    return this.outer.keys();
   }
 }
 

@@ -50,6 +50,16 @@ export const TP_POLICY_PREFIX = {
 
 export const TP_IPCIDR_PREFIX = { TP_IPCIDR_PREFIX_BASE: 32 } as const;
 
+export const TP_SVC_ORIGIN = { TP_SVC_FROM_POD: 0, TP_SVC_FROM_OUTSIDE: 1 } as const;
+export const TP_SVC_EMPTY = { TP_SVC_EMPTY_REJECT: 0, TP_SVC_EMPTY_DROP: 1 } as const;
+export const TP_BACKEND_STATE = {
+  TP_BACKEND_FREE: 0,
+  TP_BACKEND_ACTIVE: 1,
+  TP_BACKEND_TERMINATING: 2,
+  TP_BACKEND_UNREADY: 3,
+} as const;
+export const TP_LB_LIMITS = { TP_LB_MAX_LUTS: 65536, TP_LB_MAX_BACKENDS: 65536 } as const;
+
 export const TP_METRICS_SIZE = { TP_METRICS_ENTRIES: 512 } as const;
 
 /** IP protocol numbers used in keys. */

@@ -3,7 +3,7 @@
  * of the compilers above this layer (policy, services) and the input of the diff writer
  * (sync.ts). Lives here, below them, so the datapath never imports a compiler.
  */
-import type { TpEndpoint, TpIpcacheValue, TpIpcidrKey, TpIpKey, TpPolicyKey, TpPolicyValue } from './structs.js';
+import type { TpBackend, TpEndpoint, TpIpcacheValue, TpIpcidrKey, TpIpKey, TpPolicyKey, TpPolicyValue, TpSvcKey, TpSvcValue } from './structs.js';
 
 export interface Entry<K, V> {
   key: K;
@@ -25,4 +25,13 @@ export interface PolicyMaps {
   policy: Entry<TpPolicyKey, TpPolicyValue>[];
   /** Rule ids that appear in policy entries. */
   rules: RuleInfo[];
+}
+
+/** The service maps: frontends, their Maglev tables, and the backends the tables name. */
+export interface ServiceMaps {
+  frontends: Entry<TpSvcKey, TpSvcValue>[];
+  /** Backend id (index in tp_backends_v1) → backend. */
+  backends: Entry<number, TpBackend>[];
+  /** lut_id → the Maglev table: one backend id per slot. */
+  luts: ReadonlyMap<number, Uint32Array>;
 }

@@ -15,9 +15,10 @@ import { existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, type LoadOptions } from '../bpf/object.js';
 import { attachTc, ClsactFilter, TcxLink, type AttachMode, type TcAttachment, type TcDirection } from '../bpf/link.js';
-import { BpfMap, type TypedMap } from '../bpf/map.js';
+import { BpfMap, MapOfMaps, type TypedMap } from '../bpf/map.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
 import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
+import { LutTables, ServiceMapSet } from './service-maps.js';
 import { TP_REASON } from './reasons.js';
 import type { PolicyMaps } from './desired.js';
 import { MapMirror, OrderedMaps, POLICY_MAP_ORDER, type PolicyMapRole, type PolicyMapSet } from './sync.js';
@@ -55,8 +56,14 @@ export class NodeDatapath {
   /** Written by the datapath only (fragment tracking); here for inspection and tests. */
   readonly frag: TypedMap<S.TpFragKey, S.TpFragPorts>;
   readonly config: TypedMap<number, S.TpConfig>;
+  readonly svc: TypedMap<S.TpSvcKey, S.TpSvcValue>;
+  readonly backends: TypedMap<number, S.TpBackend>;
+  /** Written by the datapath only (ClientIP affinity); here for inspection and tests. */
+  readonly affinity: TypedMap<S.TpAffinityKey, S.TpAffinityValue>;
   /** The endpoint, ipcache and policy maps, written together by the policy stage. */
   readonly maps: PolicyMapSet;
+  /** Frontends, Maglev tables and backends, written together by the services stage. */
+  readonly services: ServiceMapSet;
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
   /** tcplane 0.1's conntrack, while it is being migrated; see ct-migration.ts. */
   private legacyCt: TypedMap<S.TpCtKey, S.TpCtEntryV1> | null = null;
@@ -72,6 +79,10 @@ export class NodeDatapath {
     this.ct = obj.map(MAP_NAMES.tp_ct_v2).typed(S.tpCtKey, S.tpCtEntry);
     this.frag = obj.map(MAP_NAMES.tp_frag_v1).typed(S.tpFragKey, S.tpFragPorts);
     this.config = obj.map(MAP_NAMES.tp_config_v1).typed(S.u32Key, S.tpConfig);
+    this.svc = obj.map(MAP_NAMES.tp_svc_v1).typed(S.tpSvcKey, S.tpSvcValue);
+    this.backends = obj.map(MAP_NAMES.tp_backends_v1).typed(S.u32Key, S.tpBackend);
+    this.affinity = obj.map(MAP_NAMES.tp_affinity_v1).typed(S.tpAffinityKey, S.tpAffinityValue);
+    this.services = new ServiceMapSet(new MapMirror(this.svc), new MapMirror(this.backends), new LutTables(new MapOfMaps(obj.map(MAP_NAMES.tp_lut_v1))));
     this.maps = new OrderedMaps<PolicyMaps, PolicyMapRole>(POLICY_MAP_ORDER, {
       policy: new MapMirror(this.policy),
       ipcidr: new MapMirror(this.ipcidr),
@@ -190,7 +201,13 @@ export class NodeDatapath {
 
   /** Every map the agent writes, as mirrored (for the entry-count metrics). */
   mirrors(): MapMirror<unknown, unknown>[] {
-    return this.maps.all();
+    return [...this.maps.all(), ...this.services.all()];
+  }
+
+  /** The cluster-wide seed of the flow hash that picks Maglev slots (tp_config.lb_seed). */
+  setLbSeed(seed: number): void {
+    const cur = this.config.lookup(0) ?? { lb_seed: 0, ct_legacy: 0 };
+    if (cur.lb_seed !== seed >>> 0) this.config.update(0, { ...cur, lb_seed: seed >>> 0 });
   }
 
   /** Packets and bytes per direction and reason, summed over CPUs; zero rows omitted. */

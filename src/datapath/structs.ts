@@ -130,6 +130,58 @@ export const tpFragPorts = struct('tp_frag_ports', {
 });
 export type TpFragPorts = Infer<typeof tpFragPorts>;
 
+/** bpf/include/tp_service.h: struct tp_svc_key */
+export const tpSvcKey = struct('tp_svc_key', {
+  family: u8,
+  protocol: u8,
+  port: be16,
+  origin: u8,
+  nodeport: u8,
+  pad: pad(2),
+  addr: bytes(16),
+});
+export type TpSvcKey = Infer<typeof tpSvcKey>;
+
+/** bpf/include/tp_service.h: struct tp_svc_value */
+export const tpSvcValue = struct('tp_svc_value', {
+  service_id: u32,
+  lut_id: u32,
+  lut_size: u32,
+  affinity_timeout_s: u32,
+  empty: u8,
+  pad: pad(3),
+});
+export type TpSvcValue = Infer<typeof tpSvcValue>;
+
+/** bpf/include/tp_service.h: struct tp_backend */
+export const tpBackend = struct('tp_backend', {
+  service_id: u32,
+  family: u8,
+  protocol: u8,
+  port: be16,
+  state: u8,
+  pad: pad(3),
+  addr: bytes(16),
+});
+export type TpBackend = Infer<typeof tpBackend>;
+
+/** bpf/include/tp_service.h: struct tp_affinity_key */
+export const tpAffinityKey = struct('tp_affinity_key', {
+  service_id: u32,
+  family: u8,
+  pad: pad(3),
+  client: bytes(16),
+});
+export type TpAffinityKey = Infer<typeof tpAffinityKey>;
+
+/** bpf/include/tp_service.h: struct tp_affinity_value */
+export const tpAffinityValue = struct('tp_affinity_value', {
+  used_ns: u64,
+  backend_id: u32,
+  pad: pad(4),
+});
+export type TpAffinityValue = Infer<typeof tpAffinityValue>;
+
 /** bpf/include/tp_metrics.h: struct tp_metrics_value */
 export const tpMetricsValue = struct('tp_metrics_value', {
   packets: u64,
@@ -151,5 +203,10 @@ export const SHARED_STRUCTS = [
   tpConfig,
   tpFragKey,
   tpFragPorts,
+  tpSvcKey,
+  tpSvcValue,
+  tpBackend,
+  tpAffinityKey,
+  tpAffinityValue,
   tpMetricsValue,
 ] as const;

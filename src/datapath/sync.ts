@@ -10,7 +10,7 @@
  * gaining isolation gets its allow entries before its default flips to deny, and a pod
  * losing it flips to allow before entries go.
  */
-import type { TypedMap } from '../bpf/map.js';
+import { MAP_TYPE, type TypedMap } from '../bpf/map.js';
 import type { Entry, PolicyMaps } from './desired.js';
 
 export interface MapDiff {
@@ -20,9 +20,18 @@ export interface MapDiff {
 
 export class MapMirror<K, V> {
   private readonly current = new Map<string, Buffer>();
+  /** Array maps: every index exists; an all-zero value is an absent entry and deleting writes zeros. */
+  private readonly array: boolean;
 
   constructor(readonly map: TypedMap<K, V>) {
-    for (const [k, v] of map.raw.entries()) this.current.set(k.toString('hex'), v);
+    this.array = map.raw.info.type === MAP_TYPE.ARRAY;
+    if (this.array) {
+      map.raw.arrayValues().forEach((v, i) => {
+        if (v.some((b) => b !== 0)) this.current.set(map.keyCodec.encode(i as K).toString('hex'), Buffer.from(v));
+      });
+    } else {
+      for (const [k, v] of map.raw.entries()) this.current.set(k.toString('hex'), v);
+    }
   }
 
   get size(): number {
@@ -62,8 +71,10 @@ export class MapMirror<K, V> {
   }
 
   applyDeletes(d: MapDiff): void {
+    const zero = Buffer.alloc(this.map.valueCodec.size);
     for (const k of d.deletes) {
-      this.map.raw.delete(k);
+      if (this.array) this.map.raw.update(k, zero);
+      else this.map.raw.delete(k);
       this.current.delete(k.toString('hex'));
     }
   }

@@ -41,6 +41,12 @@ export interface ServicePort {
    * allocates one; always set in a stored service that needs one.
    */
   nodePort?: number;
+  /**
+   * The service port's cluster-wide id, allocated by `apply` like a nodePort (the
+   * datapath's reverse-NAT index and session-affinity key; every node uses the same).
+   * Always set in a stored service.
+   */
+  id?: number;
 }
 
 export interface Service {

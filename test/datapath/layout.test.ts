@@ -37,6 +37,10 @@ describe('layout - enums', () => {
     ['tp_policy_prefix', C.TP_POLICY_PREFIX],
     ['tp_ipcidr_prefix', C.TP_IPCIDR_PREFIX],
     ['tp_metrics_size', C.TP_METRICS_SIZE],
+    ['tp_svc_origin', C.TP_SVC_ORIGIN],
+    ['tp_svc_empty', C.TP_SVC_EMPTY],
+    ['tp_backend_state', C.TP_BACKEND_STATE],
+    ['tp_lb_limits', C.TP_LB_LIMITS],
   ];
   for (const [name, mirror] of mirrors) {
     it(`layout - enum ${name} has the same enumerators and values`, () => {
@@ -72,6 +76,11 @@ describe('layout - names', () => {
       tp_config_v1: [4, size('tp_config')],
       tp_frag_v1: [size('tp_frag_key'), size('tp_frag_ports')],
       tp_metrics_v1: [4, size('tp_metrics_value')],
+      tp_svc_v1: [size('tp_svc_key'), size('tp_svc_value')],
+      tp_lut_v1: [4, 4], // values are inner map fds (user space) / ids (lookups)
+      tp_backends_v1: [4, size('tp_backend')],
+      tp_affinity_v1: [size('tp_affinity_key'), size('tp_affinity_value')],
+      tp_scratch_v1: [4, 256], // datapath-only: where refusals are assembled
     };
     for (const m of spec.maps) expect([m.name, m.keySize, m.valueSize]).toEqual([m.name, ...want[m.name]!]);
   });

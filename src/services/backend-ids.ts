@@ -1,0 +1,59 @@
+/**
+ * Backend ids: the index of each backend in tp_backends_v1, which conntrack entries and
+ * Maglev tables hold. Node-local (each agent numbers its own map) but stable: ids are
+ * read back from the pinned map when an agent starts, so a restart renumbers nothing
+ * and established connections keep pointing at their backend. A backend is one service
+ * port's (address, port, protocol); an id freed when its backend goes is reused later,
+ * which the datapath tolerates (it compares the entry's address and service).
+ */
+import { TP_LB_LIMITS } from '../datapath/constants.js';
+
+export const backendKey = (serviceId: number, ip: string, port: number, protocol: number) => `${serviceId}|${ip}|${port}|${protocol}`;
+
+export class BackendIdsExhausted extends Error {
+  override name = 'BackendIdsExhausted';
+}
+
+export class BackendIds {
+  private readonly ids = new Map<string, number>();
+  private claimed = new Set<string>();
+  private next = 1;
+
+  /** @param adopted backend keys (backendKey) and the ids the map holds them under. */
+  constructor(adopted: Iterable<[key: string, id: number]> = []) {
+    for (const [key, id] of adopted) this.ids.set(key, id);
+  }
+
+  /** Starts a compile: ids not claimed again before end() are freed. */
+  begin(): void {
+    this.claimed = new Set();
+  }
+
+  /** The id of a backend, allocating the lowest free one for a new backend. */
+  claim(key: string): number {
+    this.claimed.add(key);
+    const have = this.ids.get(key);
+    if (have !== undefined) return have;
+    const taken = new Set(this.ids.values());
+    while (taken.has(this.next)) this.next++;
+    if (this.next >= TP_LB_LIMITS.TP_LB_MAX_BACKENDS) {
+      throw new BackendIdsExhausted(`backend ids: all ${TP_LB_LIMITS.TP_LB_MAX_BACKENDS - 1} in use on this node`);
+    }
+    const id = this.next++;
+    this.ids.set(key, id);
+    return id;
+  }
+
+  /** Frees every id not claimed since begin(). */
+  end(): void {
+    for (const [key, id] of [...this.ids]) {
+      if (this.claimed.has(key)) continue;
+      this.ids.delete(key);
+      if (id < this.next) this.next = id;
+    }
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Which pods back each port of a service: the service's selector over every registered
+ * pod of its namespace, cluster-wide, with targetPort resolved against each pod. Agents
+ * program these; `get services` shows them. Shared so both always agree.
+ *
+ * A pod is a backend of a port when it matches the selector, has an address of the
+ * service's family, and — for a named targetPort — declares a port of that name and
+ * protocol (two pods may map one name to different numbers). Its state:
+ *   ready        takes new connections
+ *   terminating  shutting down but still serving: keeps its connections, and takes new
+ *                ones only when no backend of the set is ready (as kube-proxy does)
+ *   unready      not ready: no new connections; keeps TCP connections it has
+ * publishNotReadyAddresses makes every selected pod ready.
+ */
+import { isIPv4 } from 'node:net';
+import type { PodRecord } from '../store/schema.js';
+import type { Service, ServicePort } from './types.js';
+
+export type BackendState = 'ready' | 'terminating' | 'unready';
+
+export interface Backend {
+  /** `namespace/name` */
+  pod: string;
+  node: string;
+  ip: string;
+  port: number;
+  protocol: ServicePort['protocol'];
+  /** The service port this backend serves. */
+  servicePort: number;
+  state: BackendState;
+}
+
+/** The name a backend goes by in Maglev permutations: the same on every node. */
+export const maglevName = (b: Backend) => `${b.pod} ${b.ip}:${b.port}/${b.protocol}`;
+
+function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function stateOf(pod: PodRecord, svc: Service): BackendState {
+  if (pod.terminating) return 'terminating';
+  return pod.ready || svc.publishNotReadyAddresses ? 'ready' : 'unready';
+}
+
+/** The pod's port for a service port's targetPort, or undefined when it has none. */
+export function resolveTargetPort(port: ServicePort, pod: Pick<PodRecord, 'ports'>): number | undefined {
+  if (typeof port.targetPort === 'number') return port.targetPort;
+  return pod.ports.find((p) => p.name === port.targetPort && p.protocol === port.protocol)?.port;
+}
+
+/** Every backend of every port of svc, in port order, each list sorted by pod. */
+export function serviceBackends(svc: Service, pods: Iterable<PodRecord>): Backend[][] {
+  const selected: PodRecord[] = [];
+  for (const pod of pods) {
+    if (pod.namespace === svc.namespace && selects(svc.selector, pod.labels)) selected.push(pod);
+  }
+  selected.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return svc.ports.map((port) => {
+    const out: Backend[] = [];
+    for (const pod of selected) {
+      const ip = pod.ips.find((a) => isIPv4(a)); // single-stack IPv4 until dual-stack lands
+      const target = resolveTargetPort(port, pod);
+      if (!ip || target === undefined) continue;
+      out.push({ pod: `${pod.namespace}/${pod.name}`, node: pod.node, ip, port: target, protocol: port.protocol, servicePort: port.port, state: stateOf(pod, svc) });
+    }
+    return out;
+  });
+}
+
+/**
+ * The backends that take new connections among `backends`: the ready ones, or, when
+ * none is ready, the terminating ones (still serving), so a service whose every pod is
+ * shutting down keeps answering rather than going dark.
+ */
+export function usableBackends(backends: readonly Backend[]): Backend[] {
+  const ready = backends.filter((b) => b.state === 'ready');
+  return ready.length > 0 ? ready : backends.filter((b) => b.state === 'terminating');
+}
