@@ -4,7 +4,14 @@
  */
 import type { LabelSelector } from './types.js';
 
-export { validateDns1123Label, validateDns1123Subdomain, validateLabelKey, validateLabelValue } from '../yaml/names.js';
+export {
+  validateDns1035Label,
+  validateDns1123Label,
+  validateDns1123Subdomain,
+  validateIanaServiceName,
+  validateLabelKey,
+  validateLabelValue,
+} from '../yaml/names.js';
 
 /**
  * True when `labels` holds every pair of `sel.matchLabels` (v0 has no matchExpressions).

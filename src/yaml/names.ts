@@ -53,3 +53,31 @@ export function validateDns1123Subdomain(s: string): string | undefined {
   }
   return undefined;
 }
+
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * DNS-1035 label (Service names): a DNS-1123 label that starts with a letter, since the
+ * name becomes a DNS name (`web.ns.svc`) and, in older tools, an environment variable.
+ */
+export function validateDns1035Label(s: string): string | undefined {
+  if (s.length > 63) return `must be at most 63 characters (has ${s.length})`;
+  if (!DNS1035_LABEL.test(s)) {
+    return 'must be lowercase alphanumeric or "-", starting with a letter and ending alphanumeric (a DNS-1035 label)';
+  }
+  return undefined;
+}
+
+/**
+ * IANA service name (RFC 6335 §5.1), as Kubernetes requires of container port names and
+ * of a targetPort given by name: 1–15 characters of lowercase alphanumerics and "-", at
+ * least one letter, no "-" at either end and no "--".
+ */
+export function validateIanaServiceName(s: string): string | undefined {
+  if (s.length > 15) return `must be at most 15 characters (has ${s.length})`;
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(s) || s.includes('--')) {
+    return 'must be lowercase alphanumeric or "-", alphanumeric at both ends, without "--"';
+  }
+  if (!/[a-z]/.test(s)) return 'must contain at least one letter';
+  return undefined;
+}
