@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ServiceError } from '../../src/services/errors.js';
 import { parseServiceDocument, parseServiceText } from '../../src/services/parse.js';
+import { serviceSchema } from '../../src/services/schema.js';
 import type { Service } from '../../src/services/types.js';
 import { LocatedErrors, parseYamlDocuments, type LocatedError } from '../../src/yaml/located.js';
 
@@ -412,5 +413,51 @@ describe('service parse - errors', () => {
       '19 spec.loadBalancerIP: loadBalancerIP is not supported yet (Kubernetes deprecates it too): tcplane takes load balancer addresses from status.loadBalancer.ingress',
     ]);
     for (const e of errors) expect(e.file).toBe(FILE);
+  });
+});
+
+// ---- the store schema ----
+
+describe('service schema', () => {
+  it.each(VALID)('service schema - a parsed service round-trips through JSON and serviceSchema: %s', (_, text) => {
+    const [parsed] = parseServiceText(text, FILE);
+    const r = serviceSchema.safeParse(JSON.parse(JSON.stringify(parsed)));
+    expect(r.error?.issues ?? []).toEqual([]);
+    expect(r.data).toStrictEqual(parsed);
+  });
+
+  const good = service({ clusterIPs: ['10.244.240.10'] });
+  const port = good.ports[0];
+  it.each<[string, Record<string, unknown>, (string | number)[], string | RegExp]>([
+    ['a cluster IP that does not parse', { clusterIPs: ['10.244.240.256'] }, ['clusterIPs', 0], 'not an IPv4 address'],
+    ['an IPv6 cluster IP', { clusterIPs: ['fd00:10:96::10'] }, ['clusterIPs', 0], 'not an IPv4 address'],
+    ['two cluster IPs', { clusterIPs: ['10.244.240.10', '10.244.240.11'] }, ['clusterIPs'], 'one cluster IP until dual-stack lands'],
+    ['an external IP that does not parse', { externalIPs: ['10.250.1'] }, ['externalIPs', 0], 'not an IPv4 address'],
+    ['an IPv6 ingress IP', { type: 'LoadBalancer', loadBalancerIngress: ['fd00:10:251::1'] }, ['loadBalancerIngress', 0], 'not an IPv4 address'],
+    ['an unknown field', { loadBalancerIP: '10.250.1.10' }, [], /loadBalancerIP/],
+    ['a port out of range', { ports: [{ ...port, port: 0 }] }, ['ports', 0, 'port'], />=1/],
+    ['an unknown port field', { ports: [{ ...port, hostPort: 80 }] }, ['ports', 0], /hostPort/],
+    ['a bad targetPort name', { ports: [{ ...port, targetPort: 'web--api' }] }, ['ports', 0, 'targetPort'], /without "--"/],
+    ['an IPv6 family', { ipFamilies: ['IPv6'] }, ['ipFamilies', 0], /IPv4/],
+    ['an empty selector', { selector: {} }, ['selector'], 'a service needs a non-empty selector'],
+    ['a bad name', { name: '1web' }, ['name'], /DNS-1035/],
+    ['a headless NodePort service', { type: 'NodePort', clusterIPs: ['None'] }, ['clusterIPs', 0], 'a headless service must be of type ClusterIP'],
+    ['no ports on a translated service', { ports: [] }, ['ports'], 'only a headless service may have no ports'],
+    ['an SCTP port rewrite', { ports: [{ protocol: 'SCTP', port: 2905, targetPort: 2906 }] }, ['ports', 0, 'targetPort'], 'an SCTP port cannot be rewritten'],
+    ['a nodePort on a ClusterIP service', { ports: [{ ...port, nodePort: 30080 }] }, ['ports', 0, 'nodePort'], 'a ClusterIP service has no node ports'],
+    ['a duplicate port', { ports: [port, port] }, ['ports', 1], 'duplicate port 80/TCP'],
+    ['an affinity timeout without affinity', { sessionAffinityTimeoutSeconds: 60 }, ['sessionAffinityTimeoutSeconds'], /must be 0/],
+    ['ClientIP without a timeout', { sessionAffinity: 'ClientIP' }, ['sessionAffinityTimeoutSeconds'], /1 or more/],
+    ['a health check port without Local', { type: 'LoadBalancer', healthCheckNodePort: 32000 }, ['healthCheckNodePort'], /externalTrafficPolicy Local/],
+    ['ingress on a ClusterIP service', { loadBalancerIngress: ['10.250.1.20'] }, ['loadBalancerIngress'], /only a LoadBalancer/],
+    ['a missing field', { publishNotReadyAddresses: undefined }, ['publishNotReadyAddresses'], /boolean/],
+  ])('service schema - refuses %s', (_, change, path, message) => {
+    expect(serviceSchema.safeParse(good).success).toBe(true);
+    const r = serviceSchema.safeParse({ ...good, ...change });
+    expect(r.success).toBe(false);
+    const issue = r.error!.issues[0];
+    expect(issue.path).toEqual(path);
+    if (typeof message === 'string') expect(issue.message).toBe(message);
+    else expect(issue.message).toMatch(message);
   });
 });
