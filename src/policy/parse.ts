@@ -16,16 +16,22 @@ import {
   parseYamlDocuments,
   readInputFile,
   zodIssuesToErrors,
-  type FieldPath,
   type LocatedDoc,
 } from '../yaml/located.js';
-import { PolicyError } from './errors.js';
+import { validateDns1123Subdomain } from '../yaml/names.js';
 import {
-  validateDns1123Label,
-  validateDns1123Subdomain,
-  validateLabelKey,
-  validateLabelValue,
-} from './selector.js';
+  Reject,
+  apiVersionSchema,
+  atKeys,
+  checked,
+  describeIssue,
+  isPlainObject,
+  labelMap,
+  metadataSchema,
+  notSupportedYet,
+  typeOf,
+} from '../yaml/schema-helpers.js';
+import { PolicyError } from './errors.js';
 import type { IngressRule, LabelSelector, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort } from './types.js';
 
 const NP_API = 'networking.k8s.io/v1';
@@ -109,23 +115,6 @@ function parseDocument(doc: LocatedDoc, file: string, errors: PolicyError[]): Po
   };
 }
 
-/**
- * The document with errors placed on the line of the field's key, where a reader looks
- * for "spec.egress", rather than where its value starts (a block value starts a line
- * below); a missing field is placed on its parent's key.
- */
-function atKeys(doc: LocatedDoc): LocatedDoc {
-  const exists = (path: FieldPath) => {
-    let v = doc.value;
-    for (const step of path) {
-      if (typeof v !== 'object' || v === null || !Object.hasOwn(v, step)) return false;
-      v = (v as Record<string | number, unknown>)[step];
-    }
-    return true;
-  };
-  return { ...doc, lineOf: (path) => doc.keyLineOf(exists(path) ? path : path.slice(0, -1)) };
-}
-
 // ---- normalization (input already validated) ----
 
 type SelectorIn = z.output<typeof labelSelectorSchema>;
@@ -158,52 +147,6 @@ function ingressRule(r: RuleIn): IngressRule {
 // ---- schemas ----
 // Optional fields accept null as absent (`ingress:` with nothing after it), as the
 // Kubernetes API does.
-
-/** A field checked by hand: `check` returns the normalized value or a Reject naming the problem. */
-class Reject {
-  constructor(readonly detail: string) {}
-}
-function checked<T>(check: (v: unknown) => T | Reject) {
-  // optional(): an absent key reaches `check` as undefined instead of failing as "required".
-  return z.unknown().optional().transform((v, ctx): T => {
-    const r = check(v);
-    if (r instanceof Reject) {
-      ctx.addIssue({ code: 'custom', message: r.detail });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-/** A field v0 cannot enforce yet: absent or null is fine, anything else is an error. */
-const notSupportedYet = (detail: string) => checked((v) => (v == null ? undefined : new Reject(detail)));
-
-/** A string whose syntax `validate` checks. */
-const syntax = (validate: (s: string) => string | undefined) =>
-  z.string().superRefine((s, ctx) => {
-    const bad = validate(s);
-    if (bad) ctx.addIssue({ code: 'custom', message: bad });
-  });
-
-/** Label and annotation keys share the qualified-name syntax. */
-const keyOf = (what: string) =>
-  syntax((s) => {
-    const bad = validateLabelKey(s);
-    return bad && `invalid ${what} key ${JSON.stringify(s)}: ${bad}`;
-  });
-/** Label values are strings; YAML reads `version: 2` as a number, so say how to fix it. */
-const labelValue = z
-  .string({
-    error: (iss) =>
-      typeof iss.input === 'number' || typeof iss.input === 'boolean'
-        ? `label values are strings: quote it ("${String(iss.input)}")`
-        : undefined,
-  })
-  .superRefine((s, ctx) => {
-    const bad = validateLabelValue(s);
-    if (bad) ctx.addIssue({ code: 'custom', message: `invalid label value: ${bad}` });
-  });
-const labelMap = z.record(keyOf('label'), labelValue);
 
 const labelSelectorShape = {
   matchLabels: labelMap.nullish(),
@@ -256,27 +199,10 @@ const policyTypeSchema = checked((v) => {
   return new Reject(`unknown policy type ${JSON.stringify(v)} (supported: Ingress)`);
 });
 
-const metadataSchema = z.strictObject({
-  name: syntax(validateDns1123Subdomain),
-  namespace: syntax(validateDns1123Label).nullish(),
-  labels: labelMap.nullish(),
-  annotations: z.record(keyOf('annotation'), z.string()).nullish(),
-  // Set by the API server; present in `kubectl get -o yaml` output. Accepted, ignored.
-  uid: z.unknown().optional(),
-  resourceVersion: z.unknown().optional(),
-  generation: z.unknown().optional(),
-  creationTimestamp: z.unknown().optional(),
-  managedFields: z.unknown().optional(),
-});
-
 const networkPolicySchema = z.strictObject({
-  apiVersion: checked((v) =>
-    v === NP_API
-      ? v
-      : new Reject(v == null ? `required (${NP_API})` : `expected ${NP_API} for kind NetworkPolicy, got ${JSON.stringify(v)}`),
-  ),
+  apiVersion: apiVersionSchema(NP_API, 'NetworkPolicy'),
   kind: z.literal('NetworkPolicy'),
-  metadata: metadataSchema,
+  metadata: metadataSchema(validateDns1123Subdomain),
   spec: z.strictObject({
     podSelector: z.strictObject(labelSelectorShape, {
       error: (iss) => (iss.input == null ? 'required (use {} to select every pod in the namespace)' : undefined),
@@ -287,35 +213,3 @@ const networkPolicySchema = z.strictObject({
     egress: notSupportedYet('egress is not supported yet (v0 enforces ingress only)'),
   }),
 });
-
-/** Parse-level zod messages, in YAML words; schema-level messages take precedence. */
-function describeIssue(iss: z.core.$ZodRawIssue): string | undefined {
-  switch (iss.code) {
-    case 'invalid_type':
-      if (iss.input === undefined) return 'required';
-      return `expected ${TYPE_NAMES[iss.expected] ?? iss.expected}, got ${typeOf(iss.input)}`;
-    case 'invalid_key':
-      return iss.issues.map((i) => i.message).join('; ');
-    default:
-      return undefined;
-  }
-}
-
-const TYPE_NAMES: Record<string, string> = {
-  object: 'a mapping',
-  record: 'a mapping',
-  array: 'a list',
-  string: 'a string',
-  number: 'a number',
-};
-
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

@@ -1,9 +1,17 @@
 /**
- * Label selectors, and the Kubernetes syntax of the names they use. The `validate*`
- * helpers return why a string is invalid, or undefined when it is valid; the parser
- * turns the reason into a located error.
+ * Label selectors. The syntax of the names they use lives in src/yaml/names.ts (a leaf,
+ * shared with the schema helpers and the other parsers) and is re-exported here.
  */
 import type { LabelSelector } from './types.js';
+
+export {
+  validateDns1035Label,
+  validateDns1123Label,
+  validateDns1123Subdomain,
+  validateIanaServiceName,
+  validateLabelKey,
+  validateLabelValue,
+} from '../yaml/names.js';
 
 /**
  * True when `labels` holds every pair of `sel.matchLabels` (v0 has no matchExpressions).
@@ -14,53 +22,4 @@ export function matchesSelector(sel: LabelSelector, labels: Record<string, strin
     if (!Object.hasOwn(labels, key) || labels[key] !== value) return false;
   }
   return true;
-}
-
-const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-/**
- * A label (or annotation) key is a qualified name: `name` or `prefix/name`, where name is
- * at most 63 characters of `[-A-Za-z0-9_.]` starting and ending alphanumeric, and prefix
- * is a DNS-1123 subdomain (`example.com`).
- */
-export function validateLabelKey(key: string): string | undefined {
-  const parts = key.split('/');
-  if (parts.length > 2) return 'a label key is a name with an optional DNS prefix (example.com/name), with at most one "/"';
-  const name = parts[parts.length - 1];
-  if (parts.length === 2) {
-    const prefix = parts[0];
-    if (prefix === '') return 'the prefix before "/" must not be empty';
-    const bad = validateDns1123Subdomain(prefix);
-    if (bad) return `prefix: ${bad}`;
-  }
-  if (name === '') return 'the name must not be empty';
-  if (name.length > 63) return `the name must be at most 63 characters (has ${name.length})`;
-  if (!NAME.test(name)) return 'the name must be alphanumeric, "-", "_" or ".", starting and ending alphanumeric';
-  return undefined;
-}
-
-/** A label value: empty, or at most 63 characters of `[-A-Za-z0-9_.]` starting and ending alphanumeric. */
-export function validateLabelValue(value: string): string | undefined {
-  if (value === '') return undefined;
-  if (value.length > 63) return `must be at most 63 characters (has ${value.length})`;
-  if (!NAME.test(value)) return 'must be alphanumeric, "-", "_" or ".", starting and ending alphanumeric';
-  return undefined;
-}
-
-/** DNS-1123 label (namespace names): at most 63 characters of lowercase alphanumerics and "-", alphanumeric at both ends. */
-export function validateDns1123Label(s: string): string | undefined {
-  if (s.length > 63) return `must be at most 63 characters (has ${s.length})`;
-  if (!DNS_LABEL.test(s)) return 'must be lowercase alphanumeric or "-", starting and ending alphanumeric (a DNS-1123 label)';
-  return undefined;
-}
-
-/** DNS-1123 subdomain (object names, label key prefixes): at most 253 characters, dot-separated DNS-1123 labels. */
-export function validateDns1123Subdomain(s: string): string | undefined {
-  if (s.length > 253) return `must be at most 253 characters (has ${s.length})`;
-  if (!DNS_SUBDOMAIN.test(s)) {
-    return 'must be lowercase alphanumeric, "-" or ".", each dot-separated part starting and ending alphanumeric (a DNS-1123 subdomain)';
-  }
-  return undefined;
 }

@@ -24,15 +24,17 @@ export interface ServiceSource {
   line: number;
 }
 
+/** One port of a service. `appProtocol` is checked and dropped: the datapath has no use for it. */
 export interface ServicePort {
-  /** Required (and unique) when the service has more than one port; undefined otherwise. */
+  /** A DNS-1123 label; required (and unique) when the service has more than one port, else optional. */
   name?: string;
   protocol: ServiceProtocol;
   port: number;
   /**
    * The pods' port: a number, or the name of a container port, resolved against each
    * pod (a pod without a port of that name and protocol is no backend for this port).
-   * Defaults to `port`.
+   * Defaults to `port` (Kubernetes reads 0 and "" as unset too). Always `port` for SCTP
+   * unless headless: tcplane cannot rewrite an SCTP port.
    */
   targetPort: number | string;
   /**
@@ -66,17 +68,25 @@ export interface Service {
   clusterIPs: string[];
   /** `['IPv4']` until dual-stack lands. */
   ipFamilies: 'IPv4'[];
+  /**
+   * As given (SingleStack by default). PreferDualStack gets one family on a single-stack
+   * cluster, as in Kubernetes, and tcplane is one until dual-stack lands.
+   */
   ipFamilyPolicy: 'SingleStack' | 'PreferDualStack';
   /** At least one, except for a headless service (which may have none). */
   ports: ServicePort[];
   /** Further frontends: traffic to these addresses on `port` is translated like the ClusterIP's (external traffic). */
   externalIPs: string[];
-  /** status.loadBalancer.ingress[].ip: frontends as externalIPs are. */
+  /** status.loadBalancer.ingress[].ip (ipMode VIP): frontends as externalIPs are; LoadBalancer only. */
   loadBalancerIngress: string[];
   sessionAffinity: SessionAffinity;
   /** sessionAffinityConfig.clientIP.timeoutSeconds; 10800 (3 h) by default; 0 without affinity. */
   sessionAffinityTimeoutSeconds: number;
-  /** For external traffic (NodePort, externalIPs, load balancer IPs); Cluster by default. */
+  /**
+   * For external traffic (NodePort, externalIPs, load balancer IPs); Cluster by default.
+   * Also Cluster where no external traffic can arrive (a ClusterIP service without
+   * externalIPs), where Kubernetes leaves it unset.
+   */
   externalTrafficPolicy: TrafficPolicy;
   /** For traffic from pods to the ClusterIP; Cluster by default. */
   internalTrafficPolicy: TrafficPolicy;
@@ -85,7 +95,7 @@ export interface Service {
    * answers kube-proxy's health check. Given, or undefined until allocated.
    */
   healthCheckNodePort?: number;
-  /** LoadBalancer only: false = no nodePorts are allocated (default true). */
+  /** LoadBalancer only: false = no nodePorts are allocated (default true; true for other types). */
   allocateLoadBalancerNodePorts: boolean;
   /** Not-ready pods are backends too (default false). */
   publishNotReadyAddresses: boolean;

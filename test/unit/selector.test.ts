@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   matchesSelector,
+  validateDns1035Label,
   validateDns1123Label,
   validateDns1123Subdomain,
+  validateIanaServiceName,
   validateLabelKey,
   validateLabelValue,
 } from '../../src/policy/selector.js';
@@ -105,5 +107,23 @@ describe('label syntax', () => {
     expect(validateDns1123Subdomain('allow..web')).toBeDefined();
     expect(validateDns1123Subdomain('allow_web')).toBeDefined();
     expect(validateDns1123Subdomain('a'.repeat(254))).toContain('253');
+  });
+
+  it('label syntax - DNS-1035 labels start with a letter', () => {
+    for (const ok of ['web', 'w', 'web-1', 'a'.repeat(63)]) expect(validateDns1035Label(ok), ok).toBeUndefined();
+    expect(validateDns1035Label('1web')).toContain('starting with a letter');
+    expect(validateDns1035Label('-web')).toContain('DNS-1035');
+    expect(validateDns1035Label('web-')).toContain('DNS-1035');
+    expect(validateDns1035Label('Web')).toContain('DNS-1035');
+    expect(validateDns1035Label('web.a')).toContain('DNS-1035');
+    expect(validateDns1035Label('')).toContain('DNS-1035');
+    expect(validateDns1035Label('a'.repeat(64))).toBe('must be at most 63 characters (has 64)');
+  });
+
+  it('label syntax - IANA service names: 15 characters, a letter, no "--"', () => {
+    for (const ok of ['http', 'h2c', 'serve-80-tcp', 'a'.repeat(15), '8080x']) expect(validateIanaServiceName(ok), ok).toBeUndefined();
+    expect(validateIanaServiceName('8080')).toBe('must contain at least one letter');
+    expect(validateIanaServiceName('a'.repeat(16))).toBe('must be at most 15 characters (has 16)');
+    for (const bad of ['web--1', '-web', 'web-', 'Web', 'web_1', '']) expect(validateIanaServiceName(bad), bad).toContain('without "--"');
   });
 });

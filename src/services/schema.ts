@@ -1,0 +1,76 @@
+/**
+ * The normalized Service model as it travels through the store: `tcplane apply` writes
+ * services `parseServiceText`/`parseServiceDocument` produced (allocations filled in
+ * later), agents check each one with this schema where it arrives. A corrupt or foreign
+ * value is reported and skipped, never compiled into service maps half-read: addresses
+ * must parse, ports must be in range, and the rules the datapath relies on (no SCTP port
+ * rewrite, a headless service has no frontend, …) must hold.
+ */
+import { z } from 'zod';
+import { ipv4 } from '../store/schema.js';
+import { validateDns1035Label, validateDns1123Label, validateIanaServiceName } from '../yaml/names.js';
+import { syntax } from '../yaml/schema-helpers.js';
+import { MAX_AFFINITY_TIMEOUT_SECONDS, type Service } from './types.js';
+
+const portNumber = z.number().int().min(1).max(65535);
+const trafficPolicy = z.enum(['Cluster', 'Local']);
+
+const servicePort = z.strictObject({
+  name: syntax(validateDns1123Label).optional(),
+  protocol: z.enum(['TCP', 'UDP', 'SCTP']),
+  port: portNumber,
+  targetPort: z.union([portNumber, syntax(validateIanaServiceName)]),
+  nodePort: portNumber.optional(),
+});
+
+const serviceObject = z.strictObject({
+  kind: z.literal('Service'),
+  apiVersion: z.literal('v1'),
+  namespace: syntax(validateDns1123Label),
+  name: syntax(validateDns1035Label),
+  type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']),
+  selector: z.record(z.string(), z.string()).refine((s) => Object.keys(s).length > 0, 'a service needs a non-empty selector'),
+  // [] until apply allocates one; never two until dual-stack lands.
+  clusterIPs: z.array(z.union([z.literal('None'), ipv4])).max(1, 'one cluster IP until dual-stack lands'),
+  ipFamilies: z.tuple([z.literal('IPv4')]),
+  ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack']),
+  ports: z.array(servicePort),
+  externalIPs: z.array(ipv4),
+  loadBalancerIngress: z.array(ipv4),
+  sessionAffinity: z.enum(['None', 'ClientIP']),
+  sessionAffinityTimeoutSeconds: z.number().int().min(0).max(MAX_AFFINITY_TIMEOUT_SECONDS),
+  externalTrafficPolicy: trafficPolicy,
+  internalTrafficPolicy: trafficPolicy,
+  healthCheckNodePort: portNumber.optional(),
+  allocateLoadBalancerNodePorts: z.boolean(),
+  publishNotReadyAddresses: z.boolean(),
+  source: z.strictObject({ file: z.string(), line: z.number().int().min(1) }),
+});
+
+/** The cross-field rules of the parser that the datapath depends on. */
+function invariants(s: z.output<typeof serviceObject>, ctx: z.RefinementCtx) {
+  const fail = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  const headless = s.clusterIPs[0] === 'None';
+  if (headless && s.type !== 'ClusterIP') fail(['clusterIPs', 0], 'a headless service must be of type ClusterIP');
+  if (s.ports.length === 0 && !headless) fail(['ports'], 'only a headless service may have no ports');
+  const seen = new Set<string>();
+  s.ports.forEach((p, i) => {
+    const key = `${p.port}/${p.protocol}`;
+    if (seen.has(key)) fail(['ports', i], `duplicate port ${key}`);
+    seen.add(key);
+    if (p.nodePort !== undefined && s.type === 'ClusterIP') fail(['ports', i, 'nodePort'], 'a ClusterIP service has no node ports');
+    if (!headless && p.protocol === 'SCTP' && p.targetPort !== p.port) fail(['ports', i, 'targetPort'], 'an SCTP port cannot be rewritten');
+  });
+  if (headless && s.externalIPs.length > 0) fail(['externalIPs'], 'a headless service has no external IPs');
+  if (s.loadBalancerIngress.length > 0 && s.type !== 'LoadBalancer') {
+    fail(['loadBalancerIngress'], 'only a LoadBalancer service has load balancer ingress');
+  }
+  if (s.sessionAffinity === 'None' ? s.sessionAffinityTimeoutSeconds !== 0 : s.sessionAffinityTimeoutSeconds < 1) {
+    fail(['sessionAffinityTimeoutSeconds'], 'must be 0 without session affinity and 1 or more with ClientIP');
+  }
+  if (s.healthCheckNodePort !== undefined && (s.type !== 'LoadBalancer' || s.externalTrafficPolicy !== 'Local')) {
+    fail(['healthCheckNodePort'], 'only a LoadBalancer service with externalTrafficPolicy Local has a health check node port');
+  }
+}
+
+export const serviceSchema: z.ZodType<Service> = serviceObject.superRefine(invariants);
