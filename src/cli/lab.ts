@@ -4,7 +4,7 @@
  *   lab up -f LAB.yaml [--no-agents] [--timeout-ms N]
  *   lab down
  *   lab probe [--json] [--to-service] [--ports 80,443] [--protocols TCP,UDP] [--timeout-ms N]
- *   lab exec NS/POD -- CMD ARGS…
+ *   lab exec NS/POD|CLIENT -- CMD ARGS…
  *   lab label pod NS/POD KEY=VALUE… [KEY-]
  *   lab label namespace NS KEY=VALUE… [KEY-]
  *
@@ -29,6 +29,11 @@ function positiveInt(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer (milliseconds)');
   return n;
+}
+
+function podArg(cmd: string, pod: string): string {
+  if (!/^[^/]+\/[^/]+$/.test(pod)) throw new Error(`${cmd}: ${JSON.stringify(pod)}: expected NS/POD`);
+  return pod;
 }
 
 function portList(v: string): number[] {
@@ -67,7 +72,7 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('up')
     .description('build the lab described by LAB.yaml')
-    .requiredOption('-f, --file <LAB.yaml>', 'lab spec: nodes, namespaces, pods')
+    .requiredOption('-f, --file <LAB.yaml>', 'lab spec: nodes, namespaces, pods, clients')
     .option('--no-agents', 'do not start agents (plain routing: the benchmark baseline)')
     .option('--timeout-ms <n>', 'how long to wait for the agents to enforce the pods', positiveInt, 60_000)
     .action(async (o: { file: string; agents: boolean; timeoutMs: number }) => {
@@ -79,6 +84,7 @@ export function registerLabCommands(program: Command): void {
         .join(', ');
       process.stdout.write(
         `lab up: ${state.nodes.length} nodes, ${state.namespaces.length} namespaces, ${state.pods.length} pods` +
+          `${state.clients.length > 0 ? `, ${state.clients.length} client${state.clients.length === 1 ? '' : 's'}` : ''}` +
           `${o.agents ? ', agents enforcing' : ', no agents'} in ${timings.total} ms (${phases}); store ${state.natsUrl}\n`,
       );
     });
@@ -110,15 +116,16 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('exec')
-    .description("run a command in a pod's network namespace; exits with its code")
-    .argument('<pod>', 'NS/POD')
+    .description("run a command in a pod's or a client's network namespace; exits with its code")
+    .argument('<name>', 'NS/POD for a pod, a bare name for a client')
     .argument('<command...>', 'command and arguments (after --)')
     .passThroughOptions()
-    .action(async (pod: string, argv: string[]) => {
+    .action(async (name: string, argv: string[]) => {
       const state = await readLabState();
-      const p = state.pods.find((x) => x.key === pod);
-      if (!p) throw new Error(`lab exec: no pod ${pod} in the lab (pods: ${state.pods.map((x) => x.key).join(', ')})`);
-      process.exitCode = await execIn(p.netns, argv[0] === '--' ? argv.slice(1) : argv);
+      const names = `pods: ${state.pods.map((x) => x.key).join(', ') || 'none'}; clients: ${state.clients.map((c) => c.name).join(', ') || 'none'}`;
+      const netns = name.includes('/') ? state.pods.find((x) => x.key === name)?.netns : state.clients.find((c) => c.name === name)?.netns;
+      if (!netns) throw new Error(`lab exec: no ${name.includes('/') ? 'pod' : 'client'} ${name} in the lab (${names})`);
+      process.exitCode = await execIn(netns, argv[0] === '--' ? argv.slice(1) : argv);
     });
 
   const label = lab.command('label').description('change labels at run time (agents follow through the store)');
@@ -127,7 +134,7 @@ export function registerLabCommands(program: Command): void {
     .argument('<pod>', 'NS/POD')
     .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
     .action(async (pod: string, changes: string[]) => {
-      if (!/^[^/]+\/[^/]+$/.test(pod)) throw new Error(`lab label pod: ${JSON.stringify(pod)}: expected NS/POD`);
+      podArg('lab label pod', pod);
       const ch = parseLabelChanges(changes);
       const r = await withStore((s) => labelPod(s, pod, ch));
       process.stdout.write(`pod ${pod} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
@@ -141,6 +148,7 @@ export function registerLabCommands(program: Command): void {
       const r = await withStore((s) => labelNamespace(s, ns, ch));
       process.stdout.write(`namespace ${ns} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
     });
+
 }
 
 const formatLabels = (l: Record<string, string>) =>
@@ -150,7 +158,7 @@ const formatLabels = (l: Record<string, string>) =>
 
 /** Runs argv in a netns with stdio inherited; resolves with its exit code (128+n when killed by signal n). */
 function execIn(netns: string, argv: string[]): Promise<number> {
-  if (argv.length === 0) throw new Error('lab exec: no command given (lab exec NS/POD -- CMD ARGS…)');
+  if (argv.length === 0) throw new Error('lab exec: no command given (lab exec NS/POD|CLIENT -- CMD ARGS…)');
   return new Promise((resolve, reject) => {
     const child = spawn('nsenter', nsenterArgs(netns, argv), { stdio: 'inherit' });
     // Ctrl-C reaches the child from the terminal already: outlive it and report its code.

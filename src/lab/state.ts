@@ -15,7 +15,7 @@ const port = z.object({ name: z.string().optional(), port: z.number().int(), pro
 /** A process the lab started; `markers` are substrings its /proc cmdline must hold to be ours. */
 const processEntry = z.object({
   pid: z.number().int().positive(),
-  role: z.enum(['nats', 'pod', 'agent']),
+  role: z.enum(['nats', 'pod', 'client', 'agent']),
   name: z.string(),
   markers: z.array(z.string()).min(1),
 });
@@ -50,10 +50,15 @@ export const labStateSchema = z.object({
       socket: z.string(),
     }),
   ),
+  /** Hosts outside the cluster, on the underlay only (a state file from before clients has none). */
+  clients: z
+    .array(z.object({ name: z.string(), netns: z.string(), ip: z.string(), bridgeIf: z.string(), socket: z.string() }))
+    .default([]),
   processes: z.array(processEntry),
 });
 export type LabState = z.infer<typeof labStateSchema>;
 export type LabStatePod = LabState['pods'][number];
+export type LabStateClient = LabState['clients'][number];
 
 /** No lab is up (no state file), or its state file is unreadable. */
 export class LabNotUpError extends Error {
@@ -109,3 +114,4 @@ export async function writeLabState(state: LabState): Promise<void> {
   await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
   await rename(tmp, STATE_FILE);
 }
+

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAgents } from '../../src/lab/agents.js';
+import { probeTargets, type ProbeTarget } from '../../src/lab/probe.js';
 import { isAlive } from '../../src/lab/procs.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
 import { labNatsUrl, readLabState, type LabState } from '../../src/lab/state.js';
@@ -18,6 +19,7 @@ import { tcplane } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/three-nodes.yaml';
+const WHOAMI_CLIENT = `${ROOT}test/e2e/fixtures/whoami.mjs`;
 
 const netnsLeft = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('tp-')) : []);
 const linksLeft = () => readdirSync('/sys/class/net').filter((n) => n.startsWith('tp-'));
@@ -47,6 +49,7 @@ async function up(extra: string[] = ['--no-agents']): Promise<LabState> {
 }
 
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
+const planned = (key: string) => plan.pods.find((p) => p.key === key)!;
 
 describe('lab', () => {
   beforeAll(async () => {
@@ -78,7 +81,11 @@ describe('lab', () => {
       expect(state.pods.map((p) => p.key).sort()).toEqual(plan.pods.map((p) => p.key).sort());
       expect(state.processes.filter((p) => p.role === 'pod')).toHaveLength(9);
       expect(state.processes.filter((p) => p.role === 'nats')).toHaveLength(1);
-      expect(netnsLeft().sort()).toEqual(['tp-underlay', ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)].sort());
+      expect(state.processes.filter((p) => p.role === 'client').map((p) => p.name)).toEqual(['outside']);
+      expect(state.clients).toEqual(plan.clients);
+      expect(netnsLeft().sort()).toEqual(
+        ['tp-underlay', ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns), 'tp-client-outside'].sort(),
+      );
       expect(linksLeft()).toEqual(['tp-host']);
     });
 
@@ -148,7 +155,74 @@ describe('lab', () => {
       expect((await tcplane(['lab', 'exec', 'x/a', '--', 'sh', '-c', 'exit 7'])).code).toBe(7);
       const bad = await tcplane(['lab', 'exec', 'x/nope', '--', 'true']);
       expect(bad.code).toBe(1);
-      expect(bad.stderr).toMatch(/no pod x\/nope/);
+      expect(bad.stderr).toMatch(/no pod x\/nope in the lab \(pods: x\/a, y\/b, .*; clients: outside\)/);
+    });
+
+    it("lab - exec CLIENT runs in the client's namespace: on the underlay, IPv6 off", async () => {
+      const addr = await tcplane(['lab', 'exec', 'outside', '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'tp-eth0']);
+      expect(addr.code).toBe(0);
+      expect(addr.stdout).toMatch(/inet 10\.250\.0\.200\/24 /);
+      expect((await tcplane(['lab', 'exec', 'outside', '--', 'sh', '-c', 'exit 3'])).code).toBe(3);
+      const v6 = await tcplane(['lab', 'exec', 'outside', '--', 'cat', '/proc/sys/net/ipv6/conf/all/disable_ipv6']);
+      expect(v6.stdout.trim()).toBe('1');
+      const bad = await tcplane(['lab', 'exec', 'inside', '--', 'true']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/no client inside in the lab \(pods: .*; clients: outside\)/);
+    });
+
+    it("lab - a client reaches every node's underlay address and no pod; the external range goes via the first node", async () => {
+      const routes = await tcplane(['lab', 'exec', 'outside', '--', 'ip', '-4', 'route', 'show']);
+      expect(routes.stdout.trim().split('\n').map((l) => l.trim())).toEqual([
+        '10.250.0.0/24 dev tp-eth0 proto kernel scope link src 10.250.0.200',
+        `10.250.1.0/24 via ${plan.nodes[0].underlayIP} dev tp-eth0`,
+      ]);
+      // Nothing listens on port 9 of a node: its kernel answers with a RST (refused), which
+      // proves the round trip. Pods are not routed from a client at all (unreachable).
+      const nodes = plan.nodes.map((n): ProbeTarget => ({ to: n.name, ip: n.underlayIP, port: 9, protocol: 'TCP' }));
+      const pods = plan.pods.flatMap((p) => p.ports.map((q): ProbeTarget => ({ to: p.key, ip: p.ip, port: q.port, protocol: q.protocol, whoami: true })));
+      const rows = await probeTargets(state, 'outside', [...nodes, ...pods], 500);
+      expect(rows.slice(0, nodes.length).map((r) => [r.to, r.connected, r.reason])).toEqual(plan.nodes.map((n) => [n.name, false, 'refused']));
+      for (const r of rows.slice(nodes.length)) expect(r).toMatchObject({ connected: false, reason: 'unreachable', backend: null, peer: null });
+    });
+
+    it('lab - WHOAMI over TCP: a pod answers with its name and both addresses, then echoes; other first bytes echo whole', async () => {
+      const e = planned('y/e'); // on n2: x/a (n1) sees its address, natively routed
+      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'tcp', '10.244.1.10', '80']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { local: string; answer: string; after: string; other: string };
+      expect(out.local).toMatch(new RegExp(`^${e.ip.replaceAll('.', '\\.')}:\\d+$`));
+      expect(out.answer).toBe(`{"pod":"x/a","local":"10.244.1.10:80","peer":"${out.local}","protocol":"TCP"}`);
+      expect(out.after).toBe('after-the-line');
+      expect(out.other).toBe('WHOAREYOU\n');
+    });
+
+    it('lab - WHOAMI over UDP: a datagram beginning with WHOAMI gets the answer line, others echo', async () => {
+      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'udp', '10.244.1.10', '53']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { local: string; answer: string; answerEndsInNewline: boolean; after: string };
+      expect(out.local).toMatch(new RegExp(`^${planned('y/e').ip.replaceAll('.', '\\.')}:\\d+$`));
+      expect(out.answer).toBe(`{"pod":"x/a","local":"10.244.1.10:53","peer":"${out.local}","protocol":"UDP"}`);
+      expect(out.answerEndsInNewline).toBe(true);
+      expect(out.after).toBe('hello');
+    });
+
+    it('lab - a whoami probe between pods returns backend and peer; refused ones carry a reason and nulls', async () => {
+      const e = planned('y/e');
+      const targets: ProbeTarget[] = [
+        { to: 'x/a', ip: '10.244.1.10', port: 80, protocol: 'TCP', whoami: true },
+        { to: 'x/a', ip: '10.244.1.10', port: 53, protocol: 'UDP', whoami: true },
+        { to: 'x/a', ip: '10.244.1.10', port: 81, protocol: 'TCP', whoami: true },
+        { to: 'x/a', ip: '10.244.1.10', port: 81, protocol: 'UDP', whoami: true },
+      ];
+      const rows = await probeTargets(state, 'y/e', targets, 1000);
+      const peer = new RegExp(`^${e.ip.replaceAll('.', '\\.')}:\\d+$`);
+      expect(rows).toEqual([
+        { ...targets[0], connected: true, backend: 'x/a', peer: expect.stringMatching(peer) },
+        { ...targets[1], connected: true, backend: 'x/a', peer: expect.stringMatching(peer) },
+        { ...targets[2], connected: false, reason: 'refused', backend: null, peer: null }, // TCP RST
+        { ...targets[3], connected: false, reason: 'refused', backend: null, peer: null }, // ICMP port unreachable
+      ]);
+      await expect(probeTargets(state, 'x/nope', targets)).rejects.toThrow(/no pod or client x\/nope in the lab/);
     });
 
     it('lab - pods route through a permanent gateway entry, nodes route natively, IPv6 is off', async () => {
@@ -181,8 +255,9 @@ describe('lab', () => {
       expect(immutable.code).toBe(1);
     });
 
-    it('lab - down removes every namespace, link, process and the state directory; twice is fine', async () => {
+    it('lab - down removes every namespace, link, process and the state directory, clients included; twice is fine', async () => {
       const pids = state.processes.map((p) => p.pid);
+      expect(netnsLeft()).toContain('tp-client-outside');
       const r = await tcplane(['lab', 'down']);
       expect(r.code).toBe(0);
       await expectNothingLeft(pids);
