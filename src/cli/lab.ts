@@ -7,6 +7,9 @@
  *   lab exec NS/POD|CLIENT -- CMD ARGS…
  *   lab label pod NS/POD KEY=VALUE… [KEY-]
  *   lab label namespace NS KEY=VALUE… [KEY-]
+ *   lab pod ready NS/POD true|false
+ *   lab pod stop NS/POD [--grace-seconds N]
+ *   lab pod start NS/POD
  *
  * Every command but `up` and `down` finds the lab through its state file and says so
  * when none is up. Results go to stdout, progress to stderr.
@@ -18,6 +21,7 @@ import { Store } from '../store/store.js';
 import { labDown } from '../lab/down.js';
 import { nsenterArgs } from '../lab/exec.js';
 import { labelNamespace, labelPod, parseLabelChanges } from '../lab/label.js';
+import { setPodReady, startPod, stopPod } from '../lab/pods.js';
 import { labProbe, probeJson, probeTable } from '../lab/probe.js';
 import { readLabSpec } from '../lab/spec.js';
 import { readLabState } from '../lab/state.js';
@@ -28,6 +32,12 @@ const say = (msg: string) => process.stderr.write(`${msg}\n`);
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer (milliseconds)');
+  return n;
+}
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n > 86_400) throw new InvalidArgumentError('expected whole seconds, 0 to 86400');
   return n;
 }
 
@@ -101,7 +111,7 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('probe')
-    .description('try every pod → every other pod on each port the target declares')
+    .description('try every running pod → every other running pod on each port the target declares')
     .option('--json', 'print one JSON array of {from, to, port, protocol, connected}')
     .option('--to-service', 'probe services instead of pods')
     .option('--ports <list>', 'only these ports (comma-separated)', portList)
@@ -149,6 +159,55 @@ export function registerLabCommands(program: Command): void {
       process.stdout.write(`namespace ${ns} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
     });
 
+  const pod = lab.command('pod').description("change a pod's readiness, stop it and start it again, as a cluster does");
+  pod
+    .command('ready')
+    .description("set `ready` in the pod's store record (agents follow)")
+    .argument('<pod>', 'NS/POD')
+    .argument('<ready>', 'true or false')
+    .action(async (key: string, ready: string) => {
+      podArg('lab pod ready', key);
+      if (ready !== 'true' && ready !== 'false') throw new Error(`lab pod ready: ${JSON.stringify(ready)}: expected true or false`);
+      const r = await withStore((s) => setPodReady(s, key, ready === 'true'));
+      process.stdout.write(`pod ${key} ready: ${ready} (revision ${r.revision})\n`);
+    });
+  pod
+    .command('stop')
+    .description(
+      'the pod turns terminating (not ready, its servers still answer), then is removed: record deleted, ' +
+        'daemon stopped (its namespace stays for `lab pod start`). Blocks for the grace period and then removes ' +
+        'the pod, as `kubectl delete` waits by default; Ctrl-C or SIGTERM during the wait removes it at once ' +
+        'and exits 130 or 143. Stopping a stopped pod is an error.',
+    )
+    .argument('<pod>', 'NS/POD')
+    .option('--grace-seconds <n>', 'how long the pod stays terminating before it is removed', seconds, 0)
+    .action(async (key: string, o: { graceSeconds: number }) => {
+      podArg('lab pod stop', key);
+      const abort = new AbortController();
+      let signal: NodeJS.Signals | undefined;
+      // Handled until the pod is removed: a signal ends the wait, never the removal.
+      const onSignal = (sig: NodeJS.Signals) => {
+        signal ??= sig;
+        abort.abort();
+      };
+      process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+      try {
+        const r = await withStore((s) => stopPod(s, key, { graceMs: o.graceSeconds * 1000, signal: abort.signal, log: say }));
+        process.stdout.write(`pod ${key} stopped${r.early ? ` (${signal} ended the grace period early)` : ''}\n`);
+        if (r.early && signal) process.exitCode = 128 + constants.signals[signal];
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
+    });
+  pod
+    .command('start')
+    .description('bring a stopped pod back as LAB.yaml declares it: same servers, ready, declared labels. Starting a pod that is not stopped is an error.')
+    .argument('<pod>', 'NS/POD')
+    .action(async (key: string) => {
+      podArg('lab pod start', key);
+      const r = await withStore((s) => startPod(s, key));
+      process.stdout.write(`pod ${key} started (revision ${r.revision})\n`);
+    });
 }
 
 const formatLabels = (l: Record<string, string>) =>

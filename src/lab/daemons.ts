@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { controlCall } from './control.js';
 import { nsenterArgs } from './exec.js';
-import { logTail, spawnDetached } from './procs.js';
+import { argvMatches, logTail, procArgv, spawnDetached, terminate } from './procs.js';
 import type { LabProcess } from './state.js';
 import { clientLog, clientTitle, podLog, podTitle } from './topology.js';
 
@@ -55,3 +55,13 @@ export async function startDaemon(d: DaemonSpec, record: (p: LabProcess) => Prom
   throw new Error(`${d.kind} ${d.name}: daemon ${why}; log ${log}:\n${await logTail(log)}`);
 }
 
+/**
+ * Stops a daemon the lab started: SIGTERM (it closes its servers and socket), SIGKILL
+ * after a grace. Only when the PID still runs what we started (its markers).
+ * @returns false when it could not be killed.
+ */
+export async function stopDaemon(p: LabProcess): Promise<boolean> {
+  const argv = await procArgv(p.pid);
+  if (!argv || !argvMatches(argv, p.markers)) return true; // gone already
+  return (await terminate([p.pid])).length === 0;
+}

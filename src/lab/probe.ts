@@ -6,11 +6,12 @@
  *       pod (`ns/name`) or a client (bare name), to any address, as echo probes or, with
  *       `whoami: true`, as service-style probes that report the answering backend and the
  *       address it saw (what `lab probe --to-service` builds on);
- *   labProbe(state, opts)                           `lab probe`: every pod → every other
- *       pod, on each port the *target* declares.
+ *   labProbe(state, opts)                           `lab probe`: every running pod → every
+ *       other running pod, on each port the *target* declares.
  *
  * All sources probe at once and each daemon with bounded concurrency, so a full probe
- * takes about one timeout however many pods there are.
+ * takes about one timeout however many pods there are. Stopped pods (`lab pod stop`) are
+ * neither sources nor targets.
  */
 import { controlCall, PROBE_CONCURRENCY, type ProbeResult, type ProbeTarget } from './control.js';
 import type { LabState } from './state.js';
@@ -28,7 +29,7 @@ export interface ProbeRow {
   reason?: string;
 }
 
-/** Where probes can start: a pod (`from` = `ns/name`) or a client (`from` = its bare name). */
+/** Where probes can start: a running pod (`from` = `ns/name`) or a client (`from` = its bare name). */
 export interface ProbeSource {
   from: string;
   kind: 'pod' | 'client';
@@ -36,10 +37,10 @@ export interface ProbeSource {
   socket: string;
 }
 
-/** Every place probes can start from: pods first, then clients, in spec order. */
+/** Every place probes can start from now: running pods first, then clients, in spec order. */
 export function probeSources(state: LabState): ProbeSource[] {
   return [
-    ...state.pods.map((p) => ({ from: p.key, kind: 'pod' as const, ip: p.ip, socket: p.socket })),
+    ...state.pods.filter((p) => !p.stopped).map((p) => ({ from: p.key, kind: 'pod' as const, ip: p.ip, socket: p.socket })),
     ...state.clients.map((c) => ({ from: c.name, kind: 'client' as const, ip: c.ip, socket: c.socket })),
   ];
 }
@@ -52,14 +53,16 @@ export function probeSources(state: LabState): ProbeSource[] {
  *   await probeTargets(state, 'outside', [{to: 'svc:x/web', ip: '10.250.0.10', port: 30080, protocol: 'TCP', whoami: true}])
  *
  * @param from a pod as `ns/name` or a client by its bare name
- * @throws Error when `from` is no pod or client of the lab, or its daemon does not
+ * @throws Error when `from` is no running pod or client of the lab, or its daemon does not
  *   answer (a dead daemon is a broken lab, not a denied connection)
  */
 export async function probeTargets(state: LabState, from: string, targets: readonly ProbeTarget[], timeoutMs = 1000): Promise<ProbeResult[]> {
   const src = probeSources(state).find((s) => s.from === from);
   if (!src) {
+    const pod = state.pods.find((p) => p.key === from);
+    if (pod?.stopped) throw new Error(`lab probe: pod ${from} is stopped (start it with \`tcplane lab pod start ${from}\`)`);
     const names = probeSources(state).map((s) => s.from);
-    throw new Error(`lab probe: no pod or client ${from} in the lab (pods and clients: ${names.join(', ') || 'none'})`);
+    throw new Error(`lab probe: no pod or client ${from} in the lab (running pods and clients: ${names.join(', ') || 'none'})`);
   }
   if (targets.length === 0) return [];
   // Waves of PROBE_CONCURRENCY probes, each at most one timeout, plus slack.
@@ -83,16 +86,17 @@ export interface ProbeOptions {
 }
 
 /**
- * `lab probe`: every pod → every other pod, on each port the target declares. Rows come
- * sorted by from, to, port, protocol.
+ * `lab probe`: every running pod → every other running pod, on each port the target
+ * declares. Rows come sorted by from, to, port, protocol.
  * @throws Error naming the pod whose daemon does not answer.
  */
 export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promise<ProbeRow[]> {
   const timeoutMs = opts.timeoutMs ?? 1000;
+  const running = state.pods.filter((p) => !p.stopped);
   const answers = await Promise.all(
-    state.pods.map(async (src) => {
+    running.map(async (src) => {
       const targets: ProbeTarget[] = [];
-      for (const dst of state.pods) {
+      for (const dst of running) {
         if (dst.key === src.key) continue;
         for (const p of dst.ports) {
           if (opts.ports && !opts.ports.includes(p.port)) continue;

@@ -19,13 +19,14 @@
  * point tears down everything made so far (labDown) and rethrows.
  */
 import { mkdir } from 'node:fs/promises';
-import { namespaceRecord, podKey, podRecord } from '../store/schema.js';
+import { namespaceRecord, podKey } from '../store/schema.js';
 import { Store } from '../store/store.js';
 import { agentExitWatch, agentMarkers, startAgent, waitForAgents } from './agents.js';
 import { startDaemon } from './daemons.js';
 import { labDown, labNetnsList, rootLabLinks } from './down.js';
 import { ipBatch, settleAll, sysctlIn } from './exec.js';
 import { NATS_MARKERS, startNats } from './nats-server.js';
+import { declaredPodRecord } from './pods.js';
 import type { LabPlan } from './spec.js';
 import { writeLabState, type LabProcess, type LabState } from './state.js';
 import {
@@ -293,20 +294,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     for (const ns of plan.namespaces) {
       await store.put('namespaces', ns.name, namespaceRecord.parse({ v: 1, name: ns.name, labels: ns.labels }));
     }
-    for (const p of plan.pods) {
-      const record = podRecord.parse({
-        v: 1,
-        namespace: p.namespace,
-        name: p.name,
-        node: p.node,
-        labels: p.labels,
-        ips: [p.ip],
-        ifname: p.hostIf,
-        ports: p.ports,
-        ready: true,
-      });
-      await store.put('pods', podKey(p.namespace, p.name), record);
-    }
+    for (const p of plan.pods) await store.put('pods', podKey(p.namespace, p.name), declaredPodRecord(p));
     const podsRevision = await store.lastRevision('pods');
     phase('store');
 

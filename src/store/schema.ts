@@ -48,6 +48,8 @@ export const podRecord = z.object({
   ifname: z.string(),
   ports: z.array(containerPort),
   ready: z.boolean(),
+  /** Set while the pod shuts down: not ready, its servers still answer. */
+  terminating: z.boolean().optional(),
 });
 export type PodRecord = z.infer<typeof podRecord>;
 

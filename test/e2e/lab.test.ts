@@ -51,6 +51,32 @@ async function up(extra: string[] = ['--no-agents']): Promise<LabState> {
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
 const planned = (key: string) => plan.pods.find((p) => p.key === key)!;
 
+/** The pod's record in tcplane-pods, or null. */
+async function podInStore(key: string) {
+  const store = await Store.connect(await labNatsUrl());
+  try {
+    return (await store.get('pods', key, podRecord))?.value ?? null;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Polls cond every 50 ms; fails naming what it waited for after limitMs. */
+async function until(cond: () => Promise<boolean>, what: string, limitMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > limitMs) throw new Error(`gave up after ${limitMs} ms waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+/** One WHOAMI probe (TCP or UDP) from `from` to pod `to` on `port`. */
+async function whoami(from: string, to: string, port: number, protocol: 'TCP' | 'UDP' = 'TCP') {
+  const target: ProbeTarget = { to, ip: planned(to).ip, port, protocol, whoami: true };
+  const [r] = await probeTargets(await readLabState(), from, [target], 1000);
+  return r;
+}
+
 describe('lab', () => {
   beforeAll(async () => {
     if (!existsSync(`${ROOT}dist/src/cli/main.js`)) throw new Error('run `make build` first');
@@ -225,6 +251,88 @@ describe('lab', () => {
       await expect(probeTargets(state, 'x/nope', targets)).rejects.toThrow(/no pod or client x\/nope in the lab/);
     });
 
+    it('lab - pod ready rewrites the ready field of the pod record', async () => {
+      const r = await tcplane(['lab', 'pod', 'ready', 'x/d', 'false']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/pod x\/d ready: false/);
+      expect(await podInStore('x/d')).toMatchObject({ ready: false, labels: planned('x/d').labels, ips: [planned('x/d').ip] });
+      expect((await tcplane(['lab', 'pod', 'ready', 'x/d', 'true'])).code).toBe(0);
+      expect(await podInStore('x/d')).toMatchObject({ ready: true });
+      const bad = await tcplane(['lab', 'pod', 'ready', 'x/d', 'yes']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/expected true or false/);
+      expect((await tcplane(['lab', 'pod', 'ready', 'x/nope', 'true'])).stderr).toMatch(/no pod x\/nope in the lab/);
+    });
+
+    it('lab - pod stop --grace-seconds 2: terminating while its servers answer, then record and servers gone; start brings it back as declared', async () => {
+      const d = planned('x/d');
+      expect((await tcplane(['lab', 'label', 'pod', 'x/d', 'extra=1'])).code).toBe(0); // start restores the declared labels
+      const oldPid = (await readLabState()).processes.find((p) => p.role === 'pod' && p.name === 'x/d')!.pid;
+      const stop = tcplane(['lab', 'pod', 'stop', 'x/d', '--grace-seconds', '2']);
+      await until(async () => (await podInStore('x/d'))?.terminating === true, 'x/d is terminating');
+      expect(await podInStore('x/d')).toMatchObject({ ready: false, terminating: true });
+      expect(await whoami('x/a', 'x/d', 80)).toMatchObject({ connected: true, backend: 'x/d' }); // still answers
+      const r = await stop;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe('pod x/d stopped\n');
+      expect(await podInStore('x/d')).toBeNull();
+      expect(await isAlive(oldPid)).toBe(false);
+      const after = await readLabState();
+      expect(after.pods.find((p) => p.key === 'x/d')?.stopped).toBe(true);
+      expect(after.processes.some((p) => p.name === 'x/d')).toBe(false);
+      // Its namespace stays: the kernel there refuses (no server), and exec still works.
+      expect(await whoami('x/a', 'x/d', 80)).toMatchObject({ connected: false, reason: 'refused', backend: null });
+      expect((await tcplane(['lab', 'exec', 'x/d', '--', 'ip', '-4', 'addr', 'show', 'dev', 'tp-eth0'])).stdout).toContain(`inet ${d.ip}/32`);
+      // lab probe skips it as source and target; nor can it be a source for anyone.
+      const rows = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { from: string; to: string; connected: boolean }[];
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.filter((x) => x.from === 'x/d' || x.to === 'x/d')).toEqual([]);
+      expect(rows.every((x) => x.connected)).toBe(true);
+      await expect(probeTargets(after, 'x/d', [{ to: 'x/a', ip: '10.244.1.10', port: 80, protocol: 'TCP' }])).rejects.toThrow(/pod x\/d is stopped/);
+      // Wrong order: clear errors.
+      const again = await tcplane(['lab', 'pod', 'stop', 'x/d']);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/pod x\/d is already stopped/);
+      expect((await tcplane(['lab', 'pod', 'ready', 'x/d', 'true'])).stderr).toMatch(/pod x\/d is stopped/);
+
+      const start = await tcplane(['lab', 'pod', 'start', 'x/d']);
+      expect(start.code, start.stderr).toBe(0);
+      expect(await podInStore('x/d')).toEqual({
+        v: 1,
+        namespace: 'x',
+        name: 'd',
+        node: d.node,
+        labels: d.labels,
+        ips: [d.ip],
+        ifname: d.hostIf,
+        ports: d.ports,
+        ready: true,
+      });
+      expect(await whoami('x/a', 'x/d', 80)).toMatchObject({ connected: true, backend: 'x/d' });
+      expect(await whoami('x/a', 'x/d', 80, 'UDP')).toMatchObject({ connected: true, backend: 'x/d' });
+      expect((await readLabState()).pods.find((p) => p.key === 'x/d')?.stopped).toBeUndefined();
+      const twice = await tcplane(['lab', 'pod', 'start', 'x/d']);
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toMatch(/pod x\/d is running, not stopped/);
+    });
+
+    it('lab - pod stop: SIGINT during the grace period still removes the pod before exiting', async () => {
+      let pid = 0;
+      const stop = tcplane(['lab', 'pod', 'stop', 'x/g', '--grace-seconds', '300'], { onSpawn: (p) => (pid = p) });
+      await until(async () => (await podInStore('x/g'))?.terminating === true, 'x/g is terminating');
+      const start = await tcplane(['lab', 'pod', 'start', 'x/g']);
+      expect(start.stderr).toMatch(/pod x\/g is terminating/);
+      process.kill(pid, 'SIGINT');
+      const r = await stop;
+      expect(r.code).toBe(130);
+      expect(r.stdout).toMatch(/pod x\/g stopped \(SIGINT ended the grace period early\)/);
+      expect(await podInStore('x/g')).toBeNull();
+      expect((await readLabState()).pods.find((p) => p.key === 'x/g')?.stopped).toBe(true);
+      expect(await whoami('x/a', 'x/g', 80)).toMatchObject({ connected: false, reason: 'refused' });
+      expect((await tcplane(['lab', 'pod', 'start', 'x/g'])).code).toBe(0);
+      expect(await whoami('x/a', 'x/g', 80)).toMatchObject({ connected: true, backend: 'x/g' });
+    });
+
     it('lab - pods route through a permanent gateway entry, nodes route natively, IPv6 is off', async () => {
       const a = plan.pods.find((p) => p.key === 'x/a')!;
       const neigh = await tcplane(['lab', 'exec', 'x/a', '--', 'ip', 'neigh', 'show', '169.254.1.1']);
@@ -255,9 +363,11 @@ describe('lab', () => {
       expect(immutable.code).toBe(1);
     });
 
-    it('lab - down removes every namespace, link, process and the state directory, clients included; twice is fine', async () => {
-      const pids = state.processes.map((p) => p.pid);
+    it('lab - down removes every namespace, link, process and the state directory, clients and stopped pods included; twice is fine', async () => {
+      expect((await tcplane(['lab', 'pod', 'stop', 'y/h'])).code).toBe(0);
+      const pids = [...state.processes, ...(await readLabState()).processes].map((p) => p.pid);
       expect(netnsLeft()).toContain('tp-client-outside');
+      expect(netnsLeft()).toContain('tp-pod-y-h');
       const r = await tcplane(['lab', 'down']);
       expect(r.code).toBe(0);
       await expectNothingLeft(pids);
