@@ -111,8 +111,8 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('probe')
-    .description('try every running pod → every other running pod on each port the target declares')
-    .option('--json', 'print one JSON array of {from, to, port, protocol, connected}')
+    .description('try every running pod → every running pod (itself included) on each port the target declares')
+    .option('--json', 'print one JSON array of {from, to, port, protocol, family, connected[, reason]}')
     .option('--to-service', 'probe services instead of pods')
     .option('--ports <list>', 'only these ports (comma-separated)', portList)
     .option('--protocols <list>', 'only these protocols (TCP,UDP)', protocolList)

@@ -7,7 +7,7 @@
  *       `whoami: true`, as service-style probes that report the answering backend and the
  *       address it saw (what `lab probe --to-service` builds on);
  *   labProbe(state, opts)                           `lab probe`: every running pod → every
- *       other running pod, on each port the *target* declares.
+ *       running pod (itself included), on each port the *target* declares.
  *
  * All sources probe at once and each daemon with bounded concurrency, so a full probe
  * takes about one timeout however many pods there are. Stopped pods (`lab pod stop`) are
@@ -19,12 +19,14 @@ import { formatTable } from '../cli/table.js';
 
 export type { ProbeResult, ProbeTarget } from './control.js';
 
-/** One line of `lab probe --json`; `reason` (only when not connected) is not part of --json. */
+/** One line of `lab probe --json`. `reason` only when not connected. */
 export interface ProbeRow {
   from: string;
   to: string;
   port: number;
   protocol: 'TCP' | 'UDP';
+  /** 4 until the lab is dual-stack. */
+  family: 4 | 6;
   connected: boolean;
   reason?: string;
 }
@@ -86,8 +88,8 @@ export interface ProbeOptions {
 }
 
 /**
- * `lab probe`: every running pod → every other running pod, on each port the target
- * declares. Rows come sorted by from, to, port, protocol.
+ * `lab probe`: every running pod → every running pod, itself included, on each port the
+ * target declares. Rows come sorted by from, to, port, protocol.
  * @throws Error naming the pod whose daemon does not answer.
  */
 export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promise<ProbeRow[]> {
@@ -97,7 +99,6 @@ export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promis
     running.map(async (src) => {
       const targets: ProbeTarget[] = [];
       for (const dst of running) {
-        if (dst.key === src.key) continue;
         for (const p of dst.ports) {
           if (opts.ports && !opts.ports.includes(p.port)) continue;
           if (opts.protocols && !opts.protocols.includes(p.protocol)) continue;
@@ -110,6 +111,7 @@ export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promis
           to,
           port,
           protocol,
+          family: 4,
           connected,
           ...(connected || reason === undefined ? {} : { reason }),
         }),
@@ -124,9 +126,19 @@ function compareRows(a: ProbeRow, b: ProbeRow): number {
 }
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** `lab probe --json`: one JSON array, exactly the public fields. */
+/** `lab probe --json`: one JSON array, exactly the public fields, in the documented order. */
 export function probeJson(rows: readonly ProbeRow[]): string {
-  return JSON.stringify(rows.map(({ from, to, port, protocol, connected }) => ({ from, to, port, protocol, connected })));
+  return JSON.stringify(
+    rows.map(({ from, to, port, protocol, family, connected, reason }) => ({
+      from,
+      to,
+      port,
+      protocol,
+      family,
+      connected,
+      ...(reason === undefined ? {} : { reason }),
+    })),
+  );
 }
 
 /** `lab probe` without --json: an aligned table and a count. */

@@ -122,15 +122,13 @@ describe('lab', () => {
       expect((await readLabState()).createdAt).toBe(state.createdAt);
     });
 
-    it('lab - probe --json: every pod reaches every other pod on each declared port, across nodes, TCP and UDP', async () => {
+    it('lab - probe --json: every pod reaches every pod, itself included, on each declared port, across nodes, TCP and UDP', async () => {
       const r = await tcplane(['lab', 'probe', '--json']);
       expect(r.code).toBe(0);
       const rows = JSON.parse(r.stdout) as { from: string; to: string; port: number; protocol: string; connected: boolean }[];
       const expected = plan.pods
         .flatMap((src) =>
-          plan.pods
-            .filter((dst) => dst.key !== src.key)
-            .flatMap((dst) => dst.ports.map((p) => ({ from: src.key, to: dst.key, port: p.port, protocol: p.protocol, connected: true }))),
+          plan.pods.flatMap((dst) => dst.ports.map((p) => ({ from: src.key, to: dst.key, port: p.port, protocol: p.protocol, family: 4, connected: true }))),
         )
         .sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : a.to < b.to ? -1 : a.to > b.to ? 1 : a.port - b.port || (a.protocol < b.protocol ? -1 : 1)));
       expect(rows).toEqual(expected); // exact fields, stable order
@@ -156,9 +154,13 @@ describe('lab', () => {
         const t0 = Date.now();
         const r = await tcplane(['lab', 'probe', '--json', '--timeout-ms', '300']);
         const took = Date.now() - t0;
-        const rows = JSON.parse(r.stdout) as { from: string; to: string; connected: boolean }[];
-        for (const x of rows) expect(x.connected).toBe(x.from !== 'x/c' && x.to !== 'x/c');
-        expect(rows.some((x) => x.to === 'x/c')).toBe(true);
+        const rows = JSON.parse(r.stdout) as { from: string; to: string; connected: boolean; reason?: string }[];
+        // x/c still reaches itself (loopback needs no route).
+        for (const x of rows) expect(x.connected).toBe(x.from === x.to || (x.from !== 'x/c' && x.to !== 'x/c'));
+        expect(rows.some((x) => x.to === 'x/c' && x.from !== 'x/c')).toBe(true);
+        // From x/c: no route at all; to x/c: the replies never come back.
+        for (const x of rows.filter((y) => !y.connected)) expect(x.reason).toBe(x.from === 'x/c' ? 'unreachable' : 'timeout');
+        expect(rows.filter((y) => y.connected).every((y) => !('reason' in y))).toBe(true);
         // Informational only (no wall-clock assertions in tests): probes run concurrently.
         console.log(`lab probe with failures: ${rows.length} probes in ${took} ms (timeout 300 ms)`);
       } finally {
@@ -412,7 +414,7 @@ describe('lab', () => {
     const state = await up(['--timeout-ms', '60000']);
     expect(state.processes.filter((p) => p.role === 'agent').map((p) => p.name).sort()).toEqual(['n1', 'n2', 'n3']);
     const rows = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { connected: boolean }[];
-    expect(rows.length).toBe(128);
+    expect(rows.length).toBe(144);
     expect(rows.every((x) => x.connected)).toBe(true); // no policies: everything is allowed
     const r = await tcplane(['lab', 'down']);
     expect(r.code).toBe(0);
