@@ -4,9 +4,12 @@
  *   lab up -f LAB.yaml [--no-agents] [--timeout-ms N]
  *   lab down
  *   lab probe [--json] [--to-service] [--ports 80,443] [--protocols TCP,UDP] [--timeout-ms N]
- *   lab exec NS/POD -- CMD ARGS…
+ *   lab exec NS/POD|CLIENT -- CMD ARGS…
  *   lab label pod NS/POD KEY=VALUE… [KEY-]
  *   lab label namespace NS KEY=VALUE… [KEY-]
+ *   lab pod ready NS/POD true|false
+ *   lab pod stop NS/POD [--grace-seconds N]
+ *   lab pod start NS/POD
  *
  * Every command but `up` and `down` finds the lab through its state file and says so
  * when none is up. Results go to stdout, progress to stderr.
@@ -18,6 +21,7 @@ import { Store } from '../store/store.js';
 import { labDown } from '../lab/down.js';
 import { nsenterArgs } from '../lab/exec.js';
 import { labelNamespace, labelPod, parseLabelChanges } from '../lab/label.js';
+import { setPodReady, startPod, stopPod } from '../lab/pods.js';
 import { labProbe, probeJson, probeTable } from '../lab/probe.js';
 import { readLabSpec } from '../lab/spec.js';
 import { readLabState } from '../lab/state.js';
@@ -29,6 +33,17 @@ function positiveInt(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer (milliseconds)');
   return n;
+}
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n > 86_400) throw new InvalidArgumentError('expected whole seconds, 0 to 86400');
+  return n;
+}
+
+function podArg(cmd: string, pod: string): string {
+  if (!/^[^/]+\/[^/]+$/.test(pod)) throw new Error(`${cmd}: ${JSON.stringify(pod)}: expected NS/POD`);
+  return pod;
 }
 
 function portList(v: string): number[] {
@@ -67,7 +82,7 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('up')
     .description('build the lab described by LAB.yaml')
-    .requiredOption('-f, --file <LAB.yaml>', 'lab spec: nodes, namespaces, pods')
+    .requiredOption('-f, --file <LAB.yaml>', 'lab spec: nodes, namespaces, pods, clients')
     .option('--no-agents', 'do not start agents (plain routing: the benchmark baseline)')
     .option('--timeout-ms <n>', 'how long to wait for the agents to enforce the pods', positiveInt, 60_000)
     .action(async (o: { file: string; agents: boolean; timeoutMs: number }) => {
@@ -79,6 +94,7 @@ export function registerLabCommands(program: Command): void {
         .join(', ');
       process.stdout.write(
         `lab up: ${state.nodes.length} nodes, ${state.namespaces.length} namespaces, ${state.pods.length} pods` +
+          `${state.clients.length > 0 ? `, ${state.clients.length} client${state.clients.length === 1 ? '' : 's'}` : ''}` +
           `${o.agents ? ', agents enforcing' : ', no agents'} in ${timings.total} ms (${phases}); store ${state.natsUrl}\n`,
       );
     });
@@ -95,8 +111,8 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('probe')
-    .description('try every pod → every other pod on each port the target declares')
-    .option('--json', 'print one JSON array of {from, to, port, protocol, connected}')
+    .description('try every running pod → every running pod (itself included) on each port the target declares')
+    .option('--json', 'print one JSON array of {from, to, port, protocol, family, connected[, reason]}')
     .option('--to-service', 'probe services instead of pods')
     .option('--ports <list>', 'only these ports (comma-separated)', portList)
     .option('--protocols <list>', 'only these protocols (TCP,UDP)', protocolList)
@@ -110,15 +126,16 @@ export function registerLabCommands(program: Command): void {
 
   lab
     .command('exec')
-    .description("run a command in a pod's network namespace; exits with its code")
-    .argument('<pod>', 'NS/POD')
+    .description("run a command in a pod's or a client's network namespace; exits with its code")
+    .argument('<name>', 'NS/POD for a pod, a bare name for a client')
     .argument('<command...>', 'command and arguments (after --)')
     .passThroughOptions()
-    .action(async (pod: string, argv: string[]) => {
+    .action(async (name: string, argv: string[]) => {
       const state = await readLabState();
-      const p = state.pods.find((x) => x.key === pod);
-      if (!p) throw new Error(`lab exec: no pod ${pod} in the lab (pods: ${state.pods.map((x) => x.key).join(', ')})`);
-      process.exitCode = await execIn(p.netns, argv[0] === '--' ? argv.slice(1) : argv);
+      const names = `pods: ${state.pods.map((x) => x.key).join(', ') || 'none'}; clients: ${state.clients.map((c) => c.name).join(', ') || 'none'}`;
+      const netns = name.includes('/') ? state.pods.find((x) => x.key === name)?.netns : state.clients.find((c) => c.name === name)?.netns;
+      if (!netns) throw new Error(`lab exec: no ${name.includes('/') ? 'pod' : 'client'} ${name} in the lab (${names})`);
+      process.exitCode = await execIn(netns, argv[0] === '--' ? argv.slice(1) : argv);
     });
 
   const label = lab.command('label').description('change labels at run time (agents follow through the store)');
@@ -127,7 +144,7 @@ export function registerLabCommands(program: Command): void {
     .argument('<pod>', 'NS/POD')
     .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
     .action(async (pod: string, changes: string[]) => {
-      if (!/^[^/]+\/[^/]+$/.test(pod)) throw new Error(`lab label pod: ${JSON.stringify(pod)}: expected NS/POD`);
+      podArg('lab label pod', pod);
       const ch = parseLabelChanges(changes);
       const r = await withStore((s) => labelPod(s, pod, ch));
       process.stdout.write(`pod ${pod} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
@@ -141,6 +158,56 @@ export function registerLabCommands(program: Command): void {
       const r = await withStore((s) => labelNamespace(s, ns, ch));
       process.stdout.write(`namespace ${ns} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
     });
+
+  const pod = lab.command('pod').description("change a pod's readiness, stop it and start it again, as a cluster does");
+  pod
+    .command('ready')
+    .description("set `ready` in the pod's store record (agents follow)")
+    .argument('<pod>', 'NS/POD')
+    .argument('<ready>', 'true or false')
+    .action(async (key: string, ready: string) => {
+      podArg('lab pod ready', key);
+      if (ready !== 'true' && ready !== 'false') throw new Error(`lab pod ready: ${JSON.stringify(ready)}: expected true or false`);
+      const r = await withStore((s) => setPodReady(s, key, ready === 'true'));
+      process.stdout.write(`pod ${key} ready: ${ready} (revision ${r.revision})\n`);
+    });
+  pod
+    .command('stop')
+    .description(
+      'the pod turns terminating (not ready, its servers still answer), then is removed: record deleted, ' +
+        'daemon stopped (its namespace stays for `lab pod start`). Blocks for the grace period and then removes ' +
+        'the pod, as `kubectl delete` waits by default; Ctrl-C or SIGTERM during the wait removes it at once ' +
+        'and exits 130 or 143. Stopping a stopped pod is an error.',
+    )
+    .argument('<pod>', 'NS/POD')
+    .option('--grace-seconds <n>', 'how long the pod stays terminating before it is removed', seconds, 0)
+    .action(async (key: string, o: { graceSeconds: number }) => {
+      podArg('lab pod stop', key);
+      const abort = new AbortController();
+      let signal: NodeJS.Signals | undefined;
+      // Handled until the pod is removed: a signal ends the wait, never the removal.
+      const onSignal = (sig: NodeJS.Signals) => {
+        signal ??= sig;
+        abort.abort();
+      };
+      process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+      try {
+        const r = await withStore((s) => stopPod(s, key, { graceMs: o.graceSeconds * 1000, signal: abort.signal, log: say }));
+        process.stdout.write(`pod ${key} stopped${r.early ? ` (${signal} ended the grace period early)` : ''}\n`);
+        if (r.early && signal) process.exitCode = 128 + constants.signals[signal];
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
+    });
+  pod
+    .command('start')
+    .description('bring a stopped pod back as LAB.yaml declares it: same servers, ready, declared labels. Starting a pod that is not stopped is an error.')
+    .argument('<pod>', 'NS/POD')
+    .action(async (key: string) => {
+      podArg('lab pod start', key);
+      const r = await withStore((s) => startPod(s, key));
+      process.stdout.write(`pod ${key} started (revision ${r.revision})\n`);
+    });
 }
 
 const formatLabels = (l: Record<string, string>) =>
@@ -150,7 +217,7 @@ const formatLabels = (l: Record<string, string>) =>
 
 /** Runs argv in a netns with stdio inherited; resolves with its exit code (128+n when killed by signal n). */
 function execIn(netns: string, argv: string[]): Promise<number> {
-  if (argv.length === 0) throw new Error('lab exec: no command given (lab exec NS/POD -- CMD ARGS…)');
+  if (argv.length === 0) throw new Error('lab exec: no command given (lab exec NS/POD|CLIENT -- CMD ARGS…)');
   return new Promise((resolve, reject) => {
     const child = spawn('nsenter', nsenterArgs(netns, argv), { stdio: 'inherit' });
     // Ctrl-C reaches the child from the terminal already: outlive it and report its code.

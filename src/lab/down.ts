@@ -4,8 +4,9 @@
  * requirement: whatever carries the `tp-` prefix is found by looking.
  *
  *   1. processes: the PIDs in state.json whose cmdline still matches what we started,
- *      every process inside a tp-* netns, nats-server named tp-lab-nats, and processes
- *      titled `tp-pod …` / `tp-agent …`: SIGTERM, ~2 s grace, SIGKILL;
+ *      every process inside a tp-* netns (stopped pods' and clients' included), nats-server
+ *      named tp-lab-nats, and processes titled `tp-pod …` / `tp-client …` / `tp-agent …`:
+ *      SIGTERM, ~2 s grace, SIGKILL;
  *   2. links: every tp-* link in the root namespace (tp-host takes its peer with it);
  *   3. network namespaces: every tp-* one (their veths go with them);
  *   4. bpffs: /sys/fs/bpf/tcplane/<node> of every node we know of, then /sys/fs/bpf/tcplane
@@ -50,7 +51,7 @@ export async function rootLabLinks(): Promise<string[]> {
   return names;
 }
 
-const isLabTitle = (argv: string[]) => argv.length >= 1 && /^tp-(pod|agent) \S/.test(argv.join(' '));
+const isLabTitle = (argv: string[]) => argv.length >= 1 && /^tp-(pod|client|agent) \S/.test(argv.join(' '));
 const isLabNats = (argv: string[]) => /(^|\/)nats-server$/.test(argv[0]) && argv.includes(NATS_SERVER_NAME);
 
 /** Tears the lab down; see the file comment. Never throws for "already gone". */

@@ -1,20 +1,81 @@
 /**
- * `lab probe`: every pod → every other pod, on each port the *target* declares. Each
- * source pod's daemon runs its probes from inside its namespace (control.ts), all
- * daemons at once and each with bounded concurrency, so a full probe takes about one
- * timeout however many pods there are.
+ * Probes from inside the lab. Every pod and every client runs a daemon (pod-daemon.ts)
+ * that opens connections from its own namespace on request (control.ts):
+ *
+ *   probeTargets(state, from, targets, timeoutMs)   the mechanics, for any caller: from a
+ *       pod (`ns/name`) or a client (bare name), to any address, as echo probes or, with
+ *       `whoami: true`, as service-style probes that report the answering backend and the
+ *       address it saw (what `lab probe --to-service` builds on);
+ *   labProbe(state, opts)                           `lab probe`: every running pod → every
+ *       running pod (itself included), on each port the *target* declares.
+ *
+ * All sources probe at once and each daemon with bounded concurrency, so a full probe
+ * takes about one timeout however many pods there are. Stopped pods (`lab pod stop`) are
+ * neither sources nor targets.
  */
-import { controlCall, PROBE_CONCURRENCY, type ProbeTarget } from './control.js';
+import { controlCall, PROBE_CONCURRENCY, type ProbeResult, type ProbeTarget } from './control.js';
 import type { LabState } from './state.js';
 import { formatTable } from '../cli/table.js';
 
-/** One line of `lab probe --json`. */
+export type { ProbeResult, ProbeTarget } from './control.js';
+
+/** One line of `lab probe --json`. `reason` only when not connected. */
 export interface ProbeRow {
   from: string;
   to: string;
   port: number;
   protocol: 'TCP' | 'UDP';
+  /** 4 until the lab is dual-stack. */
+  family: 4 | 6;
   connected: boolean;
+  reason?: string;
+}
+
+/** Where probes can start: a running pod (`from` = `ns/name`) or a client (`from` = its bare name). */
+export interface ProbeSource {
+  from: string;
+  kind: 'pod' | 'client';
+  ip: string;
+  socket: string;
+}
+
+/** Every place probes can start from now: running pods first, then clients, in spec order. */
+export function probeSources(state: LabState): ProbeSource[] {
+  return [
+    ...state.pods.filter((p) => !p.stopped).map((p) => ({ from: p.key, kind: 'pod' as const, ip: p.ip, socket: p.socket })),
+    ...state.clients.map((c) => ({ from: c.name, kind: 'client' as const, ip: c.ip, socket: c.socket })),
+  ];
+}
+
+/**
+ * Runs `targets` from one source, in its namespace; results in target order, each with
+ * the target's fields, `connected`, `reason` when not connected, and for `whoami`
+ * targets `backend` and `peer` (null when not connected).
+ *
+ *   await probeTargets(state, 'outside', [{to: 'svc:x/web', ip: '10.250.0.10', port: 30080, protocol: 'TCP', whoami: true}])
+ *
+ * @param from a pod as `ns/name` or a client by its bare name
+ * @throws Error when `from` is no running pod or client of the lab, or its daemon does not
+ *   answer (a dead daemon is a broken lab, not a denied connection)
+ */
+export async function probeTargets(state: LabState, from: string, targets: readonly ProbeTarget[], timeoutMs = 1000): Promise<ProbeResult[]> {
+  const src = probeSources(state).find((s) => s.from === from);
+  if (!src) {
+    const pod = state.pods.find((p) => p.key === from);
+    if (pod?.stopped) throw new Error(`lab probe: pod ${from} is stopped (start it with \`tcplane lab pod start ${from}\`)`);
+    const names = probeSources(state).map((s) => s.from);
+    throw new Error(`lab probe: no pod or client ${from} in the lab (running pods and clients: ${names.join(', ') || 'none'})`);
+  }
+  if (targets.length === 0) return [];
+  // Waves of PROBE_CONCURRENCY probes, each at most one timeout, plus slack.
+  const bound = Math.ceil(targets.length / PROBE_CONCURRENCY) * timeoutMs + 5000;
+  try {
+    return (await controlCall(src.socket, { op: 'probe', targets: [...targets], timeoutMs }, bound)).results;
+  } catch (err) {
+    throw new Error(`lab probe: ${src.kind} ${from}: ${(err as Error).message} (is the lab broken? try \`tcplane lab down\` and up again)`, {
+      cause: err,
+    });
+  }
 }
 
 export interface ProbeOptions {
@@ -27,49 +88,37 @@ export interface ProbeOptions {
 }
 
 /**
- * Probes the running lab. Rows come sorted by from, to, port, protocol; `reason` says
- * why a probe did not connect (`timeout`, `ECONNREFUSED`, …; not part of --json).
- * @throws Error naming the pod whose daemon does not answer: a dead daemon is a broken
- *   lab, not a denied connection.
+ * `lab probe`: every running pod → every running pod, itself included, on each port the
+ * target declares. Rows come sorted by from, to, port, protocol.
+ * @throws Error naming the pod whose daemon does not answer.
  */
-export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promise<(ProbeRow & { reason?: string })[]> {
+export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promise<ProbeRow[]> {
   const timeoutMs = opts.timeoutMs ?? 1000;
-  const perSource = state.pods.map((src) => {
-    const targets: ProbeTarget[] = [];
-    for (const dst of state.pods) {
-      if (dst.key === src.key) continue;
-      for (const p of dst.ports) {
-        if (opts.ports && !opts.ports.includes(p.port)) continue;
-        if (opts.protocols && !opts.protocols.includes(p.protocol)) continue;
-        targets.push({ to: dst.key, ip: dst.ip, port: p.port, protocol: p.protocol });
-      }
-    }
-    return { src, targets };
-  });
+  const running = state.pods.filter((p) => !p.stopped);
   const answers = await Promise.all(
-    perSource.map(async ({ src, targets }) => {
-      if (targets.length === 0) return [];
-      // Waves of PROBE_CONCURRENCY probes, each at most one timeout, plus slack.
-      const bound = Math.ceil(targets.length / PROBE_CONCURRENCY) * timeoutMs + 5000;
-      try {
-        const r = await controlCall(src.socket, { op: 'probe', targets, timeoutMs }, bound);
-        return r.results.map((x) => ({ from: src.key, ...x }));
-      } catch (err) {
-        throw new Error(`lab probe: pod ${src.key}: ${(err as Error).message} (is the lab broken? try \`tcplane lab down\` and up again)`, {
-          cause: err,
-        });
+    running.map(async (src) => {
+      const targets: ProbeTarget[] = [];
+      for (const dst of running) {
+        for (const p of dst.ports) {
+          if (opts.ports && !opts.ports.includes(p.port)) continue;
+          if (opts.protocols && !opts.protocols.includes(p.protocol)) continue;
+          targets.push({ to: dst.key, ip: dst.ip, port: p.port, protocol: p.protocol });
+        }
       }
+      return (await probeTargets(state, src.key, targets, timeoutMs)).map(
+        ({ to, port, protocol, connected, reason }): ProbeRow => ({
+          from: src.key,
+          to,
+          port,
+          protocol,
+          family: 4,
+          connected,
+          ...(connected || reason === undefined ? {} : { reason }),
+        }),
+      );
     }),
   );
-  const rows = answers.flat().map(({ from, to, port, protocol, connected, reason }) => ({
-    from,
-    to,
-    port,
-    protocol,
-    connected,
-    ...(reason === undefined ? {} : { reason }),
-  }));
-  return rows.sort(compareRows);
+  return answers.flat().sort(compareRows);
 }
 
 function compareRows(a: ProbeRow, b: ProbeRow): number {
@@ -77,13 +126,23 @@ function compareRows(a: ProbeRow, b: ProbeRow): number {
 }
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** `lab probe --json`: one JSON array, exactly the public fields. */
+/** `lab probe --json`: one JSON array, exactly the public fields, in the documented order. */
 export function probeJson(rows: readonly ProbeRow[]): string {
-  return JSON.stringify(rows.map(({ from, to, port, protocol, connected }) => ({ from, to, port, protocol, connected })));
+  return JSON.stringify(
+    rows.map(({ from, to, port, protocol, family, connected, reason }) => ({
+      from,
+      to,
+      port,
+      protocol,
+      family,
+      connected,
+      ...(reason === undefined ? {} : { reason }),
+    })),
+  );
 }
 
 /** `lab probe` without --json: an aligned table and a count. */
-export function probeTable(rows: readonly (ProbeRow & { reason?: string })[]): string {
+export function probeTable(rows: readonly ProbeRow[]): string {
   const head = ['FROM', 'TO', 'PORT', 'PROTO', 'RESULT'];
   const body = rows.map((r) => [r.from, r.to, String(r.port), r.protocol, r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`]);
   const ok = rows.filter((r) => r.connected).length;

@@ -8,25 +8,33 @@
  * pods:
  *   - {name: a, namespace: x, node: n1, labels: {pod: a}, ip: 10.244.1.10,
  *      ports: [{name: serve-80-tcp, port: 80, protocol: TCP}]}
+ * clients: [outside]                  # or {name: outside}: hosts outside the cluster
  * ```
  *
  * Every error names file, line and field (`LocatedErrors` of `LabSpecError`; all shape
  * errors at once, then all cross-field errors at once): unknown fields, bad names and labels, duplicates, a pod on an
  * unknown node or namespace, a podCIDR outside 10.244.0.0/16 or overlapping another, a
- * pod IP outside its node's podCIDR or taken twice, a port out of range.
+ * pod IP outside its node's podCIDR or taken twice, a port out of range, a client named
+ * twice or like a node, more clients than the underlay has addresses for.
  */
 import { z } from 'zod';
 import { validateDns1123Label, validateLabelKey, validateLabelValue } from '../policy/selector.js';
 import { LocatedError, LocatedErrors, formatPath, parseYamlDocuments, readInputFile, zodIssuesToErrors, type FieldPath, type LocatedDoc } from '../yaml/located.js';
 import {
+  FIRST_CLIENT_HOST,
   FIRST_NODE_HOST,
   FIRST_POD_HOST,
   HOST_IP,
+  LAST_NODE_HOST,
+  MAX_CLIENTS,
   MAX_NODES,
   NODE_CIDR_PREFIX,
   POD_RANGE,
   cidrContains,
   cidrsOverlap,
+  clientBridgeIf,
+  clientNetns,
+  clientSocket,
   formatCidr,
   formatIPv4,
   nodeNetns,
@@ -88,11 +96,24 @@ export interface PlannedPod {
   socket: string;
 }
 
+/** A host outside the cluster, on the underlay only (topology.ts). */
+export interface PlannedClient {
+  name: string;
+  netns: string;
+  /** 10.250.0.(200 + position in the spec). */
+  ip: string;
+  /** Its veth's end on the underlay bridge (in tp-underlay); its own end is tp-eth0. */
+  bridgeIf: string;
+  /** Control socket of the client's daemon. */
+  socket: string;
+}
+
 export interface LabPlan {
   file: string;
   nodes: PlannedNode[];
   namespaces: PlannedNamespace[];
   pods: PlannedPod[];
+  clients: PlannedClient[];
 }
 
 export const METADATA_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -139,6 +160,11 @@ const nodeSchema = z.preprocess(
   z.strictObject({ name, podCIDR: z.string().optional() }, { error: 'a node is a name or {name, podCIDR}' }),
 );
 
+const clientSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { name: v } : v),
+  z.strictObject({ name }, { error: 'a client is a name or {name}' }),
+);
+
 const specSchema = z.strictObject({
   nodes: z.array(nodeSchema).min(1, 'a lab needs at least one node'),
   namespaces: z.array(z.strictObject({ name, labels })).nullish(),
@@ -154,6 +180,7 @@ const specSchema = z.strictObject({
       }),
     )
     .nullish(),
+  clients: z.array(clientSchema).nullish(),
 });
 type SpecIn = z.output<typeof specSchema>;
 
@@ -205,7 +232,9 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
   const range = (parseCidr(POD_RANGE) as { cidr: Cidr }).cidr;
 
   // Nodes: names, then given CIDRs, then allocated ones.
-  if (spec.nodes.length > MAX_NODES) fail(['nodes'], `at most ${MAX_NODES} nodes (the underlay is one /24)`);
+  if (spec.nodes.length > MAX_NODES) {
+    fail(['nodes'], `at most ${MAX_NODES} nodes (node addresses are 10.250.0.${FIRST_NODE_HOST}-${LAST_NODE_HOST})`);
+  }
   const nodeLine = new Map<string, number>();
   const cidrs: (Cidr | undefined)[] = [];
   const badCidr = new Set<number>();
@@ -353,5 +382,26 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
       socket: podSocket(p.namespace, p.name),
     };
   });
-  return { file, nodes, namespaces, pods };
+
+  // Clients: a bare name names a client wherever a node could be meant, so they differ.
+  const clientsIn = spec.clients ?? [];
+  if (clientsIn.length > MAX_CLIENTS) {
+    fail(['clients'], `at most ${MAX_CLIENTS} clients (client addresses are 10.250.0.${FIRST_CLIENT_HOST}-254)`);
+  }
+  const clientLine = new Map<string, number>();
+  clientsIn.forEach((c, i) => {
+    const first = clientLine.get(c.name);
+    if (first !== undefined) fail(['clients', i, 'name'], `duplicate client ${c.name} (first at line ${first})`);
+    else clientLine.set(c.name, doc.lineOf(['clients', i]));
+    const node = nodeLine.get(c.name);
+    if (node !== undefined) fail(['clients', i, 'name'], `client ${c.name} has the name of the node at line ${node} (nodes and clients need different names)`);
+  });
+  const clients: PlannedClient[] = clientsIn.map((c, i) => ({
+    name: c.name,
+    netns: clientNetns(c.name),
+    ip: formatIPv4(hostBase + FIRST_CLIENT_HOST + i),
+    bridgeIf: clientBridgeIf(c.name),
+    socket: clientSocket(c.name),
+  }));
+  return { file, nodes, namespaces, pods, clients };
 }

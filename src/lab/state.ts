@@ -4,9 +4,12 @@
  * (temp file + rename) after each step of `lab up`, so `lab down` knows what a crashed
  * `lab up` had made; `lab down` does not depend on it (it also scans for `tp-*`).
  *
- * Other commands use `labNatsUrl()` to reach the lab's store.
+ * Other commands use `labNatsUrl()` to reach the lab's store. Commands that change the
+ * lab after it is up (`lab pod stop|start`) go through `updateLabState`, which holds a
+ * lock file, so two of them at once do not lose each other's change.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { STATE_DIR, STATE_FILE } from './topology.js';
 
@@ -15,7 +18,7 @@ const port = z.object({ name: z.string().optional(), port: z.number().int(), pro
 /** A process the lab started; `markers` are substrings its /proc cmdline must hold to be ours. */
 const processEntry = z.object({
   pid: z.number().int().positive(),
-  role: z.enum(['nats', 'pod', 'agent']),
+  role: z.enum(['nats', 'pod', 'client', 'agent']),
   name: z.string(),
   markers: z.array(z.string()).min(1),
 });
@@ -48,12 +51,22 @@ export const labStateSchema = z.object({
       hostMac: z.string(),
       podMac: z.string(),
       socket: z.string(),
+      /**
+       * Set by `lab pod stop` once the pod is removed (no record, no daemon; its
+       * namespace and veth stay), cleared by `lab pod start`. `lab probe` skips it.
+       */
+      stopped: z.boolean().optional(),
     }),
   ),
+  /** Hosts outside the cluster, on the underlay only (a state file from before clients has none). */
+  clients: z
+    .array(z.object({ name: z.string(), netns: z.string(), ip: z.string(), bridgeIf: z.string(), socket: z.string() }))
+    .default([]),
   processes: z.array(processEntry),
 });
 export type LabState = z.infer<typeof labStateSchema>;
 export type LabStatePod = LabState['pods'][number];
+export type LabStateClient = LabState['clients'][number];
 
 /** No lab is up (no state file), or its state file is unreadable. */
 export class LabNotUpError extends Error {
@@ -108,4 +121,52 @@ export async function writeLabState(state: LabState): Promise<void> {
   const tmp = `${STATE_FILE}.tmp`;
   await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
   await rename(tmp, STATE_FILE);
+}
+
+const LOCK_FILE = `${STATE_FILE}.lock`;
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Read, change and write the state file under an exclusive lock (a lock file created
+ * with O_EXCL holding the owner's PID; a lock whose owner is gone is taken over).
+ * `change` may throw to write nothing.
+ * @throws LabNotUpError when no lab is up; Error when the lock stays held for 10 s.
+ */
+export async function updateLabState<T>(change: (state: LabState) => Promise<T> | T): Promise<T> {
+  await readLabState(); // no lab: say so, and create no lock file
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const fh = await open(LOCK_FILE, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(await readFile(LOCK_FILE, 'utf8').catch(() => ''));
+      if (owner > 0 && !pidExists(owner)) {
+        await unlink(LOCK_FILE).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${LOCK_FILE} is held by process ${owner || '?'} for over ${LOCK_WAIT_MS} ms`);
+      await sleep(20);
+    }
+  }
+  try {
+    const state = await readLabState();
+    const out = await change(state);
+    await writeLabState(state);
+    return out;
+  } finally {
+    await unlink(LOCK_FILE).catch(() => undefined);
+  }
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

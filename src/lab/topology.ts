@@ -5,11 +5,17 @@
  *   ──────────                  ─────────────────                 ─────────────────          ───────────────────────
  *   tp-host 10.250.0.1/24 ═══ tp-uhost ┐
  *   (NATS binds here)                  ├─ tp-br0 (bridge)
- *                             tp-u<h> ─┘        ═════════════ tp-eth0 10.250.0.(10+i)/24
- *                                                              tp-<h8> ═══════════════════ tp-eth0 <IP>/32
- *                                                              route <IP>/32 dev tp-<h8>    169.254.1.1 dev tp-eth0 scope link
- *                                                              route <other CIDR> via       default via 169.254.1.1
- *                                                                <other node's underlay IP>  neigh 169.254.1.1 = MAC of tp-<h8> (permanent)
+ *                             tp-u<h> ─┤        ═════════════ tp-eth0 10.250.0.(10+i)/24
+ *                                      │                       tp-<h8> ═══════════════════ tp-eth0 <IP>/32
+ *                                      │                       route <IP>/32 dev tp-<h8>    169.254.1.1 dev tp-eth0 scope link
+ *                                      │                       route <other CIDR> via       default via 169.254.1.1
+ *                                      │                         <other node's underlay IP>  neigh 169.254.1.1 = MAC of tp-<h8> (permanent)
+ *                             tp-c<h> ─┘        ═════════════ tp-client-<c> netns: tp-eth0 10.250.0.(200+j)/24
+ *                                                              route 10.250.1.0/24 via <first node's underlay IP>
+ *
+ * Clients stand for hosts outside the cluster ("a client on the internet"): on the
+ * underlay only, so they reach node addresses (NodePort) and, through the first node,
+ * the lab's external / LoadBalancer range, but never a pod address directly.
  *
  * Pods are routed, not bridged (Calico's model): each pod has a /32 and a fake link-local
  * gateway answered by a permanent neighbour entry, so every packet a pod sends crosses
@@ -26,6 +32,7 @@ export const STATE_DIR = '/run/tcplane/lab';
 export const STATE_FILE = `${STATE_DIR}/state.json`;
 export const LOG_DIR = `${STATE_DIR}/logs`;
 export const POD_SOCKET_DIR = `${STATE_DIR}/pods`;
+export const CLIENT_SOCKET_DIR = `${STATE_DIR}/clients`;
 export const NATS_DIR = `${STATE_DIR}/nats`;
 
 /** The prefix of every netns, link and process title the lab creates. */
@@ -37,9 +44,18 @@ export const HOST_IF = 'tp-host';
 export const HOST_PEER = 'tp-uhost';
 export const HOST_IP = '10.250.0.1';
 export const UNDERLAY_PREFIX = 24;
-/** Node i gets 10.250.0.(FIRST_NODE_HOST + i). */
+/** Node i gets 10.250.0.(FIRST_NODE_HOST + i), up to .LAST_NODE_HOST. */
 export const FIRST_NODE_HOST = 10;
-export const MAX_NODES = 254 - FIRST_NODE_HOST + 1;
+export const LAST_NODE_HOST = 190;
+export const MAX_NODES = LAST_NODE_HOST - FIRST_NODE_HOST + 1;
+/** Client j gets 10.250.0.(FIRST_CLIENT_HOST + j), up to .254. */
+export const FIRST_CLIENT_HOST = 200;
+export const MAX_CLIENTS = 254 - FIRST_CLIENT_HOST + 1;
+/**
+ * The lab's external / LoadBalancer IP range. Clients route it via the first node for
+ * now (a later change routes a `Local` service's IPs to a node whose health check answers).
+ */
+export const EXTERNAL_RANGE = '10.250.1.0/24';
 /** Name of the uplink in node namespaces and of the pod's interface in pod namespaces. */
 export const POD_IF = 'tp-eth0';
 export const UPLINK_IF = 'tp-eth0';
@@ -68,6 +84,14 @@ export const podHostMac = (namespace: string, pod: string) => mac(0x02, `host:${
 export const podMac = (namespace: string, pod: string) => mac(0x06, `pod:${namespace}/${pod}`);
 export const podSocket = (namespace: string, pod: string) => `${POD_SOCKET_DIR}/${namespace}_${pod}.sock`;
 export const podTitle = (namespace: string, pod: string) => `tp-pod ${namespace}/${pod}`;
+export const clientNetns = (client: string) => `tp-client-${client}`;
+/** Bridge-side veth of a client, in tp-underlay (≤ 15 characters: IFNAMSIZ). */
+export const clientBridgeIf = (client: string) => `tp-c${h8(client)}`;
+/** The client's end is tp-eth0, as in pods and nodes. */
+export const CLIENT_IF = 'tp-eth0';
+export const clientSocket = (client: string) => `${CLIENT_SOCKET_DIR}/${client}.sock`;
+export const clientTitle = (client: string) => `tp-client ${client}`;
+export const clientLog = (client: string) => `${LOG_DIR}/client-${client}.log`;
 export const agentTitle = (node: string) => `tp-agent ${node}`;
 export const agentLog = (node: string) => `${LOG_DIR}/agent-${node}.log`;
 export const podLog = (namespace: string, pod: string) => `${LOG_DIR}/pod-${namespace}_${pod}.log`;

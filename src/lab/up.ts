@@ -1,15 +1,16 @@
 /**
- * `lab up`: builds the topology of topology.ts from a LabPlan, starts NATS, one pod daemon
- * per pod and (unless disabled) one agent per node, writes the namespaces and pods into
- * the store and waits for the agents to enforce them.
+ * `lab up`: builds the topology of topology.ts from a LabPlan, starts NATS, one daemon
+ * per pod and per client and (unless disabled) one agent per node, writes the namespaces
+ * and pods into the store and waits for the agents to enforce them.
  *
  * Order matters:
  *   1. every netns, and its sysctls (IPv6 off, forwarding, rp_filter 0) before any
  *      interface exists, so interfaces inherit the `default` values;
  *   2. root end of the underlay (tp-host), then NATS on it (in the background);
- *   3. the underlay bridge with every node's uplink;
+ *   3. the underlay bridge with every node's uplink and every client's veth;
  *   4. per node: uplink address, routes to the other nodes' pod CIDRs, pod veths;
- *   5. per pod: address, gateway route, permanent gateway neighbour; then its daemon;
+ *   5. per pod: address, gateway route, permanent gateway neighbour; per client: address
+ *      (the underlay /24 on-link), the external range via the first node; then the daemons;
  *   6. store records (namespaces before pods), agents, the wait.
  * Configuration goes through one `ip -batch -` per namespace, those of a step in parallel.
  *
@@ -18,20 +19,21 @@
  * point tears down everything made so far (labDown) and rethrows.
  */
 import { mkdir } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { namespaceRecord, podKey, podRecord } from '../store/schema.js';
+import { namespaceRecord, podKey } from '../store/schema.js';
 import { Store } from '../store/store.js';
 import { agentExitWatch, agentMarkers, startAgent, waitForAgents } from './agents.js';
-import { controlCall } from './control.js';
+import { startDaemon } from './daemons.js';
 import { labDown, labNetnsList, rootLabLinks } from './down.js';
-import { ipBatch, nsenterArgs, settleAll, sysctlIn } from './exec.js';
+import { ipBatch, settleAll, sysctlIn } from './exec.js';
 import { NATS_MARKERS, startNats } from './nats-server.js';
-import { logTail, spawnDetached } from './procs.js';
-import type { LabPlan, PlannedPod } from './spec.js';
+import { declaredPodRecord } from './pods.js';
+import type { LabPlan } from './spec.js';
 import { writeLabState, type LabProcess, type LabState } from './state.js';
 import {
   BRIDGE,
+  CLIENT_IF,
+  CLIENT_SOCKET_DIR,
+  EXTERNAL_RANGE,
   HOST_IF,
   HOST_IP,
   HOST_PEER,
@@ -45,8 +47,6 @@ import {
   UNDERLAY_NETNS,
   UNDERLAY_PREFIX,
   UPLINK_IF,
-  podLog,
-  podTitle,
 } from './topology.js';
 
 export class LabAlreadyUpError extends Error {
@@ -64,10 +64,6 @@ export interface UpOptions {
 
 /** Milliseconds spent per phase, for the summary line and benchmarks. */
 export type UpTimings = Record<string, number>;
-
-const POD_READY_MS = 10_000;
-const POD_DAEMON = fileURLToPath(new URL('./pod-daemon.js', import.meta.url));
-export const podMarkers = (key: string) => [podTitle(...(key.split('/') as [string, string])), `--pod ${key}`];
 
 /**
  * Builds the lab. Refuses (LabAlreadyUpError) while a lab or its leftovers exist; tears
@@ -141,7 +137,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     mark = now;
     checkpoint();
   };
-  await settleAll([LOG_DIR, POD_SOCKET_DIR, NATS_DIR].map((d) => mkdir(d, { recursive: true })));
+  await settleAll([LOG_DIR, POD_SOCKET_DIR, CLIENT_SOCKET_DIR, NATS_DIR].map((d) => mkdir(d, { recursive: true })));
 
   const state: LabState = {
     v: 1,
@@ -153,6 +149,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     nodes: plan.nodes.map(({ name, netns, underlayIP, podCIDR, uplinkPeer }) => ({ name, netns, underlayIP, podCIDR, uplinkPeer })),
     namespaces: plan.namespaces,
     pods: plan.pods,
+    clients: plan.clients,
     processes: [],
   };
   // Writes are chained: parallel steps record their processes without racing on the file.
@@ -165,7 +162,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   };
 
   // 1. Namespaces and their sysctls.
-  const allNetns = [UNDERLAY_NETNS, ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)];
+  const allNetns = [UNDERLAY_NETNS, ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns), ...plan.clients.map((c) => c.netns)];
   await ipBatch(allNetns.map((n) => `netns add ${n}`));
   const noIPv6 = { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 };
   await settleAll([
@@ -186,6 +183,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
       }),
     ),
     ...plan.pods.map((p) => sysctlIn(p.netns, noIPv6)),
+    ...plan.clients.map((c) => sysctlIn(c.netns, noIPv6)),
   ]);
   phase('netns');
 
@@ -203,7 +201,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   nats.catch(() => undefined); // awaited below; do not let an early failure go unhandled
   background.push(nats);
 
-  // 3. Underlay bridge and node uplinks.
+  // 3. Underlay bridge, node uplinks, client veths.
   await ipBatch(
     [
       'link set lo up',
@@ -215,6 +213,11 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
         `link add ${n.uplinkPeer} type veth peer name ${UPLINK_IF} netns ${n.netns}`,
         `link set ${n.uplinkPeer} master ${BRIDGE}`,
         `link set ${n.uplinkPeer} up`,
+      ]),
+      ...plan.clients.flatMap((c) => [
+        `link add ${c.bridgeIf} type veth peer name ${CLIENT_IF} netns ${c.netns}`,
+        `link set ${c.bridgeIf} master ${BRIDGE}`,
+        `link set ${c.bridgeIf} up`,
       ]),
     ],
     { netns: UNDERLAY_NETNS },
@@ -260,9 +263,28 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
       ),
     ),
   );
+  // Clients: the underlay /24 on-link (its prefix route), the external range via the first
+  // node; no route to pods and no default route (traffic never leaves the machine).
+  const firstNode = plan.nodes[0];
+  await settleAll(
+    plan.clients.map((c) =>
+      ipBatch(
+        [
+          'link set lo up',
+          `addr add ${c.ip}/${UNDERLAY_PREFIX} dev ${CLIENT_IF}`,
+          `link set ${CLIENT_IF} up`,
+          `route add ${EXTERNAL_RANGE} via ${firstNode.underlayIP} dev ${CLIENT_IF}`,
+        ],
+        { netns: c.netns },
+      ),
+    ),
+  );
   phase('pods');
 
-  await settleAll(plan.pods.map((p) => startPodDaemon(p, addProcess)));
+  await settleAll([
+    ...plan.pods.map((p) => startDaemon({ kind: 'pod', name: p.key, netns: p.netns, ip: p.ip, ports: p.ports, socket: p.socket }, addProcess)),
+    ...plan.clients.map((c) => startDaemon({ kind: 'client', name: c.name, netns: c.netns, ip: c.ip, ports: [], socket: c.socket }, addProcess)),
+  ]);
   phase('daemons');
 
   // 6. Store: namespaces before pods, so an agent never sees a pod of an unknown namespace.
@@ -272,20 +294,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     for (const ns of plan.namespaces) {
       await store.put('namespaces', ns.name, namespaceRecord.parse({ v: 1, name: ns.name, labels: ns.labels }));
     }
-    for (const p of plan.pods) {
-      const record = podRecord.parse({
-        v: 1,
-        namespace: p.namespace,
-        name: p.name,
-        node: p.node,
-        labels: p.labels,
-        ips: [p.ip],
-        ifname: p.hostIf,
-        ports: p.ports,
-        ready: true,
-      });
-      await store.put('pods', podKey(p.namespace, p.name), record);
-    }
+    for (const p of plan.pods) await store.put('pods', podKey(p.namespace, p.name), declaredPodRecord(p));
     const podsRevision = await store.lastRevision('pods');
     phase('store');
 
@@ -310,26 +319,4 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   await save();
   timings.total = Date.now() - t0;
   return { state, timings };
-}
-
-/** Starts a pod's daemon in its namespace and waits until its control socket answers. */
-async function startPodDaemon(p: PlannedPod, record: (p: LabProcess) => Promise<void>): Promise<void> {
-  const cfg = { namespace: p.namespace, name: p.name, ip: p.ip, ports: p.ports.map(({ port, protocol }) => ({ port, protocol })), socket: p.socket };
-  const argv = [process.execPath, POD_DAEMON, '--pod', p.key, JSON.stringify(cfg)];
-  const log = podLog(p.namespace, p.name);
-  const proc = await spawnDetached('nsenter', nsenterArgs(p.netns, argv), log);
-  await record({ pid: proc.pid, role: 'pod', name: p.key, markers: podMarkers(p.key) });
-  let exited: string | undefined;
-  void proc.exited.then((how) => (exited = how));
-  const deadline = Date.now() + POD_READY_MS;
-  while (Date.now() < deadline && !exited) {
-    try {
-      await controlCall(p.socket, { op: 'ping' }, 1000);
-      return;
-    } catch {
-      await sleep(20);
-    }
-  }
-  const why = exited ? `exited (${exited})` : `not ready after ${POD_READY_MS} ms`;
-  throw new Error(`pod ${p.key}: daemon ${why}; log ${log}:\n${await logTail(log)}`);
 }

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAgents } from '../../src/lab/agents.js';
+import { probeTargets, type ProbeTarget } from '../../src/lab/probe.js';
 import { isAlive } from '../../src/lab/procs.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
 import { labNatsUrl, readLabState, type LabState } from '../../src/lab/state.js';
@@ -18,6 +19,7 @@ import { tcplane } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/three-nodes.yaml';
+const WHOAMI_CLIENT = `${ROOT}test/e2e/fixtures/whoami.mjs`;
 
 const netnsLeft = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('tp-')) : []);
 const linksLeft = () => readdirSync('/sys/class/net').filter((n) => n.startsWith('tp-'));
@@ -47,6 +49,33 @@ async function up(extra: string[] = ['--no-agents']): Promise<LabState> {
 }
 
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
+const planned = (key: string) => plan.pods.find((p) => p.key === key)!;
+
+/** The pod's record in tcplane-pods, or null. */
+async function podInStore(key: string) {
+  const store = await Store.connect(await labNatsUrl());
+  try {
+    return (await store.get('pods', key, podRecord))?.value ?? null;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Polls cond every 50 ms; fails naming what it waited for after limitMs. */
+async function until(cond: () => Promise<boolean>, what: string, limitMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > limitMs) throw new Error(`gave up after ${limitMs} ms waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+/** One WHOAMI probe (TCP or UDP) from `from` to pod `to` on `port`. */
+async function whoami(from: string, to: string, port: number, protocol: 'TCP' | 'UDP' = 'TCP') {
+  const target: ProbeTarget = { to, ip: planned(to).ip, port, protocol, whoami: true };
+  const [r] = await probeTargets(await readLabState(), from, [target], 1000);
+  return r;
+}
 
 describe('lab', () => {
   beforeAll(async () => {
@@ -78,7 +107,11 @@ describe('lab', () => {
       expect(state.pods.map((p) => p.key).sort()).toEqual(plan.pods.map((p) => p.key).sort());
       expect(state.processes.filter((p) => p.role === 'pod')).toHaveLength(9);
       expect(state.processes.filter((p) => p.role === 'nats')).toHaveLength(1);
-      expect(netnsLeft().sort()).toEqual(['tp-underlay', ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)].sort());
+      expect(state.processes.filter((p) => p.role === 'client').map((p) => p.name)).toEqual(['outside']);
+      expect(state.clients).toEqual(plan.clients);
+      expect(netnsLeft().sort()).toEqual(
+        ['tp-underlay', ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns), 'tp-client-outside'].sort(),
+      );
       expect(linksLeft()).toEqual(['tp-host']);
     });
 
@@ -89,15 +122,13 @@ describe('lab', () => {
       expect((await readLabState()).createdAt).toBe(state.createdAt);
     });
 
-    it('lab - probe --json: every pod reaches every other pod on each declared port, across nodes, TCP and UDP', async () => {
+    it('lab - probe --json: every pod reaches every pod, itself included, on each declared port, across nodes, TCP and UDP', async () => {
       const r = await tcplane(['lab', 'probe', '--json']);
       expect(r.code).toBe(0);
       const rows = JSON.parse(r.stdout) as { from: string; to: string; port: number; protocol: string; connected: boolean }[];
       const expected = plan.pods
         .flatMap((src) =>
-          plan.pods
-            .filter((dst) => dst.key !== src.key)
-            .flatMap((dst) => dst.ports.map((p) => ({ from: src.key, to: dst.key, port: p.port, protocol: p.protocol, connected: true }))),
+          plan.pods.flatMap((dst) => dst.ports.map((p) => ({ from: src.key, to: dst.key, port: p.port, protocol: p.protocol, family: 4, connected: true }))),
         )
         .sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : a.to < b.to ? -1 : a.to > b.to ? 1 : a.port - b.port || (a.protocol < b.protocol ? -1 : 1)));
       expect(rows).toEqual(expected); // exact fields, stable order
@@ -123,9 +154,13 @@ describe('lab', () => {
         const t0 = Date.now();
         const r = await tcplane(['lab', 'probe', '--json', '--timeout-ms', '300']);
         const took = Date.now() - t0;
-        const rows = JSON.parse(r.stdout) as { from: string; to: string; connected: boolean }[];
-        for (const x of rows) expect(x.connected).toBe(x.from !== 'x/c' && x.to !== 'x/c');
-        expect(rows.some((x) => x.to === 'x/c')).toBe(true);
+        const rows = JSON.parse(r.stdout) as { from: string; to: string; connected: boolean; reason?: string }[];
+        // x/c still reaches itself (loopback needs no route).
+        for (const x of rows) expect(x.connected).toBe(x.from === x.to || (x.from !== 'x/c' && x.to !== 'x/c'));
+        expect(rows.some((x) => x.to === 'x/c' && x.from !== 'x/c')).toBe(true);
+        // From x/c: no route at all; to x/c: the replies never come back.
+        for (const x of rows.filter((y) => !y.connected)) expect(x.reason).toBe(x.from === 'x/c' ? 'unreachable' : 'timeout');
+        expect(rows.filter((y) => y.connected).every((y) => !('reason' in y))).toBe(true);
         // Informational only (no wall-clock assertions in tests): probes run concurrently.
         console.log(`lab probe with failures: ${rows.length} probes in ${took} ms (timeout 300 ms)`);
       } finally {
@@ -148,7 +183,156 @@ describe('lab', () => {
       expect((await tcplane(['lab', 'exec', 'x/a', '--', 'sh', '-c', 'exit 7'])).code).toBe(7);
       const bad = await tcplane(['lab', 'exec', 'x/nope', '--', 'true']);
       expect(bad.code).toBe(1);
-      expect(bad.stderr).toMatch(/no pod x\/nope/);
+      expect(bad.stderr).toMatch(/no pod x\/nope in the lab \(pods: x\/a, y\/b, .*; clients: outside\)/);
+    });
+
+    it("lab - exec CLIENT runs in the client's namespace: on the underlay, IPv6 off", async () => {
+      const addr = await tcplane(['lab', 'exec', 'outside', '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'tp-eth0']);
+      expect(addr.code).toBe(0);
+      expect(addr.stdout).toMatch(/inet 10\.250\.0\.200\/24 /);
+      expect((await tcplane(['lab', 'exec', 'outside', '--', 'sh', '-c', 'exit 3'])).code).toBe(3);
+      const v6 = await tcplane(['lab', 'exec', 'outside', '--', 'cat', '/proc/sys/net/ipv6/conf/all/disable_ipv6']);
+      expect(v6.stdout.trim()).toBe('1');
+      const bad = await tcplane(['lab', 'exec', 'inside', '--', 'true']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/no client inside in the lab \(pods: .*; clients: outside\)/);
+    });
+
+    it("lab - a client reaches every node's underlay address and no pod; the external range goes via the first node", async () => {
+      const routes = await tcplane(['lab', 'exec', 'outside', '--', 'ip', '-4', 'route', 'show']);
+      expect(routes.stdout.trim().split('\n').map((l) => l.trim())).toEqual([
+        '10.250.0.0/24 dev tp-eth0 proto kernel scope link src 10.250.0.200',
+        `10.250.1.0/24 via ${plan.nodes[0].underlayIP} dev tp-eth0`,
+      ]);
+      // Nothing listens on port 9 of a node: its kernel answers with a RST (refused), which
+      // proves the round trip. Pods are not routed from a client at all (unreachable).
+      const nodes = plan.nodes.map((n): ProbeTarget => ({ to: n.name, ip: n.underlayIP, port: 9, protocol: 'TCP' }));
+      const pods = plan.pods.flatMap((p) => p.ports.map((q): ProbeTarget => ({ to: p.key, ip: p.ip, port: q.port, protocol: q.protocol, whoami: true })));
+      const rows = await probeTargets(state, 'outside', [...nodes, ...pods], 500);
+      expect(rows.slice(0, nodes.length).map((r) => [r.to, r.connected, r.reason])).toEqual(plan.nodes.map((n) => [n.name, false, 'refused']));
+      for (const r of rows.slice(nodes.length)) expect(r).toMatchObject({ connected: false, reason: 'unreachable', backend: null, peer: null });
+    });
+
+    it('lab - WHOAMI over TCP: a pod answers with its name and both addresses, then echoes; other first bytes echo whole', async () => {
+      const e = planned('y/e'); // on n2: x/a (n1) sees its address, natively routed
+      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'tcp', '10.244.1.10', '80']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { local: string; answer: string; after: string; other: string };
+      expect(out.local).toMatch(new RegExp(`^${e.ip.replaceAll('.', '\\.')}:\\d+$`));
+      expect(out.answer).toBe(`{"pod":"x/a","local":"10.244.1.10:80","peer":"${out.local}","protocol":"TCP"}`);
+      expect(out.after).toBe('after-the-line');
+      expect(out.other).toBe('WHOAREYOU\n');
+    });
+
+    it('lab - WHOAMI over UDP: a datagram beginning with WHOAMI gets the answer line, others echo', async () => {
+      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'udp', '10.244.1.10', '53']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { local: string; answer: string; answerEndsInNewline: boolean; after: string };
+      expect(out.local).toMatch(new RegExp(`^${planned('y/e').ip.replaceAll('.', '\\.')}:\\d+$`));
+      expect(out.answer).toBe(`{"pod":"x/a","local":"10.244.1.10:53","peer":"${out.local}","protocol":"UDP"}`);
+      expect(out.answerEndsInNewline).toBe(true);
+      expect(out.after).toBe('hello');
+    });
+
+    it('lab - a whoami probe between pods returns backend and peer; refused ones carry a reason and nulls', async () => {
+      const e = planned('y/e');
+      const targets: ProbeTarget[] = [
+        { to: 'x/a', ip: '10.244.1.10', port: 80, protocol: 'TCP', whoami: true },
+        { to: 'x/a', ip: '10.244.1.10', port: 53, protocol: 'UDP', whoami: true },
+        { to: 'x/a', ip: '10.244.1.10', port: 81, protocol: 'TCP', whoami: true },
+        { to: 'x/a', ip: '10.244.1.10', port: 81, protocol: 'UDP', whoami: true },
+      ];
+      const rows = await probeTargets(state, 'y/e', targets, 1000);
+      const peer = new RegExp(`^${e.ip.replaceAll('.', '\\.')}:\\d+$`);
+      expect(rows).toEqual([
+        { ...targets[0], connected: true, backend: 'x/a', peer: expect.stringMatching(peer) },
+        { ...targets[1], connected: true, backend: 'x/a', peer: expect.stringMatching(peer) },
+        { ...targets[2], connected: false, reason: 'refused', backend: null, peer: null }, // TCP RST
+        { ...targets[3], connected: false, reason: 'refused', backend: null, peer: null }, // ICMP port unreachable
+      ]);
+      await expect(probeTargets(state, 'x/nope', targets)).rejects.toThrow(/no pod or client x\/nope in the lab/);
+    });
+
+    it('lab - pod ready rewrites the ready field of the pod record', async () => {
+      const r = await tcplane(['lab', 'pod', 'ready', 'x/d', 'false']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/pod x\/d ready: false/);
+      expect(await podInStore('x/d')).toMatchObject({ ready: false, labels: planned('x/d').labels, ips: [planned('x/d').ip] });
+      expect((await tcplane(['lab', 'pod', 'ready', 'x/d', 'true'])).code).toBe(0);
+      expect(await podInStore('x/d')).toMatchObject({ ready: true });
+      const bad = await tcplane(['lab', 'pod', 'ready', 'x/d', 'yes']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/expected true or false/);
+      expect((await tcplane(['lab', 'pod', 'ready', 'x/nope', 'true'])).stderr).toMatch(/no pod x\/nope in the lab/);
+    });
+
+    it('lab - pod stop --grace-seconds 2: terminating while its servers answer, then record and servers gone; start brings it back as declared', async () => {
+      const d = planned('x/d');
+      expect((await tcplane(['lab', 'label', 'pod', 'x/d', 'extra=1'])).code).toBe(0); // start restores the declared labels
+      const oldPid = (await readLabState()).processes.find((p) => p.role === 'pod' && p.name === 'x/d')!.pid;
+      const stop = tcplane(['lab', 'pod', 'stop', 'x/d', '--grace-seconds', '2']);
+      await until(async () => (await podInStore('x/d'))?.terminating === true, 'x/d is terminating');
+      expect(await podInStore('x/d')).toMatchObject({ ready: false, terminating: true });
+      expect(await whoami('x/a', 'x/d', 80)).toMatchObject({ connected: true, backend: 'x/d' }); // still answers
+      const r = await stop;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe('pod x/d stopped\n');
+      expect(await podInStore('x/d')).toBeNull();
+      expect(await isAlive(oldPid)).toBe(false);
+      const after = await readLabState();
+      expect(after.pods.find((p) => p.key === 'x/d')?.stopped).toBe(true);
+      expect(after.processes.some((p) => p.name === 'x/d')).toBe(false);
+      // Its namespace stays: the kernel there refuses (no server), and exec still works.
+      expect(await whoami('x/a', 'x/d', 80)).toMatchObject({ connected: false, reason: 'refused', backend: null });
+      expect((await tcplane(['lab', 'exec', 'x/d', '--', 'ip', '-4', 'addr', 'show', 'dev', 'tp-eth0'])).stdout).toContain(`inet ${d.ip}/32`);
+      // lab probe skips it as source and target; nor can it be a source for anyone.
+      const rows = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { from: string; to: string; connected: boolean }[];
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.filter((x) => x.from === 'x/d' || x.to === 'x/d')).toEqual([]);
+      expect(rows.every((x) => x.connected)).toBe(true);
+      await expect(probeTargets(after, 'x/d', [{ to: 'x/a', ip: '10.244.1.10', port: 80, protocol: 'TCP' }])).rejects.toThrow(/pod x\/d is stopped/);
+      // Wrong order: clear errors.
+      const again = await tcplane(['lab', 'pod', 'stop', 'x/d']);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/pod x\/d is already stopped/);
+      expect((await tcplane(['lab', 'pod', 'ready', 'x/d', 'true'])).stderr).toMatch(/pod x\/d is stopped/);
+
+      const start = await tcplane(['lab', 'pod', 'start', 'x/d']);
+      expect(start.code, start.stderr).toBe(0);
+      expect(await podInStore('x/d')).toEqual({
+        v: 1,
+        namespace: 'x',
+        name: 'd',
+        node: d.node,
+        labels: d.labels,
+        ips: [d.ip],
+        ifname: d.hostIf,
+        ports: d.ports,
+        ready: true,
+      });
+      expect(await whoami('x/a', 'x/d', 80)).toMatchObject({ connected: true, backend: 'x/d' });
+      expect(await whoami('x/a', 'x/d', 80, 'UDP')).toMatchObject({ connected: true, backend: 'x/d' });
+      expect((await readLabState()).pods.find((p) => p.key === 'x/d')?.stopped).toBeUndefined();
+      const twice = await tcplane(['lab', 'pod', 'start', 'x/d']);
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toMatch(/pod x\/d is running, not stopped/);
+    });
+
+    it('lab - pod stop: SIGINT during the grace period still removes the pod before exiting', async () => {
+      let pid = 0;
+      const stop = tcplane(['lab', 'pod', 'stop', 'x/g', '--grace-seconds', '300'], { onSpawn: (p) => (pid = p) });
+      await until(async () => (await podInStore('x/g'))?.terminating === true, 'x/g is terminating');
+      const start = await tcplane(['lab', 'pod', 'start', 'x/g']);
+      expect(start.stderr).toMatch(/pod x\/g is terminating/);
+      process.kill(pid, 'SIGINT');
+      const r = await stop;
+      expect(r.code).toBe(130);
+      expect(r.stdout).toMatch(/pod x\/g stopped \(SIGINT ended the grace period early\)/);
+      expect(await podInStore('x/g')).toBeNull();
+      expect((await readLabState()).pods.find((p) => p.key === 'x/g')?.stopped).toBe(true);
+      expect(await whoami('x/a', 'x/g', 80)).toMatchObject({ connected: false, reason: 'refused' });
+      expect((await tcplane(['lab', 'pod', 'start', 'x/g'])).code).toBe(0);
+      expect(await whoami('x/a', 'x/g', 80)).toMatchObject({ connected: true, backend: 'x/g' });
     });
 
     it('lab - pods route through a permanent gateway entry, nodes route natively, IPv6 is off', async () => {
@@ -181,8 +365,11 @@ describe('lab', () => {
       expect(immutable.code).toBe(1);
     });
 
-    it('lab - down removes every namespace, link, process and the state directory; twice is fine', async () => {
-      const pids = state.processes.map((p) => p.pid);
+    it('lab - down removes every namespace, link, process and the state directory, clients and stopped pods included; twice is fine', async () => {
+      expect((await tcplane(['lab', 'pod', 'stop', 'y/h'])).code).toBe(0);
+      const pids = [...state.processes, ...(await readLabState()).processes].map((p) => p.pid);
+      expect(netnsLeft()).toContain('tp-client-outside');
+      expect(netnsLeft()).toContain('tp-pod-y-h');
       const r = await tcplane(['lab', 'down']);
       expect(r.code).toBe(0);
       await expectNothingLeft(pids);
@@ -227,7 +414,7 @@ describe('lab', () => {
     const state = await up(['--timeout-ms', '60000']);
     expect(state.processes.filter((p) => p.role === 'agent').map((p) => p.name).sort()).toEqual(['n1', 'n2', 'n3']);
     const rows = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { connected: boolean }[];
-    expect(rows.length).toBe(128);
+    expect(rows.length).toBe(144);
     expect(rows.every((x) => x.connected)).toBe(true); // no policies: everything is allowed
     const r = await tcplane(['lab', 'down']);
     expect(r.code).toBe(0);

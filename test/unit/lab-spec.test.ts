@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { applyLabelChanges, parseLabelChanges } from '../../src/lab/label.js';
 import { LabSpecError, parseLabSpec, type LabPlan } from '../../src/lab/spec.js';
-import { parseCidr, parseIPv4, podHostIf, uplinkPeerIf } from '../../src/lab/topology.js';
+import { clientBridgeIf, parseCidr, parseIPv4, podHostIf, uplinkPeerIf } from '../../src/lab/topology.js';
 import { LocatedErrors } from '../../src/yaml/located.js';
 
 const FILE = 'labs/test.yaml';
@@ -195,6 +195,55 @@ describe('lab spec - errors name file, line and field', () => {
   it('lab spec - YAML syntax errors and extra documents are located', () => {
     expect(onlyError(lines('nodes: [n1', 'pods: []'))).toMatchObject({ field: '', detail: expect.stringMatching(/^YAML: /) });
     expect(onlyError(lines('nodes: [n1]', '---', 'nodes: [n2]'))).toEqual({ line: 3, field: '', detail: 'a lab spec is one YAML document' });
+  });
+});
+
+describe('lab spec - clients', () => {
+  it('lab spec - clients are names or {name}, addressed from 10.250.0.200 up on the underlay', () => {
+    const plan = parseLabSpec(lines('nodes: [n1, n2]', 'clients:', '  - outside', '  - {name: lb-tester}'), FILE);
+    expect(plan.clients).toEqual([
+      { name: 'outside', netns: 'tp-client-outside', ip: '10.250.0.200', bridgeIf: clientBridgeIf('outside'), socket: '/run/tcplane/lab/clients/outside.sock' },
+      { name: 'lb-tester', netns: 'tp-client-lb-tester', ip: '10.250.0.201', bridgeIf: clientBridgeIf('lb-tester'), socket: '/run/tcplane/lab/clients/lb-tester.sock' },
+    ]);
+    expect(parseLabSpec(lines('nodes: [n1]'), FILE).clients).toEqual([]);
+    expect(parseLabSpec(lines('nodes: [n1]', 'clients: []'), FILE).clients).toEqual([]);
+  });
+
+  it('lab spec - a client veth name fits IFNAMSIZ however long the name, and differs from the other tp- links', () => {
+    const plan = parseLabSpec(lines('nodes: [n1]', `clients: [${'c'.repeat(63)}]`), FILE);
+    expect(plan.clients[0].bridgeIf).toMatch(/^tp-c[0-9a-f]{8}$/);
+    expect(plan.clients[0].bridgeIf).not.toBe(uplinkPeerIf(plan.clients[0].name));
+    expect(plan.clients[0].netns).toBe(`tp-client-${'c'.repeat(63)}`); // netns names are files: no 15-character limit
+  });
+
+  it('lab spec - the example lab has one client, outside', () => {
+    const plan = parseLabSpec(readFileSync('labs/three-nodes.yaml', 'utf8'), 'labs/three-nodes.yaml');
+    expect(plan.clients.map((c) => [c.name, c.ip])).toEqual([['outside', '10.250.0.200']]);
+  });
+
+  it('lab spec - client errors name file, line and field', () => {
+    expect(onlyError(lines('nodes: [n1]', 'clients:', '  - outside', '  - outside'))).toEqual({
+      line: 4,
+      field: 'clients[1].name',
+      detail: 'duplicate client outside (first at line 3)',
+    });
+    expect(onlyError(lines('nodes:', '  - n1', 'clients:', '  - n1'))).toEqual({
+      line: 4,
+      field: 'clients[0].name',
+      detail: 'client n1 has the name of the node at line 2 (nodes and clients need different names)',
+    });
+    expect(onlyError(lines('nodes: [n1]', 'clients:', '  - Outside'))).toMatchObject({ line: 3, field: 'clients[0].name', detail: expect.stringMatching(/DNS-1123/) });
+    expect(onlyError(lines('nodes: [n1]', 'clients:', '  - {name: outside, ip: 10.250.0.5}'))).toMatchObject({ line: 3, field: 'clients[0].ip', detail: 'unknown field' });
+    expect(onlyError(lines('nodes: [n1]', 'clients:', '  - 7'))).toMatchObject({ line: 3, field: 'clients[0]' });
+    expect(onlyError(lines('nodes: [n1]', 'clients: outside'))).toMatchObject({ line: 2, field: 'clients', detail: expect.stringMatching(/expected a list/) });
+    const many = Array.from({ length: 56 }, (_, i) => `  - c${i}`);
+    expect(onlyError(lines('nodes: [n1]', 'clients:', ...many))).toEqual({ line: 3, field: 'clients', detail: 'at most 55 clients (client addresses are 10.250.0.200-254)' });
+    expect(parseLabSpec(lines('nodes: [n1]', 'clients:', ...many.slice(1)), FILE).clients.at(-1)?.ip).toBe('10.250.0.254');
+  });
+
+  it('lab spec - nodes stop at 10.250.0.190, below the clients', () => {
+    const nodes = Array.from({ length: 182 }, (_, i) => `  - n${i}`);
+    expect(onlyError(lines('nodes:', ...nodes))).toEqual({ line: 2, field: 'nodes', detail: 'at most 181 nodes (node addresses are 10.250.0.10-190)' });
   });
 });
 
