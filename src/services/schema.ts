@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ipv4 } from '../store/schema.js';
 import { validateDns1035Label, validateDns1123Label, validateIanaServiceName } from '../yaml/names.js';
 import { syntax } from '../yaml/schema-helpers.js';
-import { MAX_AFFINITY_TIMEOUT_SECONDS, type Service } from './types.js';
+import { MAX_AFFINITY_TIMEOUT_SECONDS, SERVICE_PORT_ID_MAX, type Service } from './types.js';
 
 const portNumber = z.number().int().min(1).max(65535);
 const trafficPolicy = z.enum(['Cluster', 'Local']);
@@ -21,6 +21,7 @@ const servicePort = z.strictObject({
   port: portNumber,
   targetPort: z.union([portNumber, syntax(validateIanaServiceName)]),
   nodePort: portNumber.optional(),
+  id: z.number().int().min(1).max(SERVICE_PORT_ID_MAX).optional(),
 });
 
 const serviceObject = z.strictObject({

@@ -104,4 +104,6 @@ export interface Service {
 }
 
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
+/** Service port ids fit 24 bits: table ids add 3 bits below them (services/compile.ts). */
+export const SERVICE_PORT_ID_MAX = (1 << 24) - 1;
 export const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
