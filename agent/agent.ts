@@ -6,6 +6,7 @@
  *                     marking the stages a change          running only stale stages:
  *                     makes stale                            endpoints  identities, endpoint records (local-endpoints.ts)
  *                                                            policy     compile → diff → map writes
+ *                                                            services   frontends, Maglev tables, backends
  *                                                          then attach/detach veth programs and report status
  *
  * The status a reconcile writes names the store revisions seen when it started. The view
@@ -20,15 +21,22 @@ import { ensureBpffs } from '../src/bpf/bpffs.js';
 import { NodeDatapath } from '../src/datapath/node-datapath.js';
 import { IdentityAllocator } from '../src/identity/allocator.js';
 import type { SyncResult } from '../src/datapath/sync.js';
+import { addrString } from '../src/datapath/addr.js';
 import { compile } from '../src/policy/compile.js';
 import { policyDocumentSchema } from '../src/policy/schema.js';
+import { BackendIds, backendKey } from '../src/services/backend-ids.js';
+import { compileServices } from '../src/services/compile.js';
+import { serviceSchema } from '../src/services/schema.js';
 import {
   endpointRecord,
   identityEntry,
   namespaceRecord,
+  clusterConfig,
+  CLUSTER_CONFIG_KEY,
   nodeRecord,
   podRecord,
   policyRecord,
+  serviceRecord,
   type BucketKind,
   type NodeRecord,
   type StatusRecord,
@@ -49,6 +57,8 @@ export class Agent {
   private stale = new Set<Stage>(STAGES);
   /** The endpoints stage's last result, for the stages after it. */
   private local: LocalEndpoints = { endpoints: [], pending: new Set() };
+  /** Backend ids as the pinned backends map holds them (adopted at start). */
+  private backendIds!: BackendIds;
   private readonly revisions: Partial<Record<BucketKind, number>> = {};
   private readonly watches: WatchHandle[] = [];
   private store!: Store;
@@ -87,6 +97,12 @@ export class Agent {
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },
       'datapath loaded',
     );
+    this.backendIds = new BackendIds(
+      [...this.dp.services.backends.keys()].map((id) => {
+        const b = this.dp.services.backends.get(id)!;
+        return [backendKey(b.service_id, addrString(b.family, b.addr), b.port, b.protocol), id] as [string, number];
+      }),
+    );
     this.metrics = new AgentMetrics(this.dp);
     if (opts.metricsAddress !== 'none') {
       this.metricsServer = await this.metrics.serve(opts.metricsAddress);
@@ -123,6 +139,31 @@ export class Agent {
         this.view.policies.set(k, doc.data);
       },
       (k) => this.view.policies.delete(k),
+    );
+    this.watchInto(
+      'services',
+      serviceRecord,
+      (k, v) => {
+        const svc = serviceSchema.safeParse(v.spec);
+        if (!svc.success) {
+          this.view.services.delete(k);
+          const i = svc.error.issues[0];
+          log.error({ key: k, error: `${i?.path.join('.')}: ${i?.message}` }, 'service record has an invalid service; ignored');
+          return;
+        }
+        this.view.services.set(k, svc.data);
+      },
+      (k) => this.view.services.delete(k),
+    );
+    this.watchInto(
+      'cluster',
+      clusterConfig,
+      (k, v) => {
+        if (k === CLUSTER_CONFIG_KEY) this.view.cluster = v;
+      },
+      (k) => {
+        if (k === CLUSTER_CONFIG_KEY) this.view.cluster = undefined;
+      },
     );
     this.watchInto(
       'identities',
@@ -214,6 +255,7 @@ export class Agent {
         this.local = await reconcileLocalEndpoints(node, this.view, this.allocator, this.store, this.log);
       }
       if (stale.has('policy')) addResult(result, this.syncPolicy());
+      if (stale.has('services')) addResult(result, this.syncServices());
       // Programs on veths: after the maps, so a pod's first packet finds its entries.
       if (stale.has('endpoints')) this.attachPrograms();
     } catch (err) {
@@ -256,6 +298,23 @@ export class Agent {
       hostAddresses: this.hostAddresses(),
     });
     return this.dp.maps.sync(desired);
+  }
+
+  /** The services stage: services and pods → frontends, Maglev tables, backends. */
+  private syncServices(): SyncResult {
+    const cfg = this.view.cluster;
+    if (!cfg && this.view.services.size > 0) this.log.warn('services in the store but no cluster config yet: not programmed');
+    if (cfg) this.dp.setLbSeed(cfg.maglevSeed);
+    const desired = compileServices({
+      node: this.opts.node,
+      services: cfg ? [...this.view.services.values()] : [],
+      pods: [...this.view.pods.values()],
+      seed: cfg?.maglevSeed ?? 0,
+      maxTableSize: cfg?.maglevMaxTableSize ?? 16381,
+      backendIds: this.backendIds,
+      currentTableSize: (id) => this.dp.services.luts.table(id)?.length,
+    });
+    return this.dp.services.sync(desired);
   }
 
   /** Puts the programs on every local pod's veth and takes them off veths of pods gone. */

@@ -26,6 +26,10 @@ import { labProbe, probeJson, probeTable } from '../lab/probe.js';
 import { readLabSpec } from '../lab/spec.js';
 import { readLabState } from '../lab/state.js';
 import { labUp } from '../lab/up.js';
+import { labProbeServices, serviceProbeJson, serviceProbeTable } from '../lab/service-probe.js';
+import { serviceSchema } from '../services/schema.js';
+import type { Service } from '../services/types.js';
+import { serviceRecord } from '../store/schema.js';
 
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -73,6 +77,16 @@ async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
   }
 }
 
+/** The valid services of the store. */
+async function storedServices(store: Store): Promise<Service[]> {
+  const out: Service[] = [];
+  for (const e of (await store.list('services', serviceRecord)).entries.values()) {
+    const v = serviceSchema.safeParse(e.value.spec);
+    if (v.success) out.push(v.data);
+  }
+  return out;
+}
+
 export function registerLabCommands(program: Command): void {
   const lab = program
     .command('lab')
@@ -113,13 +127,18 @@ export function registerLabCommands(program: Command): void {
     .command('probe')
     .description('try every running pod → every running pod (itself included) on each port the target declares')
     .option('--json', 'print one JSON array of {from, to, port, protocol, family, connected[, reason]}')
-    .option('--to-service', 'probe services instead of pods')
+    .option('--to-service', 'probe every service frontend instead: ClusterIPs from pods, NodePorts and external IPs from clients (rows add address, backend, peer)')
     .option('--ports <list>', 'only these ports (comma-separated)', portList)
     .option('--protocols <list>', 'only these protocols (TCP,UDP)', protocolList)
     .option('--timeout-ms <n>', 'per probe', positiveInt, 1000)
     .action(async (o: { json?: boolean; toService?: boolean; ports?: number[]; protocols?: ('TCP' | 'UDP')[]; timeoutMs: number }) => {
-      if (o.toService) throw new Error('lab probe --to-service: the lab has no services yet');
       const state = await readLabState();
+      if (o.toService) {
+        const services = await withStore((store) => storedServices(store));
+        const rows = await labProbeServices(state, services, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
+        process.stdout.write(`${o.json ? serviceProbeJson(rows) : serviceProbeTable(rows)}\n`);
+        return;
+      }
       const rows = await labProbe(state, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
       process.stdout.write(`${o.json ? probeJson(rows) : probeTable(rows)}\n`);
     });

@@ -1,6 +1,7 @@
 /**
  * tcplane command line. Each area registers its own commands:
- *   policy.ts  apply / delete / get
+ *   apply.ts   apply / delete (manifest.ts reads the files)
+ *   get.ts     get policies / services / endpoints / nodes
  *   lab.ts     lab up / down / probe / exec / label
  *   agent      agent/cli.ts
  * Errors print as `tcplane: <message>` and exit 1 (2 for usage errors); no stack traces
@@ -9,7 +10,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommand } from '../../agent/cli.js';
 import { registerLabCommands } from './lab.js';
-import { registerPolicyCommands } from './policy.js';
+import { registerApplyCommands } from './apply.js';
+import { registerGetCommands } from './get.js';
 import { VERSION } from '../version.js';
 
 const program = new Command('tcplane')
@@ -18,7 +20,8 @@ const program = new Command('tcplane')
   .showHelpAfterError()
   .exitOverride();
 
-registerPolicyCommands(program);
+registerApplyCommands(program);
+registerGetCommands(program);
 registerLabCommands(program);
 registerAgentCommand(program);
 

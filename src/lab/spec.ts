@@ -9,16 +9,22 @@
  *   - {name: a, namespace: x, node: n1, labels: {pod: a}, ip: 10.244.1.10,
  *      ports: [{name: serve-80-tcp, port: 80, protocol: TCP}]}
  * clients: [outside]                  # or {name: outside}: hosts outside the cluster
+ * services:                           # Service documents, applied once the lab is up
+ *   - {apiVersion: v1, kind: Service, metadata: {name: web, namespace: x}, spec: {...}}
  * ```
  *
  * Every error names file, line and field (`LocatedErrors` of `LabSpecError`; all shape
  * errors at once, then all cross-field errors at once): unknown fields, bad names and labels, duplicates, a pod on an
  * unknown node or namespace, a podCIDR outside 10.244.0.0/16 or overlapping another, a
  * pod IP outside its node's podCIDR or taken twice, a port out of range, a client named
- * twice or like a node, more clients than the underlay has addresses for.
+ * twice or like a node, more clients than the underlay has addresses for, a service
+ * that is no valid Service (checked by the same parser as `apply`) or names a namespace
+ * the lab does not declare. Node pod ranges stay below the service range (SERVICE_CIDR).
  */
 import { z } from 'zod';
 import { validateDns1123Label, validateLabelKey, validateLabelValue } from '../policy/selector.js';
+import { parseServiceDocument } from '../services/parse.js';
+import type { Service } from '../services/types.js';
 import { LocatedError, LocatedErrors, formatPath, parseYamlDocuments, readInputFile, zodIssuesToErrors, type FieldPath, type LocatedDoc } from '../yaml/located.js';
 import {
   FIRST_CLIENT_HOST,
@@ -30,6 +36,7 @@ import {
   MAX_NODES,
   NODE_CIDR_PREFIX,
   POD_RANGE,
+  SERVICE_CIDR,
   cidrContains,
   cidrsOverlap,
   clientBridgeIf,
@@ -108,12 +115,19 @@ export interface PlannedClient {
   socket: string;
 }
 
+/** A Service of the spec: the document as written (applied with `tcplane apply`) and as parsed. */
+export interface PlannedService {
+  document: unknown;
+  service: Service;
+}
+
 export interface LabPlan {
   file: string;
   nodes: PlannedNode[];
   namespaces: PlannedNamespace[];
   pods: PlannedPod[];
   clients: PlannedClient[];
+  services: PlannedService[];
 }
 
 export const METADATA_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -181,6 +195,7 @@ const specSchema = z.strictObject({
     )
     .nullish(),
   clients: z.array(clientSchema).nullish(),
+  services: z.array(z.unknown()).nullish(),
 });
 type SpecIn = z.output<typeof specSchema>;
 
@@ -230,6 +245,7 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
   const fail = (path: FieldPath, detail: string) =>
     void errors.push(new LabSpecError(file, doc.lineOf(path), formatPath(path), detail));
   const range = (parseCidr(POD_RANGE) as { cidr: Cidr }).cidr;
+  const serviceRange = (parseCidr(SERVICE_CIDR) as { cidr: Cidr }).cidr;
 
   // Nodes: names, then given CIDRs, then allocated ones.
   if (spec.nodes.length > MAX_NODES) {
@@ -259,7 +275,9 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
           ? `${n.podCIDR} is too small for pods (at most /28)`
           : other >= 0
             ? `${n.podCIDR} overlaps node ${spec.nodes[other].name}'s ${formatCidr(cidrs[other]!)}`
-            : undefined;
+            : cidrsOverlap(c, serviceRange)
+              ? `${n.podCIDR} overlaps the lab's service range ${SERVICE_CIDR}`
+              : undefined;
     if (bad) {
       fail(at('podCIDR'), bad);
       badCidr.add(i);
@@ -272,6 +290,7 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     if (given) return given;
     for (; k < 256; k++) {
       const c = { base: range.base + k * 256, prefix: NODE_CIDR_PREFIX, size: 256 };
+      if (cidrsOverlap(c, serviceRange)) break;
       if (!cidrs.some((o) => o && cidrsOverlap(o, c))) {
         k++;
         cidrs[i] = c;
@@ -403,5 +422,41 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     bridgeIf: clientBridgeIf(c.name),
     socket: clientSocket(c.name),
   }));
-  return { file, nodes, namespaces, pods, clients };
+  const services = planServices(spec.services ?? [], doc, file, new Set(namespaces.map((n) => n.name)), errors);
+  return { file, nodes, namespaces, pods, clients, services };
+}
+
+/**
+ * The spec's services, each checked by the parser `apply` uses, on a view of the lab
+ * document rooted at the service (so errors name LAB.yaml's lines, as `services[i].…`).
+ */
+function planServices(docs: readonly unknown[], doc: LocatedDoc, file: string, namespaces: Set<string>, errors: LabSpecError[]): PlannedService[] {
+  const out: PlannedService[] = [];
+  docs.forEach((value, i) => {
+    const at = (p: FieldPath): FieldPath => ['services', i, ...p];
+    const view: LocatedDoc = {
+      index: doc.index,
+      value,
+      line: doc.lineOf(at([])),
+      lineOf: (p) => doc.lineOf(at(p)),
+      keyLineOf: (p) => doc.keyLineOf(at(p)),
+    };
+    const found: LocatedError[] = [];
+    const service = parseServiceDocument(view, file, found);
+    for (const e of found) errors.push(new LabSpecError(e.file, e.line, formatPath(at(e.field ? fieldPath(e.field) : [])), e.detail));
+    if (!service) return;
+    if (!namespaces.has(service.namespace)) {
+      errors.push(new LabSpecError(file, view.keyLineOf(['metadata']), formatPath(at(['metadata', 'namespace'])), `unknown namespace ${service.namespace} (declare it under namespaces)`));
+      return;
+    }
+    out.push({ document: value, service: { ...service, source: { file, line: view.line } } });
+  });
+  return out;
+}
+
+/** `spec.ports[0].port` back to a path. */
+function fieldPath(field: string): FieldPath {
+  const out: (string | number)[] = [];
+  for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return out;
 }

@@ -67,6 +67,8 @@ export const NATS_URL = `nats://${HOST_IP}:${NATS_PORT}`;
 export const NATS_SERVER_NAME = 'tp-lab-nats';
 /** Allowed pod range and the default per-node allocation (10.244.<k>.0/24, k = 1, 2, …). */
 export const POD_RANGE = '10.244.0.0/16';
+/** The lab's service range (ClusterIPs): the top of the pod range, never part of a node's. */
+export const SERVICE_CIDR = '10.244.240.0/20';
 export const NODE_CIDR_PREFIX = 24;
 /** Allocated pod IPs start at <network> + FIRST_POD_HOST. */
 export const FIRST_POD_HOST = 10;

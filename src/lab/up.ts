@@ -18,13 +18,16 @@
  * created with a non-recursive mkdir, which doubles as a lock). A failure after that
  * point tears down everything made so far (labDown) and rethrows.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import { CLI_ENTRY } from '../paths.js';
+import { ensureClusterConfig } from '../services/cluster-config.js';
 import { namespaceRecord, podKey } from '../store/schema.js';
 import { Store } from '../store/store.js';
 import { agentExitWatch, agentMarkers, startAgent, waitForAgents } from './agents.js';
 import { startDaemon } from './daemons.js';
 import { labDown, labNetnsList, rootLabLinks } from './down.js';
-import { ipBatch, settleAll, sysctlIn } from './exec.js';
+import { CommandError, ipBatch, run, settleAll, sysctlIn } from './exec.js';
 import { NATS_MARKERS, startNats } from './nats-server.js';
 import { declaredPodRecord } from './pods.js';
 import type { LabPlan } from './spec.js';
@@ -43,6 +46,7 @@ import {
   POD_GATEWAY,
   POD_IF,
   POD_SOCKET_DIR,
+  SERVICE_CIDR,
   STATE_DIR,
   UNDERLAY_NETNS,
   UNDERLAY_PREFIX,
@@ -296,6 +300,8 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     }
     for (const p of plan.pods) await store.put('pods', podKey(p.namespace, p.name), declaredPodRecord(p));
     const podsRevision = await store.lastRevision('pods');
+    // The lab's service range for ClusterIPs (a cluster setting, created before anyone allocates).
+    await ensureClusterConfig(store, { serviceCIDR: SERVICE_CIDR });
     phase('store');
 
     if (opts.agents) {
@@ -311,6 +317,10 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
       await waitForAgents(store, expect, podsRevision, opts.agentTimeoutMs, Promise.race([agentExitWatch(started), ctl.interrupt]));
       phase('agents');
     }
+    if (plan.services.length > 0) {
+      await applyServices(plan, opts.agents);
+      phase('services');
+    }
   } finally {
     await store.close();
   }
@@ -319,4 +329,20 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   await save();
   timings.total = Date.now() - t0;
   return { state, timings };
+}
+
+/**
+ * Applies the spec's services as a user would: `tcplane apply -f` of their documents
+ * (waiting for every agent to program them when agents run).
+ */
+async function applyServices(plan: LabPlan, agents: boolean): Promise<void> {
+  const file = `${STATE_DIR}/services.yaml`;
+  await writeFile(file, plan.services.map((s) => stringify(s.document)).join('---\n'));
+  const args = [CLI_ENTRY, 'apply', '-f', file, '--nats', NATS_URL, ...(agents ? ['--wait', '--timeout', '30s'] : [])];
+  try {
+    await run(process.execPath, args, { timeoutMs: 60_000 });
+  } catch (err) {
+    const detail = err instanceof CommandError ? err.stderr.trim() : (err as Error).message;
+    throw new Error(`lab up: applying the services of ${plan.file}: ${detail}`, { cause: err });
+  }
 }

@@ -17,6 +17,7 @@ import {
   readInputFile,
   zodIssuesToErrors,
   type LocatedDoc,
+  type LocatedError,
 } from '../yaml/located.js';
 import { validateDns1123Subdomain } from '../yaml/names.js';
 import {
@@ -36,7 +37,7 @@ import type { IngressRule, LabelSelector, NetworkPolicy, PolicyDocument, PolicyP
 
 const NP_API = 'networking.k8s.io/v1';
 /** Kinds tcplane will read (DESIGN.md) that v0 does not yet. */
-const LATER_KINDS = new Set(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy', 'Service']);
+const LATER_KINDS = new Set(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy', 'Service']); // (Service: read by the CLI's manifest reader, src/cli/manifest.ts)
 
 /**
  * Parses and validates every document of a policy file. Empty documents are skipped.
@@ -97,7 +98,18 @@ function parseDocument(doc: LocatedDoc, file: string, errors: PolicyError[]): Po
     else fail(['kind'], `unknown kind ${kind} (supported: NetworkPolicy)`);
     return undefined;
   }
-  const parsed = networkPolicySchema.safeParse(value, { error: describeIssue });
+  return parseNetworkPolicyDocument(doc, file, errors);
+}
+
+/** Kinds of policy that tcplane will read (DESIGN.md) but does not yet. */
+export const POLICY_KINDS_NOT_YET: ReadonlySet<string> = new Set(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy']);
+
+/**
+ * One document whose kind is NetworkPolicy: validate, normalize. Errors go to `errors`.
+ * (A caller reading several kinds dispatches on `kind` first.)
+ */
+export function parseNetworkPolicyDocument(doc: LocatedDoc, file: string, errors: LocatedError[]): NetworkPolicy | undefined {
+  const parsed = networkPolicySchema.safeParse(doc.value, { error: describeIssue });
   if (!parsed.success) {
     errors.push(...zodIssuesToErrors(parsed.error.issues, atKeys(doc), file, (...a) => new PolicyError(...a)));
     return undefined;

@@ -6,6 +6,10 @@
  * Who writes what:
  *   pods, namespaces  the "API server" side: the lab (or an integration) declares them
  *   policies          `tcplane apply` / `tcplane delete`
+ *   services          `tcplane apply` / `tcplane delete`, allocations filled in
+ *   allocations       `tcplane apply`, through KV create() only: who holds each cluster
+ *                     IP, node port and service port id (src/services/allocate.ts)
+ *   cluster           the cluster-wide settings every node must agree on (created once)
  *   endpoints         the agent that owns the pod: its address and security identity
  *   identities        any agent, through KV create() only (see identity.ts)
  *   nodes, status     each agent about itself
@@ -22,6 +26,9 @@ export const BUCKETS = {
   identities: 'tcplane-identities',
   nodes: 'tcplane-nodes',
   status: 'tcplane-status',
+  services: 'tcplane-services',
+  allocations: 'tcplane-allocations',
+  cluster: 'tcplane-cluster',
 } as const;
 export type BucketKind = keyof typeof BUCKETS;
 
@@ -132,6 +139,46 @@ export const statusRecord = z.object({
   updatedAt: z.string(),
 });
 export type StatusRecord = z.infer<typeof statusRecord>;
+
+/** tcplane-services, key `<namespace>/<name>`. */
+export const serviceRecord = z.object({
+  v: z.literal(1),
+  namespace: z.string(),
+  name: z.string(),
+  /** The normalized Service with its allocations (src/services/types.ts; checked with serviceSchema). */
+  spec: z.unknown(),
+  source: z.object({ file: z.string(), line: z.number().int() }).optional(),
+});
+export type ServiceRecord = z.infer<typeof serviceRecord>;
+
+/**
+ * tcplane-allocations, key `clusterip/<ip>`, `nodeport/<port>` or `portid/<n>`: the
+ * claim of one value by one service (created with KV create(), so two services never
+ * hold the same one).
+ */
+export const allocationClaim = z.object({
+  v: z.literal(1),
+  /** `namespace/name` of the service holding it. */
+  owner: z.string(),
+  createdAt: z.string(),
+});
+export type AllocationClaim = z.infer<typeof allocationClaim>;
+
+/** tcplane-cluster, key `config`: settings every node and every `apply` must agree on. */
+export const clusterConfig = z.object({
+  v: z.literal(1),
+  /** Where ClusterIPs are allocated from (one IPv4 range until dual-stack lands). */
+  serviceCIDR: ipv4Cidr,
+  nodePortRange: z
+    .object({ min: z.number().int().min(1).max(65535), max: z.number().int().min(1).max(65535) })
+    .refine((r) => r.min <= r.max, 'min must not exceed max'),
+  /** Seed of Maglev permutations and of the datapath's flow hash, the same on every node. */
+  maglevSeed: z.number().int().min(0).max(0xffffffff),
+  /** The largest Maglev table (a prime of src/services/maglev.ts's ladder). */
+  maglevMaxTableSize: z.number().int().min(251),
+});
+export type ClusterConfig = z.infer<typeof clusterConfig>;
+export const CLUSTER_CONFIG_KEY = 'config';
 
 export const podKey = (namespace: string, name: string) => `${namespace}/${name}`;
 export const policyKey = (kind: string, namespace: string | undefined, name: string) =>

@@ -1,6 +1,6 @@
 // The CLI's store writes: all sent together, failures named with what did get written.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { sendAll } from '../../src/cli/policy.js';
+import { sendAll } from '../../src/cli/apply.js';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -1,0 +1,167 @@
+/**
+ * `tcplane get policies|services|endpoints|nodes [-o wide|json]`: what the cluster store
+ * holds, as kubectl shows it. Services come with their backends, computed from the
+ * selector over registered pods exactly as the agents compute them.
+ */
+import type { Command } from 'commander';
+import { RESERVED_IDENTITY_NAMES } from '../datapath/constants.js';
+import type { PolicyDocument } from '../policy/types.js';
+import { serviceBackends, type Backend } from '../services/backends.js';
+import { serviceSchema } from '../services/schema.js';
+import type { Service } from '../services/types.js';
+import { endpointRecord, identityRecord, nodeRecord, podRecord, policyRecord, serviceRecord, statusRecord } from '../store/schema.js';
+import type { Store } from '../store/store.js';
+import { displayName } from './manifest.js';
+import { withStore } from './store.js';
+import { printTable } from './table.js';
+
+function selectorText(labels: Record<string, string>): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(',') : '<all>';
+}
+
+/** One service of `get services -o json` (DESIGN.md): absent values are null. */
+export interface ServiceJson {
+  namespace: string;
+  name: string;
+  type: Service['type'];
+  clusterIPs: string[];
+  externalIPs: string[];
+  loadBalancerIngress: string[];
+  sessionAffinity: Service['sessionAffinity'];
+  sessionAffinityTimeoutSeconds: number | null;
+  externalTrafficPolicy: Service['externalTrafficPolicy'] | null;
+  internalTrafficPolicy: Service['internalTrafficPolicy'];
+  healthCheckNodePort: number | null;
+  ports: { name: string | null; port: number; protocol: string; targetPort: number | string; nodePort: number | null }[];
+  backends: { pod: string; node: string; ip: string; port: number; protocol: string; servicePort: number; state: 'ready' | 'terminating' }[];
+}
+
+/** A service as `get services -o json` shows it; unready backends are left out. */
+export function serviceJson(s: Service, backends: Backend[][]): ServiceJson {
+  // Kubernetes sets externalTrafficPolicy only where external traffic exists.
+  const external = s.type !== 'ClusterIP' || s.externalIPs.length > 0;
+  return {
+    namespace: s.namespace,
+    name: s.name,
+    type: s.type,
+    clusterIPs: s.clusterIPs,
+    externalIPs: s.externalIPs,
+    loadBalancerIngress: s.loadBalancerIngress,
+    sessionAffinity: s.sessionAffinity,
+    sessionAffinityTimeoutSeconds: s.sessionAffinity === 'ClientIP' ? s.sessionAffinityTimeoutSeconds : null,
+    externalTrafficPolicy: external ? s.externalTrafficPolicy : null,
+    internalTrafficPolicy: s.internalTrafficPolicy,
+    healthCheckNodePort: s.healthCheckNodePort ?? null,
+    ports: s.ports.map((p) => ({ name: p.name ?? null, port: p.port, protocol: p.protocol, targetPort: p.targetPort, nodePort: p.nodePort ?? null })),
+    backends: backends
+      .flat()
+      .filter((b): b is Backend & { state: 'ready' | 'terminating' } => b.state !== 'unready')
+      .map(({ pod, node, ip, port, protocol, servicePort, state }) => ({ pod, node, ip, port, protocol, servicePort, state })),
+  };
+}
+
+/** Stored services (valid ones) and every pod, for `get services`. */
+async function readServices(store: Store): Promise<{ services: Service[]; invalid: { key: string; error: string }[]; json: ServiceJson[] }> {
+  const { entries, invalid } = await store.list('services', serviceRecord);
+  const pods = [...(await store.list('pods', podRecord)).entries.values()].map((e) => e.value);
+  const services: Service[] = [];
+  for (const [key, e] of entries) {
+    const v = serviceSchema.safeParse(e.value.spec);
+    if (v.success) services.push(v.data);
+    else invalid.push({ key, error: v.error.issues[0]?.message ?? 'invalid' });
+  }
+  services.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  return { services, invalid, json: services.map((s) => serviceJson(s, serviceBackends(s, pods))) };
+}
+
+const portsText = (s: ServiceJson) => s.ports.map((p) => `${p.port}${p.nodePort !== null ? `:${p.nodePort}` : ''}/${p.protocol}`).join(',');
+
+function backendCounts(s: ServiceJson): string {
+  const ready = s.backends.filter((b) => b.state === 'ready').length;
+  const term = s.backends.length - ready;
+  return `${ready} ready${term ? `, ${term} terminating` : ''}`;
+}
+
+export function registerGetCommands(program: Command): void {
+  const get = program.command('get').description('list what the cluster store holds');
+  const output = (cmd: Command) =>
+    cmd.option('-o, --output <format>', 'table, wide or json', 'table').option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)');
+
+  output(get.command('policies').description('policies, as applied')).action(async (o) => {
+    await withStore(o.nats, async (store) => {
+      const { entries, invalid } = await store.list('policies', policyRecord);
+      const rows = [...entries.values()].map((e) => e.value).sort((a, b) => displayName(a).localeCompare(displayName(b)));
+      if (o.output === 'json') return console.log(JSON.stringify(rows.map((r) => r.spec), null, 2));
+      printTable(
+        ['KIND', 'NAMESPACE', 'NAME', 'POD-SELECTOR', 'INGRESS RULES', 'SOURCE'],
+        rows.map((r) => {
+          const d = r.spec as PolicyDocument;
+          return [r.kind, r.namespace ?? '', r.name, selectorText(d.podSelector?.matchLabels ?? {}), String(d.ingress?.length ?? 0), r.source ? `${r.source.file}:${r.source.line}` : ''];
+        }),
+      );
+      for (const i of invalid) console.error(`warning: policy ${i.key} in the store is invalid: ${i.error}`);
+    });
+  });
+
+  output(get.command('services').description('services with their addresses, ports and backends')).action(async (o) => {
+    await withStore(o.nats, async (store) => {
+      const { json, invalid } = await readServices(store);
+      if (o.output === 'json') console.log(JSON.stringify(json, null, 2));
+      else {
+        const head = ['NAMESPACE', 'NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'BACKENDS'];
+        const wide = o.output === 'wide';
+        printTable(
+          wide ? [...head, 'AFFINITY', 'TRAFFIC-POLICY (INT/EXT)', 'BACKEND-LIST'] : head,
+          json.map((s) => {
+            const row = [s.namespace, s.name, s.type, s.clusterIPs.join(','), [...s.externalIPs, ...s.loadBalancerIngress].join(',') || '<none>', portsText(s), backendCounts(s)];
+            if (!wide) return row;
+            const list = s.backends.map((b) => `${b.pod}@${b.node}=${b.ip}:${b.port}/${b.protocol}(${b.state})`).join(' ') || '<none>';
+            return [...row, s.sessionAffinity, `${s.internalTrafficPolicy}/${s.externalTrafficPolicy ?? '-'}`, list];
+          }),
+        );
+      }
+      for (const i of invalid) console.error(`warning: service ${i.key} in the store is invalid: ${i.error}`);
+    });
+  });
+
+  output(get.command('endpoints').description('pods with their address, node and security identity')).action(async (o) => {
+    await withStore(o.nats, async (store) => {
+      const eps = [...(await store.list('endpoints', endpointRecord)).entries.values()].map((e) => e.value);
+      const ids = (await store.list('identities', identityRecord)).entries;
+      const labelsOf = (id: number) => ids.get(`id/${id}`)?.value.labels;
+      eps.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+      if (o.output === 'json') return console.log(JSON.stringify(eps.map((e) => ({ ...e, labels: labelsOf(e.identity) })), null, 2));
+      printTable(
+        ['NAMESPACE', 'NAME', 'NODE', 'IP', 'IDENTITY', 'LABELS'],
+        eps.map((e) => [e.namespace, e.name, e.node, e.ips.join(','), String(e.identity), RESERVED_IDENTITY_NAMES[e.identity] ?? selectorText(labelsOf(e.identity)?.pod ?? {})]),
+      );
+    });
+  });
+
+  output(get.command('nodes').description('nodes with a running agent and what they enforce')).action(async (o) => {
+    await withStore(o.nats, async (store) => {
+      const nodes = [...(await store.list('nodes', nodeRecord)).entries.values()].map((e) => e.value);
+      const status = (await store.list('status', statusRecord)).entries;
+      const policiesRev = await store.lastRevision('policies');
+      const servicesRev = await store.lastRevision('services');
+      nodes.sort((a, b) => a.name.localeCompare(b.name));
+      if (o.output === 'json') return console.log(JSON.stringify(nodes.map((n) => ({ ...n, status: status.get(n.name)?.value })), null, 2));
+      printTable(
+        ['NODE', 'ADDRESSES', 'POD-CIDR', 'ENDPOINTS', 'POLICY-REVISION', 'SERVICE-REVISION', 'LAST-REPORT'],
+        nodes.map((n) => {
+          const s = status.get(n.name)?.value;
+          return [
+            n.name,
+            n.addresses.join(','),
+            n.podCIDR ?? '',
+            String(s?.endpoints ?? '-'),
+            s ? `${s.revisions.policies ?? 0}/${policiesRev}` : '-',
+            s ? `${s.revisions.services ?? 0}/${servicesRev}` : '-',
+            s?.updatedAt ?? 'never',
+          ];
+        }),
+      );
+    });
+  });
+}

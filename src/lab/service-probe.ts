@@ -1,0 +1,117 @@
+/**
+ * `lab probe --to-service`: every running pod and every client → every service
+ * frontend it can use, with WHOAMI probes, so each row says which backend answered and
+ * which address it saw the connection come from:
+ *   from pods      each ClusterIP, on each service port
+ *   from clients   each NodePort on every node's address, and each external and load
+ *                  balancer IP on each service port
+ * TCP and UDP ports only (the lab serves no SCTP). Rows come sorted by from, to,
+ * address, port, protocol.
+ */
+import type { Service } from '../services/types.js';
+import { formatTable } from '../cli/table.js';
+import { probeSources, probeTargets, type ProbeOptions, type ProbeTarget } from './probe.js';
+import type { LabState } from './state.js';
+
+/** One row of `lab probe --to-service --json` (DESIGN.md). `reason` only when not connected. */
+export interface ServiceProbeRow {
+  from: string;
+  /** `svc:namespace/name` */
+  to: string;
+  address: string;
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  family: 4 | 6;
+  connected: boolean;
+  /** The pod that answered (WHOAMI), null when not connected. */
+  backend: string | null;
+  /** The address and port the backend saw, null when not connected. */
+  peer: string | null;
+  reason?: string;
+}
+
+type Target = ProbeTarget & { whoami: true };
+
+/** The frontends a source of `kind` probes. */
+function frontendsFor(kind: 'pod' | 'client', services: readonly Service[], state: LabState, opts: ProbeOptions): Target[] {
+  const out: Target[] = [];
+  for (const s of services) {
+    if (s.clusterIPs[0] === 'None') continue;
+    const to = `svc:${s.namespace}/${s.name}`;
+    for (const p of s.ports) {
+      if (p.protocol === 'SCTP') continue;
+      const protocol = p.protocol;
+      if (opts.protocols && !opts.protocols.includes(protocol)) continue;
+      const add = (ip: string, port: number) => {
+        if (!opts.ports || opts.ports.includes(port)) out.push({ to, ip, port, protocol, whoami: true });
+      };
+      if (kind === 'pod') {
+        for (const ip of s.clusterIPs) add(ip, p.port);
+        continue;
+      }
+      if (p.nodePort !== undefined) for (const n of state.nodes) add(n.underlayIP, p.nodePort);
+      for (const ip of [...s.externalIPs, ...s.loadBalancerIngress]) add(ip, p.port);
+    }
+  }
+  return out;
+}
+
+export async function labProbeServices(state: LabState, services: readonly Service[], opts: ProbeOptions = {}): Promise<ServiceProbeRow[]> {
+  const timeoutMs = opts.timeoutMs ?? 1000;
+  const answers = await Promise.all(
+    probeSources(state).map(async (src) => {
+      const targets = frontendsFor(src.kind, services, state, opts);
+      return (await probeTargets(state, src.from, targets, timeoutMs)).map(
+        (r): ServiceProbeRow => ({
+          from: src.from,
+          to: r.to,
+          address: r.ip,
+          port: r.port,
+          protocol: r.protocol,
+          family: 4,
+          connected: r.connected,
+          backend: r.backend ?? null,
+          peer: r.peer ?? null,
+          ...(r.connected || r.reason === undefined ? {} : { reason: r.reason }),
+        }),
+      );
+    }),
+  );
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return answers
+    .flat()
+    .sort((a, b) => cmp(a.from, b.from) || cmp(a.to, b.to) || cmp(a.address, b.address) || a.port - b.port || cmp(a.protocol, b.protocol));
+}
+
+/** `--json`: one array, exactly the public fields, in the documented order. */
+export function serviceProbeJson(rows: readonly ServiceProbeRow[]): string {
+  return JSON.stringify(
+    rows.map(({ from, to, address, port, protocol, family, connected, backend, peer, reason }) => ({
+      from,
+      to,
+      address,
+      port,
+      protocol,
+      family,
+      connected,
+      backend,
+      peer,
+      ...(reason === undefined ? {} : { reason }),
+    })),
+  );
+}
+
+export function serviceProbeTable(rows: readonly ServiceProbeRow[]): string {
+  const head = ['FROM', 'TO', 'ADDRESS', 'PORT', 'PROTO', 'RESULT', 'BACKEND', 'PEER'];
+  const body = rows.map((r) => [
+    r.from,
+    r.to,
+    r.address,
+    String(r.port),
+    r.protocol,
+    r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`,
+    r.backend ?? '-',
+    r.peer ?? '-',
+  ]);
+  return `${formatTable(head, body)}\n${rows.filter((r) => r.connected).length}/${rows.length} connected`;
+}

@@ -1,0 +1,59 @@
+/**
+ * The cluster-wide settings (tcplane-cluster/config): the service range ClusterIPs come
+ * from, the node-port range, and the Maglev seed and table limit every node must share
+ * to pick the same backend for a flow. Created once, with KV create(), by whoever needs
+ * it first (the lab, `tcplane cluster init`, or the first `apply` of a service, with the
+ * defaults below); nobody changes it afterwards, since allocations and tables depend on it.
+ */
+import { randomInt } from 'node:crypto';
+import { clusterConfig, CLUSTER_CONFIG_KEY, type ClusterConfig } from '../store/schema.js';
+import { StoreError, type Store } from '../store/store.js';
+import { MAGLEV_DEFAULT_MAX_SIZE, validateMaglevSize } from './maglev.js';
+
+/** Kubernetes' own defaults for the service range and node ports. */
+export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
+export const DEFAULT_NODE_PORT_RANGE = { min: 30000, max: 32767 } as const;
+
+export interface ClusterSettings {
+  serviceCIDR?: string;
+  nodePortRange?: { min: number; max: number };
+  maglevMaxTableSize?: number;
+}
+
+/** A new config from settings and defaults, with a fresh random seed; throws naming a bad setting. */
+export function newClusterConfig(s: ClusterSettings = {}): ClusterConfig {
+  const cfg = {
+    v: 1 as const,
+    serviceCIDR: s.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
+    nodePortRange: s.nodePortRange ?? { ...DEFAULT_NODE_PORT_RANGE },
+    maglevSeed: randomInt(0, 0xffffffff),
+    maglevMaxTableSize: s.maglevMaxTableSize ?? MAGLEV_DEFAULT_MAX_SIZE,
+  };
+  const bad = validateMaglevSize(cfg.maglevMaxTableSize);
+  if (bad) throw new Error(`cluster config: maglevMaxTableSize: ${bad}`);
+  const r = clusterConfig.safeParse(cfg);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new Error(`cluster config: ${i.path.join('.')}: ${i.message}`);
+  }
+  return r.data;
+}
+
+/** The cluster's config, or undefined when none was created yet. */
+export async function readClusterConfig(store: Store): Promise<ClusterConfig | undefined> {
+  return (await store.get('cluster', CLUSTER_CONFIG_KEY, clusterConfig))?.value;
+}
+
+/**
+ * The cluster's config, creating it from `settings` when there is none. A config that
+ * exists wins: `created` says whether these settings were the ones taken.
+ */
+export async function ensureClusterConfig(store: Store, settings: ClusterSettings = {}): Promise<{ config: ClusterConfig; created: boolean }> {
+  const have = await readClusterConfig(store);
+  if (have) return { config: have, created: false };
+  const fresh = newClusterConfig(settings);
+  if ((await store.create('cluster', CLUSTER_CONFIG_KEY, fresh)) !== null) return { config: fresh, created: true };
+  const theirs = await readClusterConfig(store); // another writer was first
+  if (!theirs) throw new StoreError('cluster config: created by another writer but not readable');
+  return { config: theirs, created: false };
+}
