@@ -21,11 +21,15 @@ import { ensureBpffs } from '../src/bpf/bpffs.js';
 import { NodeDatapath } from '../src/datapath/node-datapath.js';
 import { IdentityAllocator } from '../src/identity/allocator.js';
 import type { SyncResult } from '../src/datapath/sync.js';
-import { addrString } from '../src/datapath/addr.js';
+import { addrBytes, addrString } from '../src/datapath/addr.js';
 import { compile } from '../src/policy/compile.js';
 import { policyDocumentSchema } from '../src/policy/schema.js';
 import { BackendIds, backendKey } from '../src/services/backend-ids.js';
 import { compileServices } from '../src/services/compile.js';
+import { healthChecks } from '../src/services/health-checks.js';
+import { updateConfig } from '../src/datapath/runtime-config.js';
+import { ifindexOf } from '../src/bpf/link.js';
+import { HealthCheckServers } from './health-check.js';
 import { serviceSchema } from '../src/services/schema.js';
 import {
   endpointRecord,
@@ -59,6 +63,7 @@ export class Agent {
   private local: LocalEndpoints = { endpoints: [], pending: new Set() };
   /** Backend ids as the pinned backends map holds them (adopted at start). */
   private backendIds!: BackendIds;
+  private healthServers: HealthCheckServers | null = null;
   private readonly revisions: Partial<Record<BucketKind, number>> = {};
   private readonly watches: WatchHandle[] = [];
   private store!: Store;
@@ -104,6 +109,9 @@ export class Agent {
       }),
     );
     this.metrics = new AgentMetrics(this.dp);
+    // Health checks of Local load balancer services, on the node's uplink address (or all).
+    const uplinkAddr = opts.uplink ? networkInterfaces()[opts.uplink]?.find((a) => a.family === 'IPv4')?.address : undefined;
+    this.healthServers = new HealthCheckServers(uplinkAddr ?? '0.0.0.0', log);
     if (opts.metricsAddress !== 'none') {
       this.metricsServer = await this.metrics.serve(opts.metricsAddress);
       log.info({ address: opts.metricsAddress }, 'serving /metrics');
@@ -255,7 +263,11 @@ export class Agent {
         this.local = await reconcileLocalEndpoints(node, this.view, this.allocator, this.store, this.log);
       }
       if (stale.has('policy')) addResult(result, this.syncPolicy());
-      if (stale.has('services')) addResult(result, this.syncServices());
+      if (stale.has('services')) {
+        addResult(result, this.syncServices());
+        this.attachUplink();
+        await this.healthServers?.sync(healthChecks(this.view.services.values(), [...this.view.pods.values()], node));
+      }
       // Programs on veths: after the maps, so a pod's first packet finds its entries.
       if (stale.has('endpoints')) this.attachPrograms();
     } catch (err) {
@@ -317,6 +329,23 @@ export class Agent {
     return this.dp.services.sync(desired);
   }
 
+  /**
+   * The uplink programs, on the interface --uplink names, with the node's address there
+   * as the source of SNATed connections. After the service maps: its first packet may
+   * follow at once.
+   */
+  private attachUplink(): void {
+    const name = this.opts.uplink;
+    if (!name) return;
+    const ifindex = ifindexOf(name);
+    const v4 = networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
+    updateConfig(this.dp.config, { uplink_ifindex: ifindex, node_addr4: v4 ? addrBytes(v4).addr.subarray(0, 4) : Buffer.alloc(4) });
+    if (this.dp.uplinkInterface !== ifindex) {
+      this.dp.attachUplink(ifindex);
+      this.log.info({ uplink: name, ifindex, address: v4 ?? null }, 'uplink programs attached (NodePort, external traffic)');
+    }
+  }
+
   /** Puts the programs on every local pod's veth and takes them off veths of pods gone. */
   private attachPrograms(): void {
     const wanted = new Set(this.local.endpoints.map((e) => e.ifindex));
@@ -354,6 +383,7 @@ export class Agent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const w of this.watches) w.stop();
     this.metricsServer?.close();
+    this.healthServers?.close();
     await this.running?.catch(() => undefined);
     await this.store?.close();
     this.dp?.close();

@@ -13,6 +13,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--pod-cidr <cidr>', 'this node\'s pod range (recorded for other nodes)')
     .option('--bpffs-root <dir>', 'where to pin maps and links')
     .option('--attach <mode>', 'tc attach mechanism: auto (tcx if the kernel has it), tcx or clsact')
+    .option('--uplink <ifname>', 'the node\'s uplink interface, where NodePort and external traffic arrives (none: pods only)')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
     .option('--metrics-address <host:port>', 'serve Prometheus /metrics here, or none', '127.0.0.1:9962')
     .option('--log-level <level>', 'error, warn, info or debug')
@@ -23,6 +24,7 @@ export function registerAgentCommand(program: Command): void {
         podCIDR: o.podCidr,
         bpffsRoot: o.bpffsRoot,
         attachMode: o.attach,
+        uplink: o.uplink,
         ctMaxEntries: o.ctMaxEntries,
         metricsAddress: o.metricsAddress,
         logLevel: o.logLevel,

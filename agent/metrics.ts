@@ -40,13 +40,13 @@ export class AgentMetrics {
     ] as const) {
       new Counter({
         name: `tcplane_datapath_${unit}_total`,
-        help: `${unit[0]!.toUpperCase()}${unit.slice(1)} seen by the veth programs, by direction (of the pod) and reason`,
-        labelNames: ['direction', 'reason', 'verdict'],
+        help: `${unit[0]!.toUpperCase()}${unit.slice(1)} seen by the datapath, by hook (pod veth or uplink), direction (a pod's as it sees it) and reason`,
+        labelNames: ['hook', 'direction', 'reason', 'verdict'],
         registers: [this.registry],
         collect() {
           this.reset();
           for (const r of dp.readMetrics()) {
-            this.inc({ direction: r.direction, reason: reasonName(r.reason), verdict: isDrop(r.reason) ? 'drop' : 'pass' }, Number(pick(r)));
+            this.inc({ hook: r.hook, direction: r.direction, reason: reasonName(r.reason), verdict: isDrop(r.reason) ? 'drop' : 'pass' }, Number(pick(r)));
           }
         },
       });

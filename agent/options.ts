@@ -12,6 +12,11 @@ export const agentOptions = z.strictObject({
   bpffsRoot: z.string().default(BPFFS_ROOT),
   objectPath: z.string().default(DATAPATH_OBJECT),
   attachMode: z.enum(['auto', 'tcx', 'clsact']).default('auto'),
+  /**
+   * The node's uplink: NodePorts, external and load balancer IPs are served on it
+   * (without one, only traffic from pods is load-balanced).
+   */
+  uplink: z.string().regex(/^[^\s/]{1,15}$/, 'an interface name (at most 15 characters)').optional(),
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
   /** host:port for Prometheus /metrics, or `none`. */
   metricsAddress: z

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * tcplane datapath for a pod's host-side veth.
+ * tcplane datapath.
  *
- *   tp_from_pod  tc ingress of the host-side veth: packets the pod sends (its egress)
- *   tp_to_pod    tc egress of the host-side veth: packets the pod receives (its ingress)
+ *   tp_from_pod     tc ingress of a pod's host-side veth: packets the pod sends (its egress)
+ *   tp_to_pod       tc egress of a pod's host-side veth: packets the pod receives (its ingress)
+ *   tp_from_uplink  tc ingress of the node's uplink: NodePort and external traffic arriving
+ *   tp_to_uplink    tc egress of the node's uplink: local backends' replies leaving
  *
  * One pipeline per hook (DESIGN.md): parse (lib/parse.h) → endpoint (lib/endpoint.h) →
  * fragment (lib/frag.h) → conntrack, service translation, policy, conntrack create,
@@ -20,6 +22,7 @@
 #include "lib/parse.h"
 #include "lib/pipeline.h"
 #include "lib/result.h"
+#include "lib/uplink.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -38,6 +41,8 @@ const volatile struct tp_btf_anchor {
 	enum tp_policy_prefix policy_prefix;
 	enum tp_ipcidr_prefix ipcidr_prefix;
 	enum tp_metrics_size metrics_size;
+	enum tp_hook hook;
+	enum tp_ct_endpoint ct_endpoint;
 	enum tp_svc_origin svc_origin;
 	enum tp_svc_empty svc_empty;
 	enum tp_backend_state backend_state;
@@ -66,7 +71,29 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 	if (p.frag == TP_FRAG_FIRST && (r.action == TP_ACT_PASS || r.action == TP_ACT_REWRITE))
 		tp_frag_record(&p);
 out:
-	tp_count(dir, r.reason, len);
+	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_TO_POD : TP_HOOK_FROM_POD, r.reason, len);
+	return tp_verdict(&r);
+}
+
+/*
+ * The uplink carries the node's own traffic too: whatever is not service traffic, even
+ * what a pod's veth would refuse (non-IP, malformed), passes untouched.
+ */
+static __always_inline int tp_uplink_hook(struct __sk_buff *skb, __u8 dir)
+{
+	__u32 len = skb->len;
+	struct tp_packet p = {};
+	struct tp_result r = tp_decided(TP_PASS_UPLINK);
+
+	if (tp_parse(skb, &p) || (p.frag == TP_FRAG_LATER && tp_frag_lookup(&p)))
+		goto out;
+	if (p.protocol != IPPROTO_TCP && p.protocol != IPPROTO_UDP && p.protocol != IPPROTO_SCTP)
+		goto out;
+	r = dir == TP_DIR_INGRESS ? tp_uplink_in(skb, &p) : tp_uplink_out(skb, &p);
+	if (p.frag == TP_FRAG_FIRST && r.action != TP_ACT_PASS && r.action != TP_ACT_DROP)
+		tp_frag_record(&p); /* its later fragments follow the translation */
+out:
+	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_FROM_UPLINK : TP_HOOK_TO_UPLINK, r.reason, len);
 	return tp_verdict(&r);
 }
 
@@ -80,4 +107,16 @@ SEC("tc")
 int tp_to_pod(struct __sk_buff *skb)
 {
 	return tp_pod_hook(skb, TP_DIR_INGRESS);
+}
+
+SEC("tc")
+int tp_from_uplink(struct __sk_buff *skb)
+{
+	return tp_uplink_hook(skb, TP_DIR_INGRESS);
+}
+
+SEC("tc")
+int tp_to_uplink(struct __sk_buff *skb)
+{
+	return tp_uplink_hook(skb, TP_DIR_EGRESS);
 }

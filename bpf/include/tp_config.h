@@ -13,12 +13,19 @@
  *              node picks the same backend for the same flow
  *   ct_legacy: 1 while an upgraded agent migrates tp_ct_v1 into tp_ct_v2: a connection
  *              missing from tp_ct_v2 is also looked for in tp_ct_v1 (and moved over)
- * 8 bytes, no implicit padding.
+ *   uplink_ifindex: the node's uplink, where NodePort and external traffic arrives and
+ *              where connections SNATed to another node's backend leave; 0: none
+ *   node_addr4, node_addr6: the node's addresses on it, the source of SNATed connections
+ *              (network order; all zero: none of that family)
+ * 32 bytes, no implicit padding.
  */
 struct tp_config {
 	__u32 lb_seed;
 	__u8 ct_legacy;
 	__u8 pad[3];
+	__u32 uplink_ifindex;
+	__u8 node_addr4[4];
+	__u8 node_addr6[16];
 };
 
 #endif

@@ -24,6 +24,16 @@
  *                      the frontend
  * The two are twins: each names the other's peer (backend_*, frontend_*), so a change of
  * flags or lifetime in one is copied to the other (at most once per tp_ct_refresh_ns).
+ *
+ * Traffic from outside the cluster to a NodePort, external or load balancer IP is
+ * translated on the node's uplink; its entries carry TP_CT_F_EXTERNAL and endpoint_id
+ * TP_CT_EP_UPLINK, and are keyed from the node's side:
+ *   frontend ↔ client  DNAT: the client's packets go to the backend
+ *   backend ↔ client   RNAT: a local backend's replies leave with the frontend as source
+ * A backend on another node is reached through SNAT (TP_CT_F_SNAT), so its replies come
+ * back through this node: the connection leaves from the node's address and a port
+ * chosen for it (nat_addr, nat_port of the DNAT entry), and the RNAT entry is keyed
+ *   node address:port ↔ backend, its replies sent back to the client (nat_addr, nat_port).
  */
 struct tp_ct_key {
 	__u8 pod_addr[16];
@@ -49,7 +59,9 @@ struct tp_ct_key {
  * audit:       reserved: 1 once audit mode let the connection through (written 0)
  * frontend_addr/port: the service address and port the client used (network order)
  * backend_addr/port:  the backend the connection was sent to (network order)
- * 64 bytes, no implicit padding.
+ * nat_addr/port:      TP_CT_F_SNAT only: the DNAT entry's source after SNAT (the node's
+ *                     address and port), the RNAT entry's client (where replies go)
+ * 88 bytes, no implicit padding.
  */
 struct tp_ct_entry {
 	__u64 expires_ns;
@@ -65,6 +77,9 @@ struct tp_ct_entry {
 	__u16 backend_port;
 	__u8 frontend_addr[16];
 	__u8 backend_addr[16];
+	__u8 nat_addr[16];
+	__u16 nat_port;
+	__u8 pad[6];
 };
 
 enum tp_ct_flags {
@@ -72,6 +87,13 @@ enum tp_ct_flags {
 	TP_CT_F_CLOSING = 2,    /* FIN or RST seen: short lifetime */
 	TP_CT_F_HAIRPIN = 4,    /* a pod reaching itself through a service (see enum tp_ct_nat) */
 	TP_CT_F_AFFINITY = 8,   /* DNAT through a service with ClientIP affinity: traffic refreshes it */
+	TP_CT_F_EXTERNAL = 16,  /* translated on the uplink, for a client outside the cluster */
+	TP_CT_F_SNAT = 32,      /* external, to a backend on another node: source-translated too */
+};
+
+/* endpoint_id of the uplink's entries (pods use their veth's ifindex). */
+enum tp_ct_endpoint {
+	TP_CT_EP_UPLINK = 0xffffffff,
 };
 
 /*

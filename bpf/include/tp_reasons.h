@@ -19,6 +19,8 @@ enum tp_reason {
 	TP_PASS_ARP = 5,          /* ARP: needed for the veth to work at all */
 	TP_PASS_NDP = 6,          /* ICMPv6 router/neighbour discovery */
 	TP_PASS_HAIRPIN = 7,      /* a pod reaching itself through a service: always allowed */
+	TP_PASS_UPLINK = 8,       /* on the uplink, not service traffic: handed on unchanged */
+	TP_PASS_EXTERNAL = 9,     /* from outside to a service frontend: translated to its backend */
 
 	/* dropped */
 	TP_DROP_POLICY = 128,         /* a policy entry denies this peer/port */

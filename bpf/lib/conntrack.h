@@ -67,8 +67,28 @@ static __always_inline __u8 tp_ct_flags_after(const struct tp_packet *p, __u8 fl
 static __always_inline void tp_ct_twin_key(struct tp_ct_key *twin, const struct tp_ct_key *k, const struct tp_ct_entry *e)
 {
 	bool hairpin = e->flags & TP_CT_F_HAIRPIN;
+	bool snat = e->flags & TP_CT_F_SNAT;
 
 	*twin = *k;
+	if (e->flags & TP_CT_F_EXTERNAL) {
+		/* Keyed from the node's side (tp_ct.h): the client is the peer, or nat_* after SNAT. */
+		if (e->nat == TP_CT_NAT_DNAT) {
+			__builtin_memcpy(twin->pod_addr, snat ? e->nat_addr : e->backend_addr, 16);
+			twin->pod_port = snat ? e->nat_port : e->backend_port;
+			if (snat) {
+				__builtin_memcpy(twin->peer_addr, e->backend_addr, 16);
+				twin->peer_port = e->backend_port;
+			}
+		} else {
+			__builtin_memcpy(twin->pod_addr, e->frontend_addr, 16);
+			twin->pod_port = e->frontend_port;
+			if (snat) {
+				__builtin_memcpy(twin->peer_addr, e->nat_addr, 16);
+				twin->peer_port = e->nat_port;
+			}
+		}
+		return;
+	}
 	if (e->nat == TP_CT_NAT_DNAT) {
 		if (hairpin) {
 			__builtin_memcpy(twin->pod_addr, e->backend_addr, 16);

@@ -147,12 +147,12 @@ struct {
 	__uint(max_entries, 1);
 } tp_scratch_v1 SEC(".maps");
 
-/* Packets and bytes per direction and reason. */
+/* Packets and bytes per hook and reason. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct tp_metrics_value);
 	__uint(max_entries, TP_METRICS_ENTRIES);
-} tp_metrics_v1 SEC(".maps");
+} tp_metrics_v2 SEC(".maps");
 
 #endif

@@ -4,11 +4,11 @@
 
 #include "maps.h"
 
-/* Counts one packet of `len` bytes (its length as it arrived, before any rewrite). */
-static __always_inline void tp_count(__u8 dir, __u32 reason, __u32 len)
+/* Counts one packet of `len` bytes (its length as it arrived, before any rewrite) at hook. */
+static __always_inline void tp_count(__u8 hook, __u32 reason, __u32 len)
 {
-	__u32 idx = (__u32)dir * TP_REASON_MAX + (reason & (TP_REASON_MAX - 1));
-	struct tp_metrics_value *m = bpf_map_lookup_elem(&tp_metrics_v1, &idx);
+	__u32 idx = (__u32)(hook & (TP_HOOK_MAX - 1)) * TP_REASON_MAX + (reason & (TP_REASON_MAX - 1));
+	struct tp_metrics_value *m = bpf_map_lookup_elem(&tp_metrics_v2, &idx);
 
 	if (m) {
 		m->packets++; /* per-CPU slot: no atomics needed */

@@ -19,6 +19,7 @@ enum tp_action {
 	TP_ACT_REWRITE = 2,  /* rewritten in place (NAT), then handed on */
 	TP_ACT_REPLY = 3,    /* turned into an answer to its sender (TCP RST, ICMP error): back to the pod */
 	TP_ACT_REDIRECT = 4, /* routed out of `ifindex` by the FIB (bypassing the stack) */
+	TP_ACT_BOUNCE = 5,   /* turned into an answer to its sender and sent back out of `ifindex`, where it came in */
 };
 
 struct tp_result {
@@ -30,6 +31,13 @@ struct tp_result {
 static __always_inline struct tp_result tp_result_of(__u32 reason, __u8 action)
 {
 	struct tp_result r = { .reason = reason, .action = action };
+	return r;
+}
+
+/* An action that sends the packet out of (or into the peer of) ifindex. */
+static __always_inline struct tp_result tp_result_to(__u32 reason, __u8 action, __u32 ifindex)
+{
+	struct tp_result r = { .reason = reason, .action = action, .ifindex = ifindex };
 	return r;
 }
 
@@ -55,6 +63,8 @@ static __always_inline int tp_verdict(const struct tp_result *r)
 		return bpf_redirect_peer(r->ifindex, 0);
 	case TP_ACT_REDIRECT:
 		return bpf_redirect_neigh(r->ifindex, NULL, 0, 0);
+	case TP_ACT_BOUNCE:
+		return bpf_redirect(r->ifindex, 0);
 	default:
 		return TC_ACT_SHOT;
 	}

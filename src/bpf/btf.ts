@@ -117,14 +117,15 @@ export class Btf {
     return { name, size: t.sizeOrType, members };
   }
 
-  /** Enumerators of a named enum. */
+  /** Enumerators of a named enum (signed when BTF's kind flag says so, unsigned otherwise). */
   enum(name: string): Record<string, number> | undefined {
     const t = this.find(name, KIND.ENUM);
     if (!t) return undefined;
     const out: Record<string, number> = {};
     for (let i = 0; i < t.vlen; i++) {
       const o = 12 + i * 8;
-      out[ffi.btf__name_by_offset(this.handle, t.bytes.readUInt32LE(o))] = t.bytes.readInt32LE(o + 4);
+      const v = t.kindFlag ? t.bytes.readInt32LE(o + 4) : t.bytes.readUInt32LE(o + 4);
+      out[ffi.btf__name_by_offset(this.handle, t.bytes.readUInt32LE(o))] = v;
     }
     return out;
   }

@@ -39,7 +39,15 @@ export const RESERVED_IDENTITY_NAMES: Record<number, string> = {
   6: 'reserved:remote-node',
 };
 
-export const TP_CT_FLAGS = { TP_CT_F_SEEN_REPLY: 1, TP_CT_F_CLOSING: 2, TP_CT_F_HAIRPIN: 4, TP_CT_F_AFFINITY: 8 } as const;
+export const TP_CT_FLAGS = {
+  TP_CT_F_SEEN_REPLY: 1,
+  TP_CT_F_CLOSING: 2,
+  TP_CT_F_HAIRPIN: 4,
+  TP_CT_F_AFFINITY: 8,
+  TP_CT_F_EXTERNAL: 16,
+  TP_CT_F_SNAT: 32,
+} as const;
+export const TP_CT_ENDPOINT = { TP_CT_EP_UPLINK: 0xffffffff } as const;
 export const TP_CT_NAT = { TP_CT_NAT_NONE: 0, TP_CT_NAT_DNAT: 1, TP_CT_NAT_RNAT: 2 } as const;
 
 export const TP_POLICY_PREFIX = {
@@ -60,7 +68,8 @@ export const TP_BACKEND_STATE = {
 } as const;
 export const TP_LB_LIMITS = { TP_LB_MAX_LUTS: 65536, TP_LB_MAX_BACKENDS: 65536 } as const;
 
-export const TP_METRICS_SIZE = { TP_METRICS_ENTRIES: 512 } as const;
+export const TP_HOOK = { TP_HOOK_TO_POD: 0, TP_HOOK_FROM_POD: 1, TP_HOOK_FROM_UPLINK: 2, TP_HOOK_TO_UPLINK: 3, TP_HOOK_MAX: 4 } as const;
+export const TP_METRICS_SIZE = { TP_METRICS_ENTRIES: 1024 } as const;
 
 /** IP protocol numbers used in keys. */
 export const PROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as const;

@@ -19,6 +19,7 @@ import type { TypedMap } from '../bpf/map.js';
 import { BpfError } from '../bpf/errors.js';
 import { BPF_NOEXIST } from '../bpf/libbpf.js';
 import { TP_CT_NAT } from './constants.js';
+import { updateConfig } from './runtime-config.js';
 import type { TpConfig, TpCtEntry, TpCtEntryV1, TpCtKey } from './structs.js';
 
 const EEXIST = 17;
@@ -40,6 +41,8 @@ export function upgradeCtEntry(e: TpCtEntryV1): TpCtEntry {
     backend_port: 0,
     frontend_addr: ZERO16,
     backend_addr: ZERO16,
+    nat_addr: ZERO16,
+    nat_port: 0,
   };
 }
 
@@ -61,6 +64,5 @@ export function copyLegacyConntrack(legacy: TypedMap<TpCtKey, TpCtEntryV1>, ct: 
 
 /** Sets tp_config.ct_legacy, keeping the rest of the record. */
 export function setCtLegacy(config: TypedMap<number, TpConfig>, on: boolean): void {
-  const cur = config.lookup(0) ?? { lb_seed: 0, ct_legacy: 0 };
-  config.update(0, { ...cur, ct_legacy: on ? 1 : 0 });
+  updateConfig(config, { ct_legacy: on ? 1 : 0 });
 }

@@ -18,6 +18,7 @@ import { attachTc, ClsactFilter, TcxLink, type AttachMode, type TcAttachment, ty
 import { BpfMap, MapOfMaps, type TypedMap } from '../bpf/map.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
 import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
+import { updateConfig } from './runtime-config.js';
 import { LutTables, ServiceMapSet } from './service-maps.js';
 import { TP_REASON } from './reasons.js';
 import type { PolicyMaps } from './desired.js';
@@ -34,6 +35,9 @@ export interface DatapathOptions {
 }
 
 export interface ReasonCount {
+  /** Where it was counted: a pod's veth, or the node's uplink. */
+  hook: 'pod' | 'uplink';
+  /** Pod hooks: as the pod sees it (ingress = into the pod); uplink: into or out of the node. */
   direction: 'ingress' | 'egress';
   reason: number;
   packets: bigint;
@@ -41,11 +45,25 @@ export interface ReasonCount {
 }
 
 const DIRECTIONS: TcDirection[] = ['ingress', 'egress'];
-/** tc ingress of the host-side veth sees what the pod sends; tc egress what it receives. */
-const PROGRAM_FOR: Record<TcDirection, string> = {
-  ingress: PROGRAM_NAMES.tp_from_pod,
-  egress: PROGRAM_NAMES.tp_to_pod,
+export type AttachRole = 'pod' | 'uplink';
+/**
+ * The program per role and tc hook. On a pod's host-side veth tc ingress sees what the
+ * pod sends and tc egress what it receives; on the uplink ingress is what arrives.
+ */
+const PROGRAM_FOR: Record<AttachRole, Record<TcDirection, string>> = {
+  pod: { ingress: PROGRAM_NAMES.tp_from_pod, egress: PROGRAM_NAMES.tp_to_pod },
+  uplink: { ingress: PROGRAM_NAMES.tp_from_uplink, egress: PROGRAM_NAMES.tp_to_uplink },
 };
+/** Link pins: `<ifindex>-<direction>` for pods (as tcplane 0.1 named them), `uplink-<ifindex>-<direction>`. */
+const linkPinName = (role: AttachRole, ifindex: number, dir: TcDirection) => `${role === 'uplink' ? 'uplink-' : ''}${ifindex}-${dir}`;
+const roleOfPin = (name: string): AttachRole => (name.startsWith('uplink-') ? 'uplink' : 'pod');
+/** Metric slots per hook (enum tp_hook). */
+const HOOKS: { hook: ReasonCount['hook']; direction: ReasonCount['direction'] }[] = [
+  { hook: 'pod', direction: 'ingress' },
+  { hook: 'pod', direction: 'egress' },
+  { hook: 'uplink', direction: 'ingress' },
+  { hook: 'uplink', direction: 'egress' },
+];
 
 export class NodeDatapath {
   readonly endpoints: TypedMap<S.TpIpKey, S.TpEndpoint>;
@@ -65,6 +83,8 @@ export class NodeDatapath {
   /** Frontends, Maglev tables and backends, written together by the services stage. */
   readonly services: ServiceMapSet;
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
+  /** The interface carrying the uplink programs, if any. */
+  private uplink: number | undefined;
   /** tcplane 0.1's conntrack, while it is being migrated; see ct-migration.ts. */
   private legacyCt: TypedMap<S.TpCtKey, S.TpCtEntryV1> | null = null;
 
@@ -151,7 +171,9 @@ export class NodeDatapath {
     for (const name of readdirSync(dir)) {
       const link = TcxLink.adopt(join(dir, name));
       if (!link) continue;
-      link.replace(this.obj.program(PROGRAM_FOR[link.direction]));
+      const role = roleOfPin(name);
+      link.replace(this.obj.program(PROGRAM_FOR[role][link.direction]));
+      if (role === 'uplink') this.uplink = link.ifindex;
       this.record(link);
     }
   }
@@ -162,9 +184,14 @@ export class NodeDatapath {
     this.attached.set(a.ifindex, m);
   }
 
-  /** Interfaces that currently carry tcplane's programs (adopted or attached by us). */
+  /** Pod veths that currently carry tcplane's programs (adopted or attached by us); the uplink is not one. */
   attachedInterfaces(): number[] {
-    return [...this.attached.keys()];
+    return [...this.attached.keys()].filter((i) => i !== this.uplink);
+  }
+
+  /** The interface carrying the uplink programs, if any. */
+  get uplinkInterface(): number | undefined {
+    return this.uplink;
   }
 
   /**
@@ -172,9 +199,23 @@ export class NodeDatapath {
    * endpoint's map entries first, since its first packet may follow at once.
    */
   attach(ifindex: number): void {
+    this.attachRole(ifindex, 'pod');
+  }
+
+  /**
+   * Puts the uplink programs on the node's uplink (NodePort and external traffic), taking
+   * them off another interface that had them. Idempotent.
+   */
+  attachUplink(ifindex: number): void {
+    if (this.uplink !== undefined && this.uplink !== ifindex) this.detach(this.uplink);
+    this.attachRole(ifindex, 'uplink');
+    this.uplink = ifindex;
+  }
+
+  private attachRole(ifindex: number, role: AttachRole): void {
     for (const dir of DIRECTIONS) {
       if (this.attached.get(ifindex)?.has(dir)) continue;
-      const prog = this.obj.program(PROGRAM_FOR[dir]);
+      const prog = this.obj.program(PROGRAM_FOR[role][dir]);
       const mode = this.opts.attachMode ?? 'auto';
       // Our clsact filter from an earlier agent (handle 0x7470): adopted when staying on
       // clsact, removed once a tcx link has taken over (new program first: no gap).
@@ -186,7 +227,7 @@ export class NodeDatapath {
       }
       const a = attachTc(prog, ifindex, dir, mode);
       if (a instanceof TcxLink) {
-        if (this.linkDir) a.pin(join(this.linkDir, `${ifindex}-${dir}`));
+        if (this.linkDir) a.pin(join(this.linkDir, linkPinName(role, ifindex, dir)));
         existing?.detach();
       }
       this.record(a);
@@ -197,6 +238,7 @@ export class NodeDatapath {
   detach(ifindex: number): void {
     for (const a of this.attached.get(ifindex)?.values() ?? []) a.detach();
     this.attached.delete(ifindex);
+    if (this.uplink === ifindex) this.uplink = undefined;
   }
 
   /** Every map the agent writes, as mirrored (for the entry-count metrics). */
@@ -206,34 +248,29 @@ export class NodeDatapath {
 
   /** The cluster-wide seed of the flow hash that picks Maglev slots (tp_config.lb_seed). */
   setLbSeed(seed: number): void {
-    const cur = this.config.lookup(0) ?? { lb_seed: 0, ct_legacy: 0 };
-    if (cur.lb_seed !== seed >>> 0) this.config.update(0, { ...cur, lb_seed: seed >>> 0 });
+    updateConfig(this.config, { lb_seed: seed >>> 0 });
   }
 
-  /** Packets and bytes per direction and reason, summed over CPUs; zero rows omitted. */
+  /** Packets and bytes per hook and reason, summed over CPUs; zero rows omitted. */
   readMetrics(): ReasonCount[] {
-    const m = this.obj.map(MAP_NAMES.tp_metrics_v1);
+    const m = this.obj.map(MAP_NAMES.tp_metrics_v2);
     const out: ReasonCount[] = [];
     const key = Buffer.alloc(4);
-    for (let i = 0; i < 2 * TP_REASON.TP_REASON_MAX; i++) {
-      key.writeUInt32LE(i);
-      const slots = m.lookupPerCpu(key);
-      if (!slots) continue;
-      let packets = 0n;
-      let bytes = 0n;
-      for (const s of slots) {
-        const v = S.tpMetricsValue.decode(s);
-        packets += v.packets;
-        bytes += v.bytes;
+    HOOKS.forEach((h, hook) => {
+      for (let reason = 0; reason < TP_REASON.TP_REASON_MAX; reason++) {
+        key.writeUInt32LE(hook * TP_REASON.TP_REASON_MAX + reason);
+        const slots = m.lookupPerCpu(key);
+        if (!slots) continue;
+        let packets = 0n;
+        let bytes = 0n;
+        for (const s of slots) {
+          const v = S.tpMetricsValue.decode(s);
+          packets += v.packets;
+          bytes += v.bytes;
+        }
+        if (packets !== 0n) out.push({ ...h, reason, packets, bytes });
       }
-      if (packets === 0n) continue;
-      out.push({
-        direction: Math.floor(i / TP_REASON.TP_REASON_MAX) === 0 ? 'ingress' : 'egress',
-        reason: i % TP_REASON.TP_REASON_MAX,
-        packets,
-        bytes,
-      });
-    }
+    });
     return out;
   }
 

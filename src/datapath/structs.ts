@@ -89,6 +89,9 @@ export const tpCtEntry = struct('tp_ct_entry', {
   backend_port: be16,
   frontend_addr: bytes(16),
   backend_addr: bytes(16),
+  nat_addr: bytes(16),
+  nat_port: be16,
+  pad: pad(6),
 });
 export type TpCtEntry = Infer<typeof tpCtEntry>;
 
@@ -107,6 +110,9 @@ export const tpConfig = struct('tp_config', {
   lb_seed: u32,
   ct_legacy: u8,
   pad: pad(3),
+  uplink_ifindex: u32,
+  node_addr4: bytes(4),
+  node_addr6: bytes(16),
 });
 export type TpConfig = Infer<typeof tpConfig>;
 

@@ -11,7 +11,7 @@ import { statusRecord, type StatusRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { nsenterArgs } from './exec.js';
 import { logTail, spawnDetached } from './procs.js';
-import { NATS_URL, agentLog, agentTitle } from './topology.js';
+import { NATS_URL, UPLINK_IF, agentLog, agentTitle } from './topology.js';
 
 
 export interface AgentNode {
@@ -32,7 +32,7 @@ export const agentMarkers = (node: string) => [agentTitle(node), `agent --node $
 export async function startAgent(node: AgentNode, natsUrl = NATS_URL): Promise<{ pid: number; exited: Promise<string> }> {
   const argv = [
     process.execPath, CLI_ENTRY, 'agent', '--node', node.name, '--nats', natsUrl,
-    '--pod-cidr', node.podCIDR, '--metrics-address', agentMetricsAddress(node),
+    '--pod-cidr', node.podCIDR, '--metrics-address', agentMetricsAddress(node), '--uplink', UPLINK_IF,
   ];
   return spawnDetached('nsenter', nsenterArgs(node.netns, argv), agentLog(node.name), {
     ...process.env,

@@ -37,6 +37,8 @@ describe('layout - enums', () => {
     ['tp_policy_prefix', C.TP_POLICY_PREFIX],
     ['tp_ipcidr_prefix', C.TP_IPCIDR_PREFIX],
     ['tp_metrics_size', C.TP_METRICS_SIZE],
+    ['tp_hook', C.TP_HOOK],
+    ['tp_ct_endpoint', C.TP_CT_ENDPOINT],
     ['tp_svc_origin', C.TP_SVC_ORIGIN],
     ['tp_svc_empty', C.TP_SVC_EMPTY],
     ['tp_backend_state', C.TP_BACKEND_STATE],
@@ -75,7 +77,7 @@ describe('layout - names', () => {
       tp_ct_v1: [size('tp_ct_key'), size('tp_ct_entry_v1')],
       tp_config_v1: [4, size('tp_config')],
       tp_frag_v1: [size('tp_frag_key'), size('tp_frag_ports')],
-      tp_metrics_v1: [4, size('tp_metrics_value')],
+      tp_metrics_v2: [4, size('tp_metrics_value')],
       tp_svc_v1: [size('tp_svc_key'), size('tp_svc_value')],
       tp_lut_v1: [4, 4], // values are inner map fds (user space) / ids (lookups)
       tp_backends_v1: [4, size('tp_backend')],

@@ -187,10 +187,10 @@ const REASONS = Object.values(TP_REASON).filter((r) => r > 0 && r < TP_REASON.TP
 
 /**
  * Packets counted per reason in one direction. Reads only the slots of defined reasons
- * (dp.readMetrics() reads all 512; this keeps 100-case properties fast).
+ * (dp.readMetrics() reads all 1024; this keeps 100-case properties fast).
  */
 function countsOf(hook: Hook): Map<number, bigint> {
-  const m = dp.obj.map(MAP_NAMES.tp_metrics_v1);
+  const m = dp.obj.map(MAP_NAMES.tp_metrics_v2);
   const dir = hook === 'to_pod' ? 0 : 1;
   const key = Buffer.alloc(4);
   const out = new Map<number, bigint>();

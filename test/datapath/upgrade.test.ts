@@ -106,7 +106,7 @@ describe('upgrade - from tcplane 0.1', () => {
 
       dp = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'tcx' });
       expect(dp.migrating).toBe(true);
-      expect(dp.obj.adoptedMaps).toEqual(expect.arrayContaining(['tp_ct_v1', 'tp_endpoints_v1', 'tp_policy_v1', 'tp_metrics_v1']));
+      expect(dp.obj.adoptedMaps).toEqual(expect.arrayContaining(['tp_ct_v1', 'tp_endpoints_v1', 'tp_ipcache_v1', 'tp_policy_v1']));
       // The pinned links now run the new programs (swapped in place, never detached).
       for (const [dir, prog] of [['ingress', 'tp_from_pod'], ['egress', 'tp_to_pod']] as const) {
         const link = TcxLink.adopt(`${pinDir}/links/${ifindex}-${dir}`)!;

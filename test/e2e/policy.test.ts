@@ -156,7 +156,7 @@ describe('policy e2e', () => {
     expect(await udpOnce('y/i', podIp('x/d'), 80, 4000)).toBe(0);
     // What x/d's veth saw, over 3 tries of a 3-fragment datagram: each first fragment
     // dropped by policy, each later one as an orphan, nothing let in.
-    const seen = growth(before, await scrape('n2'), 'tcplane_datapath_packets_total{direction="ingress",');
+    const seen = growth(before, await scrape('n2'), 'tcplane_datapath_packets_total{hook="pod",direction="ingress",');
     delete seen['reason="pass_arp",verdict="pass"}']; // the node resolving x/d's address, maybe
     expect(seen).toEqual({ 'reason="drop_policy_default",verdict="drop"}': 3, 'reason="drop_fragment",verdict="drop"}': 6 });
   });
@@ -165,7 +165,7 @@ describe('policy e2e', () => {
     const res = await fetch('http://10.250.0.10:9962/metrics'); // n1's agent, on its underlay address
     const text = await res.text();
     const value = (direction: string, reason: string) =>
-      Number(new RegExp(`tcplane_datapath_packets_total\\{direction="${direction}",reason="${reason}",verdict="(?:pass|drop)"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      Number(new RegExp(`tcplane_datapath_packets_total\\{hook="pod",direction="${direction}",reason="${reason}",verdict="(?:pass|drop)"\\} (\\d+)`).exec(text)?.[1] ?? 0);
     expect(value('ingress', 'drop_policy_default')).toBeGreaterThan(0); // probes into isolated x/a and x/c
     expect(value('ingress', 'pass_policy')).toBeGreaterThan(0);
     expect(value('ingress', 'pass_reply')).toBeGreaterThan(0); // replies to x/a's and x/c's own connections
