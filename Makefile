@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 # Debian packages the build, the lab and the tests use (checked with dpkg, installed if missing).
-DEB_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 iperf3 nats-server util-linux procps
+DEB_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 iperf3 nats-server util-linux procps ethtool iptables nftables
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo $$(uname -m)-linux-gnu)
 
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -I/usr/include/$(MULTIARCH)

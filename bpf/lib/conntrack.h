@@ -186,6 +186,12 @@ static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_ct_key *k,
 		e = tp_ct_adopt_legacy(k);
 	if (!e || e->expires_ns <= now)
 		return TP_CT_NEW;
+	/*
+	 * A SYN (without ACK) on a connection that already closed opens a new one on the same
+	 * ports, as the kernel's conntrack has it: it is judged (and load-balanced) afresh.
+	 */
+	if (p->protocol == IPPROTO_TCP && (e->flags & TP_CT_F_CLOSING) && (p->tcp_flags & (TP_TCP_SYN | TP_TCP_ACK)) == TP_TCP_SYN)
+		return TP_CT_NEW;
 	reply = e->opened != dir;
 	hit->refreshed = tp_ct_touch(k, e, p, now, reply);
 	hit->entry = e;

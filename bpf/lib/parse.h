@@ -53,7 +53,9 @@
 #define TP_MAX_DIRECT_OFF 512
 
 #define TP_TCP_FIN 0x01
+#define TP_TCP_SYN 0x02
 #define TP_TCP_RST 0x04
+#define TP_TCP_ACK 0x10
 
 /* Where a packet stands in a fragmented datagram. */
 enum tp_frag_kind {

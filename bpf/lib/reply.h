@@ -36,8 +36,6 @@
 #define TP_REPLY_IP (TP_REPLY_ETH + ETH_HLEN)
 #define TP_REPLY_PSEUDO (TP_REPLY_IP + 40 + 8 + TP_REPLY_QUOTE + 8)
 
-#define TP_TCP_SYN 0x02
-#define TP_TCP_ACK 0x10
 
 static __always_inline __u16 tp_csum_fold(__s64 sum)
 {

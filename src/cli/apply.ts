@@ -14,7 +14,7 @@
 import type { Command } from 'commander';
 import { Allocator, claimsOf } from '../services/allocate.js';
 import { ensureClusterConfig } from '../services/cluster-config.js';
-import { serviceSchema } from '../services/schema.js';
+import { serviceOf, storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
 import { nodeRecord, policyRecord, serviceRecord, statusRecord, type BucketKind, type PolicyRecord, type ServiceRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
@@ -120,13 +120,6 @@ async function readCurrent(store: Store, manifests: Manifest[]): Promise<Current
   );
 }
 
-/** A stored service's spec, when it is valid. */
-function storedService(r: ServiceRecord | null): Service | undefined {
-  if (!r) return undefined;
-  const v = serviceSchema.safeParse(r.spec);
-  return v.success ? v.data : undefined;
-}
-
 /** Policies: put what changed. */
 function policyWrites(store: Store, current: Current[]): Write[] {
   const writes: Write[] = [];
@@ -152,13 +145,13 @@ async function serviceWrites(store: Store, current: Current[]): Promise<{ writes
   const services = current.filter((c) => c.m.kind === 'service');
   if (services.length === 0) return { writes: [], release: [] };
   const { config } = await ensureClusterConfig(store);
-  const stored = [...(await store.list('services', serviceRecord)).entries.values()].map((e) => storedService(e.value)).filter((s) => s !== undefined);
+  const stored = (await storedServices(store)).services;
   const alloc = await Allocator.load(store, config, stored);
   const problems: LocatedError[] = [];
   const made: string[] = [];
   const planned: { c: Current; svc: Service; before?: Service }[] = [];
   for (const c of services) {
-    const before = storedService(c.existing as ServiceRecord | null);
+    const before = serviceOf(c.existing as ServiceRecord | null);
     const r = await alloc.allocate(c.m.doc as Service, before);
     if (r.problems.length > 0) problems.push(...r.problems.map((p) => fieldError(c.m, p.paths, p.detail)));
     else {
@@ -249,7 +242,7 @@ export function registerApplyCommands(program: Command): void {
           );
           // A deleted service's allocations are free again.
           const freed = current.filter((c) => c.m.kind === 'service').flatMap((c) => {
-            const s = storedService(c.existing as ServiceRecord | null);
+            const s = serviceOf(c.existing as ServiceRecord | null);
             return s ? claimsOf(s) : [];
           });
           await Promise.all(freed.map((k) => store.delete('allocations', k)));

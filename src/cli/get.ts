@@ -7,9 +7,9 @@ import type { Command } from 'commander';
 import { RESERVED_IDENTITY_NAMES } from '../datapath/constants.js';
 import type { PolicyDocument } from '../policy/types.js';
 import { serviceBackends, type Backend } from '../services/backends.js';
-import { serviceSchema } from '../services/schema.js';
+import { storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
-import { endpointRecord, identityRecord, nodeRecord, podRecord, policyRecord, serviceRecord, statusRecord } from '../store/schema.js';
+import { endpointRecord, identityRecord, nodeRecord, podRecord, policyRecord, statusRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { displayName } from './manifest.js';
 import { withStore } from './store.js';
@@ -63,15 +63,8 @@ export function serviceJson(s: Service, backends: Backend[][]): ServiceJson {
 
 /** Stored services (valid ones) and every pod, for `get services`. */
 async function readServices(store: Store): Promise<{ services: Service[]; invalid: { key: string; error: string }[]; json: ServiceJson[] }> {
-  const { entries, invalid } = await store.list('services', serviceRecord);
+  const { services, invalid } = await storedServices(store);
   const pods = [...(await store.list('pods', podRecord)).entries.values()].map((e) => e.value);
-  const services: Service[] = [];
-  for (const [key, e] of entries) {
-    const v = serviceSchema.safeParse(e.value.spec);
-    if (v.success) services.push(v.data);
-    else invalid.push({ key, error: v.error.issues[0]?.message ?? 'invalid' });
-  }
-  services.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
   return { services, invalid, json: services.map((s) => serviceJson(s, serviceBackends(s, pods))) };
 }
 

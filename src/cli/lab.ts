@@ -27,9 +27,8 @@ import { readLabSpec } from '../lab/spec.js';
 import { readLabState } from '../lab/state.js';
 import { labUp } from '../lab/up.js';
 import { labProbeServices, serviceProbeJson, serviceProbeTable } from '../lab/service-probe.js';
-import { serviceSchema } from '../services/schema.js';
-import type { Service } from '../services/types.js';
-import { serviceRecord } from '../store/schema.js';
+import { refreshExternalRoutes } from '../lab/external-routes.js';
+import { storedServices } from '../services/stored.js';
 
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -75,16 +74,6 @@ async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
   } finally {
     await store.close();
   }
-}
-
-/** The valid services of the store. */
-async function storedServices(store: Store): Promise<Service[]> {
-  const out: Service[] = [];
-  for (const e of (await store.list('services', serviceRecord)).entries.values()) {
-    const v = serviceSchema.safeParse(e.value.spec);
-    if (v.success) out.push(v.data);
-  }
-  return out;
 }
 
 export function registerLabCommands(program: Command): void {
@@ -134,7 +123,8 @@ export function registerLabCommands(program: Command): void {
     .action(async (o: { json?: boolean; toService?: boolean; ports?: number[]; protocols?: ('TCP' | 'UDP')[]; timeoutMs: number }) => {
       const state = await readLabState();
       if (o.toService) {
-        const services = await withStore((store) => storedServices(store));
+        const { services } = await withStore((store) => storedServices(store));
+        await refreshExternalRoutes(state, services); // the lab's load balancer follows health checks
         const rows = await labProbeServices(state, services, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
         process.stdout.write(`${o.json ? serviceProbeJson(rows) : serviceProbeTable(rows)}\n`);
         return;

@@ -22,6 +22,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
 import { CLI_ENTRY } from '../paths.js';
 import { ensureClusterConfig } from '../services/cluster-config.js';
+import { storedServices } from '../services/stored.js';
+import { refreshExternalRoutes } from './external-routes.js';
 import { namespaceRecord, podKey } from '../store/schema.js';
 import { Store } from '../store/store.js';
 import { agentExitWatch, agentMarkers, startAgent, waitForAgents } from './agents.js';
@@ -319,6 +321,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     }
     if (plan.services.length > 0) {
       await applyServices(plan, opts.agents);
+      if (opts.agents) await refreshExternalRoutes(state, (await storedServices(store)).services);
       phase('services');
     }
   } finally {

@@ -99,11 +99,19 @@ export function validateMaglevSize(size: number): string | undefined {
 }
 
 /**
+ * The smallest table: 100 slots a backend for up to 10 backends. Below it a service of a
+ * few backends would change size (a full reshuffle) each time it went from 2 to 3
+ * backends and back, which is exactly when removing one must move only its own flows.
+ */
+export const MAGLEV_MIN_TABLE_SIZE = 1021;
+
+/**
  * The table size of a service port with `backendCount` backends: the smallest ladder size
- * ≥ 100 × backendCount (251 for 0, 1 or 2 backends), but never above `maxSize`.
+ * ≥ 100 × backendCount and ≥ MAGLEV_MIN_TABLE_SIZE (1021 for up to 10 backends), but
+ * never above `maxSize`.
  *
  * A pure function of the count, so every node picks the same size with no coordination.
- * Growth is rare: the size changes only when the count crosses a step (3, 11, 41, 164,
+ * Growth is rare: the size changes only when the count crosses a step (11, 41, 164,
  * 656, … backends), and only then is the table reshuffled in full. A service whose count
  * goes back and forth across a step reshuffles each time; established connections keep
  * their backend through conntrack, so that costs only flows that move between nodes
@@ -126,7 +134,7 @@ export function maglevTableSize(backendCount: number, maxSize: number): number {
       `maglev size: ${backendCount} backends do not fit a table of at most ${maxSize} slots; raise the maximum table size`,
     );
   }
-  const want = MAGLEV_SLOTS_PER_BACKEND * backendCount;
+  const want = Math.max(MAGLEV_SLOTS_PER_BACKEND * backendCount, MAGLEV_MIN_TABLE_SIZE);
   for (const size of MAGLEV_SIZES) {
     if (size >= want || size === maxSize) return size;
   }

@@ -335,6 +335,19 @@ const CONNTRACK_CASES: Case[] = [
     expect: ['pass_default', 'pass_established', 'pass_reply', 'drop_policy_default'],
   },
   {
+    description: 'conntrack - a SYN on the ports of a connection that closed opens a new one, judged by policy again',
+    setup: {},
+    input: [
+      toPod(tcp(WORLD, A, 80, 40002)),
+      fromPod(reply(tcp(WORLD, A, 80, 40002))),
+      toPod(tcp(WORLD, A, 80, 40002, FIN_ACK)),
+      { policies: [denyAllX] },
+      toPod(tcp(WORLD, A, 80, 40002, ACK)), // the last ACK of the close still belongs to it
+      toPod(tcp(WORLD, A, 80, 40002)), // a new SYN, same ports
+    ],
+    expect: ['pass_default', 'pass_reply', 'pass_established', 'pass_established', 'drop_policy_default'],
+  },
+  {
     description: 'conntrack - ICMP echo reply is matched to its request by identifier',
     setup: { policies: [denyAllX] },
     input: [fromPod(ping(A, WORLD, 7)), toPod(reply(ping(A, WORLD, 7))), toPod(reply(ping(A, WORLD, 8))), toPod(reply(ping(A, '192.0.2.2', 7)))],

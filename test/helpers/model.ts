@@ -158,7 +158,9 @@ export const DEFAULT_LIFETIMES: Lifetimes = {
 
 const ECHO_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], ICMP: [8, 0], ICMPv6: [128, 129] };
 const TCP_FIN = 0x01;
+const TCP_SYN = 0x02;
 const TCP_RST = 0x04;
+const TCP_ACK = 0x10;
 
 /** Canonical text of an address, so `fd00::1` and `fd00:0::1` compare equal. */
 export function canonicalIp(ip: string): string {
@@ -372,6 +374,12 @@ export class PolicyModel {
       [false, 'pass_established'],
     ] as const) {
       const e = this.ct.get(this.ctKey(pod, hook, p, reversed));
+      // A bare SYN reusing the ports of a connection that closed opens a new connection.
+      const reopens = e !== undefined && p.protocol === 'TCP' && (e.flags & CT_CLOSING) !== 0 && (p.tcpFlags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+      if (e && e.expires > this.now && reopens) {
+        this.ct.delete(this.ctKey(pod, hook, p, reversed)); // the datapath overwrites its one entry
+        return undefined;
+      }
       if (e && e.expires > this.now) {
         const flags = this.flagsAfter(p, e.flags, reversed);
         const expires = this.now + this.lifetime(p, flags);
