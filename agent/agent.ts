@@ -96,7 +96,10 @@ export class Agent {
       objectPath: opts.objectPath,
       pinDir: this.pinDir,
       attachMode: opts.attachMode,
-      maxEntries: opts.ctMaxEntries ? { tp_ct_v2: opts.ctMaxEntries } : undefined,
+      maxEntries: {
+        ...(opts.ctMaxEntries ? { tp_ct_v2: opts.ctMaxEntries } : {}),
+        ...(opts.lbMaxBackends ? { tp_backends_v1: opts.lbMaxBackends } : {}),
+      },
     });
     log.info(
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },
@@ -107,6 +110,7 @@ export class Agent {
         const b = this.dp.services.backends.get(id)!;
         return [backendKey(b.service_id, addrString(b.family, b.addr), b.port, b.protocol), id] as [string, number];
       }),
+      this.dp.backends.raw.info.maxEntries,
     );
     this.metrics = new AgentMetrics(this.dp);
     // Health checks of Local load balancer services, on the node's uplink address (or all).

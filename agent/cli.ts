@@ -15,6 +15,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--attach <mode>', 'tc attach mechanism: auto (tcx if the kernel has it), tcx or clsact')
     .option('--uplink <ifname>', 'the node\'s uplink interface, where NodePort and external traffic arrives (none: pods only)')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
+    .option('--lb-max-backends <n>', 'backends map size: service ports × their backends (default 65536; set when the maps are first created)', (v) => Number(v))
     .option('--metrics-address <host:port>', 'serve Prometheus /metrics here, or none', '127.0.0.1:9962')
     .option('--log-level <level>', 'error, warn, info or debug')
     .action(async (o) => {
@@ -26,6 +27,7 @@ export function registerAgentCommand(program: Command): void {
         attachMode: o.attach,
         uplink: o.uplink,
         ctMaxEntries: o.ctMaxEntries,
+        lbMaxBackends: o.lbMaxBackends,
         metricsAddress: o.metricsAddress,
         logLevel: o.logLevel,
       });

@@ -18,6 +18,8 @@ export const agentOptions = z.strictObject({
    */
   uplink: z.string().regex(/^[^\s/]{1,15}$/, 'an interface name (at most 15 characters)').optional(),
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
+  /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
+  lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),
   /** host:port for Prometheus /metrics, or `none`. */
   metricsAddress: z
     .string()

@@ -6,8 +6,6 @@
  * port's (address, port, protocol); an id freed when its backend goes is reused later,
  * which the datapath tolerates (it compares the entry's address and service).
  */
-import { TP_LB_LIMITS } from '../datapath/constants.js';
-
 export const backendKey = (serviceId: number, ip: string, port: number, protocol: number) => `${serviceId}|${ip}|${port}|${protocol}`;
 
 export class BackendIdsExhausted extends Error {
@@ -19,8 +17,14 @@ export class BackendIds {
   private claimed = new Set<string>();
   private next = 1;
 
-  /** @param adopted backend keys (backendKey) and the ids the map holds them under. */
-  constructor(adopted: Iterable<[key: string, id: number]> = []) {
+  /**
+   * @param adopted backend keys (backendKey) and the ids the map holds them under
+   * @param capacity the backends map's size: ids run from 1 to capacity − 1
+   */
+  constructor(
+    adopted: Iterable<[key: string, id: number]> = [],
+    private readonly capacity = 65536,
+  ) {
     for (const [key, id] of adopted) this.ids.set(key, id);
   }
 
@@ -36,8 +40,8 @@ export class BackendIds {
     if (have !== undefined) return have;
     const taken = new Set(this.ids.values());
     while (taken.has(this.next)) this.next++;
-    if (this.next >= TP_LB_LIMITS.TP_LB_MAX_BACKENDS) {
-      throw new BackendIdsExhausted(`backend ids: all ${TP_LB_LIMITS.TP_LB_MAX_BACKENDS - 1} in use on this node`);
+    if (this.next >= this.capacity) {
+      throw new BackendIdsExhausted(`backend ids: all ${this.capacity - 1} in use on this node (raise --lb-max-backends)`);
     }
     const id = this.next++;
     this.ids.set(key, id);
