@@ -247,6 +247,34 @@ describe('lab spec - clients', () => {
   });
 });
 
+describe('lab spec - services', () => {
+  const withService = (...svc: string[]) => lines('nodes: [n1]', 'namespaces: [{name: x}]', 'services:', ...svc);
+
+  it('lab spec - services are parsed as apply parses them, in the lab namespaces', () => {
+    const plan = parseLabSpec(
+      withService('  - apiVersion: v1', '    kind: Service', '    metadata: {name: web, namespace: x}', '    spec: {selector: {app: web}, ports: [{port: 80}]}'),
+      FILE,
+    );
+    expect(plan.services.map((s) => [s.service.namespace, s.service.name, s.service.ports[0]!.targetPort, s.service.source.line])).toEqual([['x', 'web', 80, 4]]);
+  });
+
+  it("lab spec - a bad service is located in LAB.yaml under services[i]; an undeclared namespace is one", () => {
+    expect(onlyError(withService('  - apiVersion: v1', '    kind: Service', '    metadata: {name: web, namespace: x}', '    spec: {selector: {app: web}, ports: [{port: 70000}]}'))).toEqual({
+      line: 7,
+      field: 'services[0].spec.ports[0].port',
+      detail: 'must be an integer from 1 to 65535, got 70000',
+    });
+    expect(onlyError(withService('  - apiVersion: v1', '    kind: Service', '    metadata: {name: web, namespace: y}', '    spec: {selector: {app: web}, ports: [{port: 80}]}'))).toMatchObject({
+      field: 'services[0].metadata.namespace',
+      detail: 'unknown namespace y (declare it under namespaces)',
+    });
+  });
+
+  it("lab spec - node pod ranges stay out of the service range", () => {
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDR: 10.244.241.0/24}'))).toMatchObject({ line: 2, field: 'nodes[0].podCIDR', detail: "10.244.241.0/24 overlaps the lab's service range 10.244.240.0/20" });
+  });
+});
+
 describe('lab label - arguments', () => {
   it('lab label - KEY=VALUE sets, KEY- removes, empty values are allowed', () => {
     const ch = parseLabelChanges(['app=web', 'example.com/tier=', 'old-']);

@@ -1,0 +1,48 @@
+// What apply -f reads: multi-document files mixing every kind, every error located.
+import { describe, expect, it } from 'vitest';
+import { parseManifestText } from '../../src/cli/manifest.js';
+import { LocatedErrors } from '../../src/yaml/located.js';
+
+const NP = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: x}
+spec:
+  podSelector: {}
+`;
+const SVC = `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: x}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+`;
+
+function errorsOf(text: string): string[] {
+  try {
+    parseManifestText(text, 'f.yaml');
+  } catch (err) {
+    if (err instanceof LocatedErrors) return err.errors.map((e) => e.message);
+    throw err;
+  }
+  return [];
+}
+
+describe('manifest', () => {
+  it('manifest - policies and services in one file each go to their parser', () => {
+    const docs = parseManifestText(`${NP}---\n${SVC}`, 'f.yaml');
+    expect(docs.map((d) => [d.kind, d.doc.kind, d.doc.name, d.located.line])).toEqual([
+      ['policy', 'NetworkPolicy', 'deny', 1],
+      ['service', 'Service', 'web', 7],
+    ]);
+  });
+
+  it('manifest - errors of both kinds and unknown kinds come together, by line, and nothing is returned', () => {
+    const bad = `${NP.replace('podSelector: {}', 'podSelector: {}\n  egress: []')}---\n${SVC.replace('port: 80', 'port: 99999')}---\nkind: Deployment\n---\nkind: AdminNetworkPolicy\n`;
+    expect(errorsOf(bad)).toEqual([
+      'f.yaml:6: spec.egress: egress is not supported yet (v0 enforces ingress only)',
+      'f.yaml:13: spec.ports[0].port: must be an integer from 1 to 65535, got 99999',
+      'f.yaml:15: kind: unknown kind Deployment (supported: NetworkPolicy, Service)',
+      'f.yaml:17: kind: kind AdminNetworkPolicy is not supported yet',
+    ]);
+  });
+});
