@@ -2,6 +2,7 @@
  * tcplane command line. Each area registers its own commands:
  *   apply.ts   apply / delete (manifest.ts reads the files)
  *   get.ts     get policies / services / endpoints / nodes
+ *   cluster.ts cluster init / show
  *   lab.ts     lab up / down / probe / exec / label
  *   agent      agent/cli.ts
  * Errors print as `tcplane: <message>` and exit 1 (2 for usage errors); no stack traces
@@ -11,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgentCommand } from '../../agent/cli.js';
 import { registerLabCommands } from './lab.js';
 import { registerApplyCommands } from './apply.js';
+import { registerClusterCommands } from './cluster.js';
 import { registerGetCommands } from './get.js';
 import { VERSION } from '../version.js';
 
@@ -22,6 +24,7 @@ const program = new Command('tcplane')
 
 registerApplyCommands(program);
 registerGetCommands(program);
+registerClusterCommands(program);
 registerLabCommands(program);
 registerAgentCommand(program);
 

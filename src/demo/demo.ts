@@ -1,15 +1,18 @@
 /**
  * `make demo`: a two-node lab, the example policies in policies/, real traffic before
- * and after, the allowed and denied pairs printed side by side. Runs the CLI exactly
- * as a user would and shows each command. Exits 0 when every pair behaved as the
- * policies say (the expectation is written out below), 1 otherwise; the lab is torn
- * down either way.
+ * and after, the allowed and denied pairs printed side by side; then the shop's api
+ * Service: new connections spread over its two pods (one per node), and a client the
+ * policies deny is denied through the service too (policy judges the backend after
+ * translation, with the client's own identity). Runs the CLI exactly as a user would
+ * and shows each command. Exits 0 when everything behaved as the policies say (the
+ * expectation is written out below), 1 otherwise; the lab is torn down either way.
  */
 import { spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../paths.js';
 import { formatTable } from '../cli/table.js';
-import type { ProbeRow } from '../lab/probe.js';
+import { probeTargets, type ProbeRow } from '../lab/probe.js';
+import { readLabState } from '../lab/state.js';
 
 const LAB = 'labs/demo.yaml';
 /** Every file in it, as `apply -f DIR` reads them (kubectl's way). */
@@ -17,20 +20,46 @@ const POLICIES = 'policies/';
 
 type Probe = ProbeRow;
 
+const API_PODS = ['shop/api', 'shop/api-2'];
+
 /** What policies/ allow, restated by hand: shop is isolated, tools is not. */
-function expected(p: Probe): boolean {
+function expected(p: Pick<Probe, 'from' | 'to' | 'port' | 'protocol'>): boolean {
   const from = p.from;
   if (from === p.to) return true; // a pod reaches itself over loopback, which no policy sees
+  if (API_PODS.includes(p.to)) return from === 'tools/monitor' || (from === 'shop/web' && p.protocol === 'TCP' && p.port === 8080);
   switch (p.to) {
     case 'shop/web':
       return p.protocol === 'TCP' && p.port === 80;
-    case 'shop/api':
-      return from === 'tools/monitor' || (from === 'shop/web' && p.protocol === 'TCP' && p.port === 8080);
     case 'shop/db':
-      return from === 'tools/monitor' || (from === 'shop/api' && p.protocol === 'TCP' && p.port === 5432);
+      return from === 'tools/monitor' || (API_PODS.includes(from) && p.protocol === 'TCP' && p.port === 5432);
     default:
       return true;
   }
+}
+
+/** The api Service from two clients: `count` new connections each, which pod answered. */
+async function throughService(): Promise<number> {
+  const services = JSON.parse(tcplane(['get', 'services', '-o', 'json'], { capture: true })) as { name: string; clusterIPs: string[] }[];
+  tcplane(['get', 'services', '-o', 'wide']);
+  const ip = services.find((s) => s.name === 'api')!.clusterIPs[0]!;
+  const state = await readLabState();
+  const count = 20;
+  let failures = 0;
+  console.log(bold(`\n${count} new connections to the api Service (${ip}:80) from each client, one WHOAMI answer each:\n`));
+  const rows: string[][] = [];
+  for (const from of ['shop/web', 'shop/db']) {
+    const targets = Array.from({ length: count }, () => ({ to: 'svc:shop/api', ip, port: 80, protocol: 'TCP' as const, whoami: true }));
+    const results = await probeTargets(state, from, targets, 700);
+    const by = new Map<string, number>();
+    for (const r of results) by.set(r.backend ?? `not connected (${r.reason})`, (by.get(r.backend ?? `not connected (${r.reason})`) ?? 0) + 1);
+    const allowed = expected({ from, to: 'shop/api', port: 8080, protocol: 'TCP' });
+    // Allowed: both pods answer (a fair spread misses one with probability 2 × 2^-20). Denied: none does.
+    const ok = allowed ? API_PODS.every((b) => (by.get(b) ?? 0) > 0) && results.every((r) => r.connected) : results.every((r) => !r.connected);
+    if (!ok) failures++;
+    for (const [b, n] of [...by].sort()) rows.push([from, b, String(n), allowed ? 'allowed' : 'denied by shop/api-from-web', ok ? '' : 'NOT AS EXPECTED']);
+  }
+  console.log(formatTable(['FROM', 'ANSWERED BY', 'CONNECTIONS', 'POLICY', ''], rows));
+  return failures;
 }
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -56,7 +85,7 @@ function probe(label: string): Probe[] {
 
 const key = (p: Probe) => `${p.from} ${p.to} ${p.port}/${p.protocol}`;
 
-function main(): number {
+async function main(): Promise<number> {
   let failures = 0;
   try {
     tcplane(['lab', 'up', '-f', LAB]);
@@ -65,6 +94,7 @@ function main(): number {
     tcplane(['get', 'policies']);
     tcplane(['get', 'endpoints']);
     const after = new Map(probe('with policies').map((p) => [key(p), p]));
+    failures += await throughService();
     tcplane(['delete', '-f', POLICIES, '--wait']);
     const deleted = new Map(probe('policies deleted').map((p) => [key(p), p]));
 
@@ -95,4 +125,4 @@ function main(): number {
   return failures === 0 ? 0 : 1;
 }
 
-process.exitCode = main();
+process.exitCode = await main();
