@@ -138,35 +138,8 @@ export class Agent {
     this.watchInto('namespaces', namespaceRecord, (k, v) => this.view.namespaces.set(k, v), (k) => this.view.namespaces.delete(k));
     this.watchInto('endpoints', endpointRecord, (k, v) => this.view.endpoints.set(k, v), (k) => this.view.endpoints.delete(k));
     this.watchInto('nodes', nodeRecord, (k, v) => this.view.nodes.set(k, v), (k) => this.view.nodes.delete(k));
-    this.watchInto(
-      'policies',
-      policyRecord,
-      (k, v) => {
-        const doc = policyDocumentSchema.safeParse(v.spec);
-        if (!doc.success) {
-          this.view.policies.delete(k);
-          log.error({ key: k, error: doc.error.issues[0]?.message }, 'policy record has an invalid document; ignored');
-          return;
-        }
-        this.view.policies.set(k, doc.data);
-      },
-      (k) => this.view.policies.delete(k),
-    );
-    this.watchInto(
-      'services',
-      serviceRecord,
-      (k, v) => {
-        const svc = serviceSchema.safeParse(v.spec);
-        if (!svc.success) {
-          this.view.services.delete(k);
-          const i = svc.error.issues[0];
-          log.error({ key: k, error: `${i?.path.join('.')}: ${i?.message}` }, 'service record has an invalid service; ignored');
-          return;
-        }
-        this.view.services.set(k, svc.data);
-      },
-      (k) => this.view.services.delete(k),
-    );
+    this.watchSpecs('policies', policyRecord, policyDocumentSchema, this.view.policies);
+    this.watchSpecs('services', serviceRecord, serviceSchema, this.view.services);
     this.watchInto(
       'cluster',
       clusterConfig,
@@ -222,6 +195,30 @@ export class Agent {
       this.schedule();
     });
     this.watches.push(w);
+  }
+
+  /**
+   * Watches a bucket of records that carry a document in `spec` (policies, services)
+   * into `into`, each checked with `specSchema`: one that fails is logged and left out.
+   */
+  private watchSpecs<R extends { spec: unknown }, T>(
+    kind: BucketKind,
+    recordSchema: import('zod').ZodType<R>,
+    specSchema: import('zod').ZodType<T>,
+    into: Map<string, T>,
+  ): void {
+    this.watchInto(
+      kind,
+      recordSchema,
+      (k, v) => {
+        const doc = specSchema.safeParse(v.spec);
+        if (doc.success) return void into.set(k, doc.data);
+        into.delete(k);
+        const i = doc.error.issues[0];
+        this.log.error({ bucket: kind, key: k, error: `${i?.path.join('.') || '(spec)'}: ${i?.message}` }, 'record with an invalid document; ignored');
+      },
+      (k) => into.delete(k),
+    );
   }
 
   /** Asks for a reconcile; calls arriving while one runs fold into one more run. */

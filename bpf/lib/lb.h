@@ -147,6 +147,20 @@ static __always_inline void tp_lb_remember(__u32 service_id, __u8 family, const 
 	bpf_map_update_elem(&tp_affinity_v1, &k, &a, BPF_ANY);
 }
 
+/*
+ * A packet of an established service connection from its client: whether it stays on
+ * its backend (tp_lb_keeps); when it does and the packet refreshed the connection, the
+ * client's ClientIP affinity is refreshed too (traffic keeps affinity alive).
+ */
+static __always_inline bool tp_lb_established(const struct tp_ct_entry *e, const struct tp_packet *p, bool refreshed, __u64 now)
+{
+	if (!tp_lb_keeps(e, p->protocol))
+		return false;
+	if (refreshed && (e->flags & TP_CT_F_AFFINITY))
+		tp_lb_remember(e->service_id, p->family, p->saddr, e->backend_id, now);
+	return true;
+}
+
 /* Picks the backend of a new connection of p to frontend v into *x; false when there is none. */
 static __always_inline bool tp_lb_pick(const struct tp_packet *p, const struct tp_svc_value *v, __u64 now, struct tp_xlate *x)
 {

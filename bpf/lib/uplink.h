@@ -178,11 +178,8 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	case TP_CT_ESTABLISHED:
 		if (hit.entry->nat != TP_CT_NAT_DNAT)
 			return tp_decided(TP_PASS_UPLINK);
-		if (tp_lb_keeps(hit.entry, p->protocol)) {
-			if (hit.refreshed && (hit.entry->flags & TP_CT_F_AFFINITY))
-				tp_lb_remember(hit.entry->service_id, p->family, p->saddr, hit.entry->backend_id, now);
+		if (tp_lb_established(hit.entry, p, hit.refreshed, now))
 			return tp_external_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED);
-		}
 		break; /* its backend stopped serving it: choose again */
 	case TP_CT_REPLY:
 		if (hit.entry->nat == TP_CT_NAT_RNAT && (hit.entry->flags & TP_CT_F_SNAT))
