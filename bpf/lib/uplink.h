@@ -165,14 +165,25 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 	return tp_result_to(TP_PASS_EXTERNAL, TP_ACT_REDIRECT, skb->ifindex);
 }
 
-/* A packet arriving on the uplink. */
+/*
+ * A packet arriving on the uplink. Only one addressed to this node (a NodePort, or the
+ * reply to a SNATed connection) or to a frontend (an external or load balancer IP) can
+ * be service traffic: everything else — pod-to-pod traffic from other nodes above all —
+ * is handed on after one ipcache and one frontend lookup, without touching conntrack.
+ */
 static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, const struct tp_packet *p)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct tp_ct_hit hit = {};
-	const struct tp_svc_value *svc;
+	const struct tp_svc_value *svc = NULL;
 	struct tp_ct_key key;
+	bool to_node = tp_identity_of(p->family, p->daddr) == TP_IDENTITY_HOST;
 
+	if (!to_node) {
+		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, false);
+		if (!svc)
+			return tp_decided(TP_PASS_UPLINK);
+	}
 	tp_ct_key_of(&key, p, TP_CT_EP_UPLINK, TP_DIR_INGRESS);
 	switch (tp_ct_lookup(&key, p, TP_DIR_INGRESS, now, &hit)) {
 	case TP_CT_ESTABLISHED:
@@ -190,7 +201,8 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	}
 	if (p->frag == TP_FRAG_LATER)
 		return tp_decided(TP_PASS_UPLINK); /* the first fragment of a translated datagram made an entry */
-	svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, tp_identity_of(p->family, p->daddr) == TP_IDENTITY_HOST);
+	if (!svc)
+		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, true);
 	if (!svc)
 		return tp_decided(TP_PASS_UPLINK);
 	return tp_external_new(skb, p, &key, svc, now);
