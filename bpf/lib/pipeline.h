@@ -85,6 +85,9 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	if (!tp_lb_pick(p, svc, now, &x)) {
 		if (svc->empty == TP_SVC_EMPTY_DROP)
 			return tp_decided(TP_DROP_NO_LOCAL_BACKEND);
+		/* Refused all the same, but a RST is never answered (RFC 9293): dropped. */
+		if (p->protocol == IPPROTO_TCP && (p->tcp_flags & TP_TCP_RST))
+			return tp_decided(TP_REJECT_NO_BACKEND);
 		if (tp_reply_refuse(skb, p))
 			return tp_decided(TP_DROP_NAT);
 		r = tp_result_of(TP_REJECT_NO_BACKEND, TP_ACT_REPLY);
