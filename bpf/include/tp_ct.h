@@ -72,6 +72,7 @@ enum tp_ct_flags {
 	TP_CT_F_CLOSING = 2,    /* FIN or RST seen: short lifetime */
 	TP_CT_F_HAIRPIN = 4,    /* a pod reaching itself through a service (see enum tp_ct_nat) */
 	TP_CT_F_AFFINITY = 8,   /* DNAT through a service with ClientIP affinity: traffic refreshes it */
+	TP_CT_F_AFFINITY_LOCAL = 16, /* with TP_CT_F_AFFINITY: the affinity is of scope TP_AFFINITY_LOCAL */
 };
 
 /*

@@ -63,11 +63,11 @@ static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, cons
 	if (x->hairpin)
 		e->flags |= TP_CT_F_HAIRPIN;
 	if (svc->affinity_timeout_s)
-		e->flags |= TP_CT_F_AFFINITY;
+		e->flags |= TP_CT_F_AFFINITY | (svc->affinity_scope == TP_AFFINITY_LOCAL ? TP_CT_F_AFFINITY_LOCAL : 0);
 	tp_ct_create(k, e);
 	tp_ct_twin_key(&twin, k, e);
 	e->nat = TP_CT_NAT_RNAT;
-	e->flags &= ~TP_CT_F_AFFINITY;
+	e->flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
 	if (x->hairpin)
 		e->opened = TP_DIR_INGRESS; /* the translated packet enters the pod as a new arrival */
 	tp_ct_create(&twin, e);
@@ -104,7 +104,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	tp_ct_entry_init(&fresh, p, TP_DIR_EGRESS, now, rule_id);
 	tp_ct_create_service(k, p, &x, svc, &fresh);
 	if (svc->affinity_timeout_s)
-		tp_lb_remember(svc->service_id, p->family, p->saddr, x.id, now);
+		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 	if (tp_nat_dst(skb, p, x.addr, x.port))
 		return tp_decided(TP_DROP_NAT);
 	if (x.hairpin && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, p->daddr))
@@ -135,7 +135,9 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 			return tp_decided(TP_PASS_ESTABLISHED);
 		if (tp_lb_keeps(hit.entry, p->protocol)) {
 			if (hit.refreshed && (hit.entry->flags & TP_CT_F_AFFINITY))
-				tp_lb_remember(hit.entry->service_id, p->family, p->saddr, hit.entry->backend_id, now);
+				tp_lb_remember(hit.entry->service_id,
+					       hit.entry->flags & TP_CT_F_AFFINITY_LOCAL ? TP_AFFINITY_LOCAL : TP_AFFINITY_CLUSTER,
+					       p->family, p->saddr, hit.entry->backend_id, now);
 			return tp_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED);
 		}
 		break; /* its backend stopped serving it: choose again, as for a new connection */

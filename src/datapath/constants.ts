@@ -39,7 +39,7 @@ export const RESERVED_IDENTITY_NAMES: Record<number, string> = {
   6: 'reserved:remote-node',
 };
 
-export const TP_CT_FLAGS = { TP_CT_F_SEEN_REPLY: 1, TP_CT_F_CLOSING: 2, TP_CT_F_HAIRPIN: 4, TP_CT_F_AFFINITY: 8 } as const;
+export const TP_CT_FLAGS = { TP_CT_F_SEEN_REPLY: 1, TP_CT_F_CLOSING: 2, TP_CT_F_HAIRPIN: 4, TP_CT_F_AFFINITY: 8, TP_CT_F_AFFINITY_LOCAL: 16 } as const;
 export const TP_CT_NAT = { TP_CT_NAT_NONE: 0, TP_CT_NAT_DNAT: 1, TP_CT_NAT_RNAT: 2 } as const;
 
 export const TP_POLICY_PREFIX = {
@@ -52,6 +52,7 @@ export const TP_IPCIDR_PREFIX = { TP_IPCIDR_PREFIX_BASE: 32 } as const;
 
 export const TP_SVC_ORIGIN = { TP_SVC_FROM_POD: 0, TP_SVC_FROM_OUTSIDE: 1 } as const;
 export const TP_SVC_EMPTY = { TP_SVC_EMPTY_REJECT: 0, TP_SVC_EMPTY_DROP: 1 } as const;
+export const TP_AFFINITY_SCOPE = { TP_AFFINITY_CLUSTER: 0, TP_AFFINITY_LOCAL: 1 } as const;
 export const TP_BACKEND_STATE = {
   TP_BACKEND_FREE: 0,
   TP_BACKEND_ACTIVE: 1,
