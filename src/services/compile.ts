@@ -133,7 +133,9 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, ip, port.port, 'cluster');
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, ip, port.port, 'external');
       }
-      if (port.nodePort !== undefined) {
+      // A node port always differs from the backends' port, and SCTP ports cannot be
+      // rewritten (the parser refuses SCTP node ports; a stored one is not programmed).
+      if (port.nodePort !== undefined && port.protocol !== 'SCTP') {
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, null, port.nodePort, 'cluster');
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, null, port.nodePort, 'external');
       }
