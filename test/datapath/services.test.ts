@@ -24,6 +24,7 @@ import type { NetworkPolicy } from '../../src/policy/types.js';
 import type { PodRecord } from '../../src/store/schema.js';
 import { netpol } from '../helpers/cluster.js';
 import { readFrame } from '../helpers/frame-read.js';
+import { sctpF } from '../helpers/sctp.js';
 import { eth, type Frame } from '../helpers/packet.js';
 import { OBJECT_PATH } from '../helpers/paths.js';
 import { ServiceModel, type SmBackend, type SmFlow } from '../helpers/service-model.js';
@@ -181,33 +182,6 @@ function noUdpChecksum(f: Frame): Buffer {
   const b = Buffer.from(f.build());
   b.writeUInt16BE(0, 14 + 20 + 6);
   return b;
-}
-
-/** CRC32c (Castagnoli, reflected 0x82f63b78), as SCTP uses; the datapath must leave it alone. */
-function crc32c(b: Buffer): number {
-  let crc = 0xffffffff;
-  for (const byte of b) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return ~crc >>> 0;
-}
-
-/** An SCTP packet with one INIT (1) or INIT ACK (2) chunk, its CRC32c filled in. */
-function sctpF(src: string, dst: string, sport: number, dport: number, chunk: 1 | 2 = 1): Frame {
-  const p = Buffer.alloc(32);
-  p.writeUInt16BE(sport, 0);
-  p.writeUInt16BE(dport, 2);
-  p.writeUInt32BE(chunk === 1 ? 0 : 0x1234abcd, 4); // verification tag
-  p[12] = chunk;
-  p.writeUInt16BE(20, 14); // chunk length
-  p.writeUInt32BE(chunk === 1 ? 0x1234abcd : 0x5678ef01, 16); // initiate tag
-  p.writeUInt32BE(65535, 20); // a_rwnd
-  p.writeUInt16BE(10, 24); // outbound streams
-  p.writeUInt16BE(10, 26); // inbound streams
-  p.writeUInt32BE(1, 28); // initial TSN
-  p.writeUInt32LE(crc32c(p), 8);
-  return eth().ipv4({ src, dst, protocol: 132 }).payload(p);
 }
 
 /** The RST the datapath must answer `seg` (sent by `client` to `frontend`) with. */

@@ -20,7 +20,9 @@
  *       from a pod, externalIPs, load balancer IPs and a NodePort on any node's address
  *       use cluster (short-circuited, subject to neither traffic policy);
  *       an empty set rejects when cluster is empty, else drops;
- *       a headless service, or a port without an id, has no frontend.
+ *       a headless service, or a port without an id, has no frontend; nor has an SCTP
+ *       port's node port (it differs from every backend's port, and an SCTP port
+ *       cannot be rewritten: nat.h, DESIGN.md).
  *   - the flow hash: bpf/lib/lb.h (tp_flow_hash), Bob Jenkins' lookup3 final mix of three
  *     words as the kernel's jhash_3words computes it.
  *   - the Maglev tables: Eisenbud et al., NSDI 2016, section 3.4 (permutations, then the
@@ -268,7 +270,7 @@ export class ServiceModel {
         const toCluster = fe(cluster_);
         for (const ip of svc.clusterIPs) this.exact.set(`${ip}|${port.protocol}|${port.port}`, internal);
         for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress]) this.exact.set(`${ip}|${port.protocol}|${port.port}`, toCluster);
-        if (port.nodePort !== undefined) this.nodePorts.set(`${port.protocol}|${port.nodePort}`, toCluster);
+        if (port.nodePort !== undefined && port.protocol !== 'SCTP') this.nodePorts.set(`${port.protocol}|${port.nodePort}`, toCluster);
       }
     }
   }
