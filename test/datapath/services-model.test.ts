@@ -5,7 +5,8 @@
 // pods. Maps are filled by the agent's compilers; each connection's first packet runs
 // through BPF_PROG_TEST_RUN. Both must agree on the verdict (not a service, reject,
 // drop) and, when translated, on the exact backend — checked byte for byte on the
-// rewritten frame. A failure prints fast-check's seed and path; FC_SEED=<seed>
+// rewritten frame — and the backend's answer must come back from the frontend the client
+// used (reverse NAT; for a hairpin, from the pod's own veth). A failure prints fast-check's seed and path; FC_SEED=<seed>
 // (and FC_PATH=<path>) replays it.
 // Needs root (BPF_PROG_TEST_RUN) and `make` first.
 import fc from 'fast-check';
@@ -171,14 +172,14 @@ function resolveFlow(c: SvcCluster, d: FlowDraw, nth: number): SmFlow {
   return { src, dst, protocol, sport: 1024 + ((d.sport + nth * 7919) % 64000), dport };
 }
 
-function frameOf(f: SmFlow, src = f.src, dst = f.dst, sport = f.sport, dport = f.dport): Frame {
+function frameOf(f: SmFlow, src = f.src, dst = f.dst, sport = f.sport, dport = f.dport, reply = false): Frame {
   switch (f.protocol) {
     case 'TCP':
-      return eth().ipv4({ src, dst }).tcp({ sport, dport, flags: 'S' });
+      return eth().ipv4({ src, dst }).tcp({ sport, dport, flags: reply ? 'SA' : 'S', ...(reply ? { seq: 7000, ack: 1001 } : {}) });
     case 'UDP':
       return eth().ipv4({ src, dst }).udp({ sport, dport }).payload(8);
     case 'SCTP':
-      return sctpF(src, dst, sport, dport);
+      return sctpF(src, dst, sport, dport, reply ? 2 : 1);
   }
 }
 
@@ -192,13 +193,16 @@ afterAll(() => dp?.close());
 
 const REASONS = Object.values(TP_REASON).filter((r) => r > 0 && r < TP_REASON.TP_REASON_MAX);
 
-/** Packets counted per reason on from_pod (egress), defined reasons only (fast). */
-function egressCounts(): Map<number, bigint> {
+type Hook = 'from_pod' | 'to_pod';
+const PROGRAM: Record<Hook, string> = { from_pod: PROGRAM_NAMES.tp_from_pod, to_pod: PROGRAM_NAMES.tp_to_pod };
+
+/** Packets counted per reason on one hook, defined reasons only (fast). */
+function counts(hook: Hook): Map<number, bigint> {
   const m = dp.obj.map(MAP_NAMES.tp_metrics_v1);
   const key = Buffer.alloc(4);
   const out = new Map<number, bigint>();
   for (const r of REASONS) {
-    key.writeUInt32LE(TP_REASON.TP_REASON_MAX + r);
+    key.writeUInt32LE((hook === 'from_pod' ? TP_REASON.TP_REASON_MAX : 0) + r);
     out.set(r, (m.lookupPerCpu(key) ?? []).reduce((sum, slot) => sum + slot.readBigUInt64LE(0), 0n));
   }
   return out;
@@ -212,14 +216,19 @@ interface Seen {
   hairpin?: boolean;
 }
 
+/** Runs a frame on a hook: the one reason counted, the verdict, the bytes out. */
+function run(hook: Hook, frame: Buffer): { reason: string; retval: number; data: Buffer } {
+  const before = counts(hook);
+  const r = testRun(dp.obj.program(PROGRAM[hook]), frame);
+  const after = counts(hook);
+  const counted = REASONS.filter((x) => after.get(x)! !== before.get(x)!);
+  return { reason: counted.length === 1 ? reasonName(counted[0]!) : `${counted.length} reasons`, retval: r.retval, data: r.data };
+}
+
 /** The real datapath's answer for a new connection from a pod, read off retval, reason and bytes. */
 function runReal(f: SmFlow): { seen: Seen; out: Buffer } {
   const frame = frameOf(f).build();
-  const before = egressCounts();
-  const r = testRun(dp.obj.program(PROGRAM_NAMES.tp_from_pod), frame);
-  const after = egressCounts();
-  const counted = REASONS.filter((x) => after.get(x)! !== before.get(x)!);
-  const reason = counted.length === 1 ? reasonName(counted[0]!) : `${counted.length} reasons`;
+  const { reason, ...r } = run('from_pod', frame);
   const seen: Seen = { verdict: r.retval === TC_ACT.UNSPEC ? 'pass' : r.retval === TC_ACT.SHOT ? 'drop' : r.retval === TC_ACT.REDIRECT ? 'redirect' : `retval ${r.retval}`, reason };
   if (seen.verdict === 'pass' && !r.data.equals(frame)) {
     const ip = (o: number) => [...r.data.subarray(o, o + 4)].join('.');
@@ -279,6 +288,15 @@ describe('service model', () => {
             // Byte for byte: destination → backend (and, hairpin, source → frontend), checksums from scratch.
             const want = frameOf(f, v.hairpin ? f.dst : f.src, v.backend.ip, f.sport, v.backend.port).build();
             expect(out.toString('hex'), why).toBe(want.toString('hex'));
+            // The backend's answer reaches the client from the address and port it used. A
+            // hairpin answer leaves the pod itself, to the frontend address it came from.
+            const answer = v.hairpin ? frameOf(f, f.src, f.dst, v.backend.port, f.sport, true) : frameOf(f, v.backend.ip, f.src, v.backend.port, f.sport, true);
+            const back = run(v.hairpin ? 'from_pod' : 'to_pod', answer.build());
+            expect({ reason: back.reason, retval: back.retval, bytes: back.data.toString('hex') }, `answer to ${why}`).toEqual({
+              reason: 'pass_reply',
+              retval: TC_ACT.UNSPEC,
+              bytes: frameOf(f, f.dst, f.src, f.dport, f.sport, true).build().toString('hex'),
+            });
           }
         });
       }),
