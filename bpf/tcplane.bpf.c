@@ -47,6 +47,7 @@ const volatile struct tp_btf_anchor {
 	enum tp_svc_empty svc_empty;
 	enum tp_backend_state backend_state;
 	enum tp_lb_limits lb_limits;
+	enum tp_affinity_scope affinity_scope;
 } tp_btf_anchor __attribute__((used));
 
 static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)

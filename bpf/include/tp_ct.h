@@ -89,6 +89,7 @@ enum tp_ct_flags {
 	TP_CT_F_AFFINITY = 8,   /* DNAT through a service with ClientIP affinity: traffic refreshes it */
 	TP_CT_F_EXTERNAL = 16,  /* translated on the uplink, for a client outside the cluster */
 	TP_CT_F_SNAT = 32,      /* external, to a backend on another node: source-translated too */
+	TP_CT_F_AFFINITY_LOCAL = 64, /* with TP_CT_F_AFFINITY: the affinity is of scope TP_AFFINITY_LOCAL */
 };
 
 /* endpoint_id of the uplink's entries (pods use their veth's ifindex). */

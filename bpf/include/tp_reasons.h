@@ -32,7 +32,7 @@ enum tp_reason {
 	TP_DROP_INVALID_SOURCE = 134, /* from a pod: source address is not that pod's */
 	TP_DROP_UNKNOWN_DEST = 135,   /* to a pod: destination is not that pod's address */
 	TP_DROP_IPV6_EXT = 136,       /* IPv6 extension header chain longer than we walk */
-	TP_REJECT_NO_BACKEND = 137,   /* to a service without endpoints: refused with a TCP RST or ICMP port unreachable */
+	TP_REJECT_NO_BACKEND = 137,   /* to a service without endpoints: refused with a TCP RST or ICMP port unreachable (a RST: dropped unanswered) */
 	TP_DROP_NO_LOCAL_BACKEND = 138, /* to a Local-traffic-policy frontend with no endpoint on this node */
 	TP_DROP_NAT = 139,            /* a translation or a refusal could not be written into the packet */
 

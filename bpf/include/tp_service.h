@@ -49,6 +49,7 @@ struct tp_svc_key {
  * lut_size:   slots of that table (prime); 0: no backend to pick, `empty` says what then
  * affinity_timeout_s: ClientIP session affinity; 0: none
  * empty:      enum tp_svc_empty
+ * affinity_scope: enum tp_affinity_scope, the endpoints the frontend's table draws on
  * 20 bytes, no implicit padding.
  */
 struct tp_svc_value {
@@ -57,7 +58,8 @@ struct tp_svc_value {
 	__u32 lut_size;
 	__u32 affinity_timeout_s;
 	__u8 empty;
-	__u8 pad[3];
+	__u8 affinity_scope;
+	__u8 pad[2];
 };
 
 /* What a frontend without backends does with a new connection (as kube-proxy does). */
@@ -94,10 +96,24 @@ enum tp_backend_state {
 	TP_BACKEND_UNREADY = 3,     /* not ready: keeps TCP connections, other flows pick another */
 };
 
+/*
+ * ClientIP affinity is kept per service port and scope: the frontends of one service port
+ * that draw on the same endpoints (a ClusterIP and a NodePort under traffic policy Cluster)
+ * share a client's backend, while a frontend limited to this node's endpoints (traffic
+ * policy Local) keeps its own, so an affinity made through one frontend never sends a
+ * connection of another to an endpoint that frontend's traffic policy excludes.
+ */
+enum tp_affinity_scope {
+	TP_AFFINITY_CLUSTER = 0, /* the cluster's endpoints */
+	TP_AFFINITY_LOCAL = 1,   /* this node's endpoints only (traffic policy Local) */
+};
+
+/* scope: enum tp_affinity_scope. 24 bytes, no implicit padding. */
 struct tp_affinity_key {
 	__u32 service_id;
 	__u8 family;
-	__u8 pad[3];
+	__u8 scope;
+	__u8 pad[2];
 	__u8 client[16];
 };
 

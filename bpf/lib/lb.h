@@ -114,11 +114,13 @@ static __always_inline bool tp_lb_keeps(const struct tp_ct_entry *e, __u8 protoc
 	return be->state != TP_BACKEND_UNREADY || protocol == IPPROTO_TCP;
 }
 
-static __always_inline void tp_affinity_key_of(struct tp_affinity_key *k, __u32 service_id, __u8 family, const __u8 *client)
+static __always_inline void tp_affinity_key_of(struct tp_affinity_key *k, __u32 service_id, __u8 scope, __u8 family,
+					       const __u8 *client)
 {
 	__builtin_memset(k, 0, sizeof(*k));
 	k->service_id = service_id;
 	k->family = family;
+	k->scope = scope;
 	__builtin_memcpy(k->client, client, 16);
 }
 
@@ -129,7 +131,7 @@ static __always_inline __u32 tp_lb_affine(const struct tp_svc_value *v, const st
 	const struct tp_affinity_value *a;
 	const struct tp_backend *be;
 
-	tp_affinity_key_of(&k, v->service_id, p->family, p->saddr);
+	tp_affinity_key_of(&k, v->service_id, v->affinity_scope, p->family, p->saddr);
 	a = bpf_map_lookup_elem(&tp_affinity_v1, &k);
 	if (!a || now - a->used_ns > (__u64)v->affinity_timeout_s * TP_SECOND_NS)
 		return 0;
@@ -137,13 +139,21 @@ static __always_inline __u32 tp_lb_affine(const struct tp_svc_value *v, const st
 	return be && be->state == TP_BACKEND_ACTIVE && be->service_id == v->service_id ? a->backend_id : 0;
 }
 
-/* Starts or refreshes the client's affinity to backend id. */
-static __always_inline void tp_lb_remember(__u32 service_id, __u8 family, const __u8 *client, __u32 id, __u64 now)
+/* The conntrack flags of a DNAT entry through frontend v: whether traffic refreshes an affinity, and of which scope. */
+static __always_inline __u8 tp_ct_affinity_flags(const struct tp_svc_value *v)
+{
+	if (!v->affinity_timeout_s)
+		return 0;
+	return TP_CT_F_AFFINITY | (v->affinity_scope == TP_AFFINITY_LOCAL ? TP_CT_F_AFFINITY_LOCAL : 0);
+}
+
+/* Starts or refreshes the client's affinity (of scope `scope`) to backend id. */
+static __always_inline void tp_lb_remember(__u32 service_id, __u8 scope, __u8 family, const __u8 *client, __u32 id, __u64 now)
 {
 	struct tp_affinity_key k;
 	struct tp_affinity_value a = { .used_ns = now, .backend_id = id };
 
-	tp_affinity_key_of(&k, service_id, family, client);
+	tp_affinity_key_of(&k, service_id, scope, family, client);
 	bpf_map_update_elem(&tp_affinity_v1, &k, &a, BPF_ANY);
 }
 
@@ -157,7 +167,8 @@ static __always_inline bool tp_lb_established(const struct tp_ct_entry *e, const
 	if (!tp_lb_keeps(e, p->protocol))
 		return false;
 	if (refreshed && (e->flags & TP_CT_F_AFFINITY))
-		tp_lb_remember(e->service_id, p->family, p->saddr, e->backend_id, now);
+		tp_lb_remember(e->service_id, e->flags & TP_CT_F_AFFINITY_LOCAL ? TP_AFFINITY_LOCAL : TP_AFFINITY_CLUSTER, p->family,
+			       p->saddr, e->backend_id, now);
 	return true;
 }
 

@@ -62,12 +62,11 @@ static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, cons
 	e->backend_port = x->port;
 	if (x->hairpin)
 		e->flags |= TP_CT_F_HAIRPIN;
-	if (svc->affinity_timeout_s)
-		e->flags |= TP_CT_F_AFFINITY;
+	e->flags |= tp_ct_affinity_flags(svc);
 	tp_ct_create(k, e);
 	tp_ct_twin_key(&twin, k, e);
 	e->nat = TP_CT_NAT_RNAT;
-	e->flags &= ~TP_CT_F_AFFINITY;
+	e->flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
 	if (x->hairpin)
 		e->opened = TP_DIR_INGRESS; /* the translated packet enters the pod as a new arrival */
 	tp_ct_create(&twin, e);
@@ -85,6 +84,9 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	if (!tp_lb_pick(p, svc, now, &x)) {
 		if (svc->empty == TP_SVC_EMPTY_DROP)
 			return tp_decided(TP_DROP_NO_LOCAL_BACKEND);
+		/* Refused all the same, but a RST is never answered (RFC 9293): dropped. */
+		if (p->protocol == IPPROTO_TCP && (p->tcp_flags & TP_TCP_RST))
+			return tp_decided(TP_REJECT_NO_BACKEND);
 		if (tp_reply_refuse(skb, p))
 			return tp_decided(TP_DROP_NAT);
 		r = tp_result_of(TP_REJECT_NO_BACKEND, TP_ACT_REPLY);
@@ -101,7 +103,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	tp_ct_entry_init(&fresh, p, TP_DIR_EGRESS, now, rule_id);
 	tp_ct_create_service(k, p, &x, svc, &fresh);
 	if (svc->affinity_timeout_s)
-		tp_lb_remember(svc->service_id, p->family, p->saddr, x.id, now);
+		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 	if (tp_nat_dst(skb, p, x.addr, x.port))
 		return tp_decided(TP_DROP_NAT);
 	if (x.hairpin && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, p->daddr))

@@ -11,7 +11,9 @@
  * RST (RFC 9293, 3.10.7.1): to a segment with ACK, seq = its ack; otherwise seq = 0 and
  * ack = its seq + its length (SYN and FIN count one), flags RST|ACK. A RST is never
  * answered. ICMP errors quote the start of the refused packet (its IP header and at
- * least 8 bytes after it, up to TP_REPLY_QUOTE), as RFC 792 and RFC 4443 ask.
+ * least 8 bytes after it, up to TP_REPLY_QUOTE), as RFC 792 and RFC 4443 ask; the quote
+ * and a segment's length end where its IP length field says, never in the frame's
+ * padding.
  */
 #ifndef TP_LIB_REPLY_H
 #define TP_LIB_REPLY_H
@@ -125,15 +127,31 @@ static __always_inline int tp_reply_write(struct __sk_buff *skb, struct tp_scrat
 	return bpf_skb_store_bytes(skb, 0, s->buf + TP_REPLY_ETH, len, 0);
 }
 
-/* The TCP segment's payload length plus its SYN and FIN (what it occupies in sequence space). */
-static __always_inline int tp_tcp_seq_len(struct __sk_buff *skb, const struct tp_packet *p, const struct tcphdr *in, __u32 *len)
+/*
+ * Where p's IP packet ends in the frame, from its length field, as the parser reads it
+ * (parse.h): bytes after it (a NIC's padding) belong to no header and are never quoted;
+ * a length of 0 (BIG TCP, jumbograms) means "to the end of the frame".
+ */
+static __always_inline int tp_reply_ip_end(struct __sk_buff *skb, const struct tp_packet *p, __u32 *end)
 {
-	__u32 end;
 	__u16 n;
 
 	if (bpf_skb_load_bytes(skb, p->l3_off + (p->family == TP_FAMILY_IPV4 ? 2 : 4), &n, 2) < 0)
 		return -1;
-	end = p->l3_off + bpf_ntohs(n) + (p->family == TP_FAMILY_IPV4 ? 0 : 40);
+	n = bpf_ntohs(n);
+	*end = n ? p->l3_off + n + (p->family == TP_FAMILY_IPV4 ? 0 : 40) : skb->len;
+	if (*end > skb->len)
+		*end = skb->len;
+	return 0;
+}
+
+/* The TCP segment's payload length plus its SYN and FIN (what it occupies in sequence space). */
+static __always_inline int tp_tcp_seq_len(struct __sk_buff *skb, const struct tp_packet *p, const struct tcphdr *in, __u32 *len)
+{
+	__u32 end, n;
+
+	if (tp_reply_ip_end(skb, p, &end) < 0)
+		return -1;
 	n = p->l4_off + in->doff * 4;
 	*len = (end > n ? end - n : 0) + in->syn + in->fin;
 	return 0;
@@ -178,14 +196,14 @@ static __noinline int tp_reply_unreachable(struct __sk_buff *skb, const struct t
 	__u32 zero = 0;
 	struct tp_scratch *s = bpf_map_lookup_elem(&tp_scratch_v1, &zero);
 	bool v4 = p->family == TP_FAMILY_IPV4;
-	__u32 hlen = v4 ? 20 : 40, qlen;
+	__u32 hlen = v4 ? 20 : 40, qlen, end;
 	__u8 *icmp;
 	__s64 sum;
 
-	if (!s || skb->len <= p->l3_off)
+	if (!s || tp_reply_ip_end(skb, p, &end) < 0 || end <= p->l3_off)
 		return -1;
 	/* The refused packet from its IP header on, in whole 32-bit words, at most TP_REPLY_QUOTE bytes. */
-	qlen = skb->len - p->l3_off;
+	qlen = end - p->l3_off;
 	if (qlen > TP_REPLY_QUOTE)
 		qlen = TP_REPLY_QUOTE;
 	qlen &= ~3U;

@@ -114,7 +114,7 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 		return tp_result_to(TP_REJECT_NO_BACKEND, TP_ACT_BOUNCE, skb->ifindex);
 	}
 	tp_ct_entry_init(&e, p, TP_DIR_INGRESS, now, 0);
-	e.flags |= TP_CT_F_EXTERNAL | (svc->affinity_timeout_s ? TP_CT_F_AFFINITY : 0);
+	e.flags |= TP_CT_F_EXTERNAL;
 	e.service_id = svc->service_id;
 	e.backend_id = x.id;
 	__builtin_memcpy(e.frontend_addr, p->daddr, 16);
@@ -123,15 +123,16 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 	e.backend_port = x.port;
 	__builtin_memcpy(ep.addr, x.addr, 16);
 	if (svc->affinity_timeout_s)
-		tp_lb_remember(svc->service_id, p->family, p->saddr, x.id, now);
+		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 
 	if (bpf_map_lookup_elem(&tp_endpoints_v1, &ep)) {
 		/* A backend on this node: the client's address is kept. */
 		e.nat = TP_CT_NAT_DNAT;
+		e.flags |= tp_ct_affinity_flags(svc);
 		tp_ct_create(k, &e);
 		tp_ct_twin_key(&twin, k, &e);
 		e.nat = TP_CT_NAT_RNAT;
-		e.flags &= ~TP_CT_F_AFFINITY;
+		e.flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
 		tp_ct_create(&twin, &e);
 		if (tp_nat_dst(skb, p, x.addr, x.port))
 			return tp_decided(TP_DROP_NAT);
@@ -150,13 +151,12 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 	__builtin_memcpy(twin.pod_addr, src, 16);
 	__builtin_memcpy(twin.peer_addr, x.addr, 16);
 	twin.peer_port = x.port;
-	e.flags &= ~TP_CT_F_AFFINITY;
 	__u16 port = tp_snat_claim(&twin, &e, tp_flow_hash(p, cfg->lb_seed));
 	if (!port)
 		return tp_decided(TP_DROP_NAT);
 	e.nat = TP_CT_NAT_DNAT;
 	e.opened = TP_DIR_INGRESS;
-	e.flags |= svc->affinity_timeout_s ? TP_CT_F_AFFINITY : 0;
+	e.flags |= tp_ct_affinity_flags(svc);
 	__builtin_memcpy(e.nat_addr, src, 16); /* the source the connection leaves with */
 	e.nat_port = port;
 	tp_ct_create(k, &e);

@@ -46,6 +46,7 @@ export const TP_CT_FLAGS = {
   TP_CT_F_AFFINITY: 8,
   TP_CT_F_EXTERNAL: 16,
   TP_CT_F_SNAT: 32,
+  TP_CT_F_AFFINITY_LOCAL: 64,
 } as const;
 export const TP_CT_ENDPOINT = { TP_CT_EP_UPLINK: 0xffffffff } as const;
 export const TP_CT_NAT = { TP_CT_NAT_NONE: 0, TP_CT_NAT_DNAT: 1, TP_CT_NAT_RNAT: 2 } as const;
@@ -60,6 +61,7 @@ export const TP_IPCIDR_PREFIX = { TP_IPCIDR_PREFIX_BASE: 32 } as const;
 
 export const TP_SVC_ORIGIN = { TP_SVC_FROM_POD: 0, TP_SVC_FROM_OUTSIDE: 1 } as const;
 export const TP_SVC_EMPTY = { TP_SVC_EMPTY_REJECT: 0, TP_SVC_EMPTY_DROP: 1 } as const;
+export const TP_AFFINITY_SCOPE = { TP_AFFINITY_CLUSTER: 0, TP_AFFINITY_LOCAL: 1 } as const;
 export const TP_BACKEND_STATE = {
   TP_BACKEND_FREE: 0,
   TP_BACKEND_ACTIVE: 1,

@@ -155,7 +155,8 @@ export const tpSvcValue = struct('tp_svc_value', {
   lut_size: u32,
   affinity_timeout_s: u32,
   empty: u8,
-  pad: pad(3),
+  affinity_scope: u8,
+  pad: pad(2),
 });
 export type TpSvcValue = Infer<typeof tpSvcValue>;
 
@@ -175,7 +176,8 @@ export type TpBackend = Infer<typeof tpBackend>;
 export const tpAffinityKey = struct('tp_affinity_key', {
   service_id: u32,
   family: u8,
-  pad: pad(3),
+  scope: u8,
+  pad: pad(2),
   client: bytes(16),
 });
 export type TpAffinityKey = Infer<typeof tpAffinityKey>;

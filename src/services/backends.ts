@@ -37,9 +37,14 @@ function selects(selector: Record<string, string>, labels: Record<string, string
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+/**
+ * publishNotReadyAddresses comes first: it publishes terminating pods as ready too (the
+ * EndpointSlice controller sets ready = publishNotReadyAddresses || (serving && !terminating)).
+ */
 function stateOf(pod: PodRecord, svc: Service): BackendState {
+  if (svc.publishNotReadyAddresses) return 'ready';
   if (pod.terminating) return 'terminating';
-  return pod.ready || svc.publishNotReadyAddresses ? 'ready' : 'unready';
+  return pod.ready ? 'ready' : 'unready';
 }
 
 /** The pod's port for a service port's targetPort, or undefined when it has none. */

@@ -14,13 +14,16 @@
  *                   → external
  * A frontend whose set is empty refuses new connections when the service has no usable
  * backend at all (REJECT), and drops them when it has some but not here (DROP).
+ * ClientIP affinity is scoped by set (tp_affinity_scope): frontends on the cluster set
+ * share a client's backend; those on a Local set keep their own, so an affinity made
+ * through a NodePort never sends a ClusterIP connection past internalTrafficPolicy Local.
  *
  * Table ids: lut_id = service port id << 3 | set << 1 | generation. A table keeps its
  * id while its size stays; a new size is written under the other generation and the
  * frontends are repointed, so a frontend's size and table always agree.
  */
 import { addrBytes } from '../datapath/addr.js';
-import { PROTO, TP_BACKEND_STATE, TP_FAMILY, TP_SVC_EMPTY, TP_SVC_ORIGIN } from '../datapath/constants.js';
+import { PROTO, TP_AFFINITY_SCOPE, TP_BACKEND_STATE, TP_FAMILY, TP_SVC_EMPTY, TP_SVC_ORIGIN } from '../datapath/constants.js';
 import type { Entry, ServiceMaps } from '../datapath/desired.js';
 import type { TpBackend, TpSvcKey, TpSvcValue } from '../datapath/structs.js';
 import type { PodRecord } from '../store/schema.js';
@@ -102,6 +105,8 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
           service_id: serviceId,
           affinity_timeout_s: svc.sessionAffinity === 'ClientIP' ? svc.sessionAffinityTimeoutSeconds : 0,
           empty: cluster.length === 0 ? TP_SVC_EMPTY.TP_SVC_EMPTY_REJECT : TP_SVC_EMPTY.TP_SVC_EMPTY_DROP,
+          // A client's affinity holds among the frontends that draw on the same endpoints.
+          affinity_scope: which === 'cluster' ? TP_AFFINITY_SCOPE.TP_AFFINITY_CLUSTER : TP_AFFINITY_SCOPE.TP_AFFINITY_LOCAL,
         };
         if (members.length === 0) return { ...common, lut_id: 0, lut_size: 0 };
         const size = maglevTableSize(members.length, input.maxTableSize);
@@ -128,7 +133,9 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, ip, port.port, 'cluster');
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, ip, port.port, 'external');
       }
-      if (port.nodePort !== undefined) {
+      // A node port always differs from the backends' port, and SCTP ports cannot be
+      // rewritten (the parser refuses SCTP node ports; a stored one is not programmed).
+      if (port.nodePort !== undefined && port.protocol !== 'SCTP') {
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, null, port.nodePort, 'cluster');
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, null, port.nodePort, 'external');
       }

@@ -50,6 +50,9 @@ const IPV6_NOT_SUPPORTED = `IPv6 services are not supported yet (${DUAL_STACK_LA
 /** tcplane rewrites ports incrementally; SCTP's checksum is a CRC32c over the whole packet. */
 const SCTP_TARGET_PORT =
   'SCTP ports need targetPort equal to port: tcplane cannot rewrite an SCTP port (its CRC32c checksum has no BPF helper)';
+/** A node port is another port than targetPort by construction (30000–32767), so the same holds. */
+const SCTP_NODE_PORT =
+  'SCTP ports cannot have a node port: traffic to it would need its port rewritten to targetPort, which tcplane cannot do for SCTP (its CRC32c checksum has no BPF helper); use type ClusterIP, externalIPs, or a LoadBalancer with allocateLoadBalancerNodePorts: false';
 const NO_SELECTOR =
   'a Service without a selector takes its endpoints from EndpointSlices managed elsewhere, which tcplane does not support yet';
 
@@ -406,6 +409,8 @@ const specSchema = z
       if (!headless && p.protocol === 'SCTP' && p.targetPort !== undefined && p.targetPort !== p.port) {
         fail(['ports', i, 'targetPort'], SCTP_TARGET_PORT);
       }
+      const nodePort = type === 'NodePort' || (type === 'LoadBalancer' && (spec.allocateLoadBalancerNodePorts !== false || !!p.nodePort));
+      if (p.protocol === 'SCTP' && nodePort) fail(['ports', i, 'protocol'], SCTP_NODE_PORT);
     });
     if (spec.sessionAffinity === 'None' && spec.sessionAffinityConfig != null) {
       fail(['sessionAffinityConfig'], 'only allowed with sessionAffinity ClientIP');

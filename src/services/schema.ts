@@ -61,6 +61,7 @@ function invariants(s: z.output<typeof serviceObject>, ctx: z.RefinementCtx) {
     seen.add(key);
     if (p.nodePort !== undefined && s.type === 'ClusterIP') fail(['ports', i, 'nodePort'], 'a ClusterIP service has no node ports');
     if (!headless && p.protocol === 'SCTP' && p.targetPort !== p.port) fail(['ports', i, 'targetPort'], 'an SCTP port cannot be rewritten');
+    if (p.protocol === 'SCTP' && p.nodePort !== undefined) fail(['ports', i, 'nodePort'], 'an SCTP port cannot have a node port (it cannot be rewritten)');
   });
   if (headless && s.externalIPs.length > 0) fail(['externalIPs'], 'a headless service has no external IPs');
   if (s.loadBalancerIngress.length > 0 && s.type !== 'LoadBalancer') {

@@ -43,6 +43,7 @@ describe('layout - enums', () => {
     ['tp_svc_empty', C.TP_SVC_EMPTY],
     ['tp_backend_state', C.TP_BACKEND_STATE],
     ['tp_lb_limits', C.TP_LB_LIMITS],
+    ['tp_affinity_scope', C.TP_AFFINITY_SCOPE],
   ];
   for (const [name, mirror] of mirrors) {
     it(`layout - enum ${name} has the same enumerators and values`, () => {

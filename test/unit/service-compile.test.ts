@@ -63,7 +63,7 @@ describe('service backends', () => {
     const pods = [pod('a', 'n1', '10.244.1.10', { app: 'web' }, { ready: false }), pod('b', 'n1', '10.244.1.11', { app: 'web' }, { ready: false, terminating: true })];
     const s = stored(`${WEB}  ports: [{port: 80, targetPort: 8080}]\n`, [1]);
     expect(serviceBackends(s, pods)[0]!.map((b) => b.state)).toEqual(['unready', 'terminating']);
-    expect(serviceBackends({ ...s, publishNotReadyAddresses: true }, pods)[0]!.map((b) => b.state)).toEqual(['ready', 'terminating']);
+    expect(serviceBackends({ ...s, publishNotReadyAddresses: true }, pods)[0]!.map((b) => b.state)).toEqual(['ready', 'ready']);
   });
 
   it('service backends - new connections go to ready backends, or to terminating ones when none is ready', () => {

@@ -17,6 +17,8 @@ const PORT = '  ports: [{port: 80}]';
 
 const IPV6 = 'IPv6 services are not supported yet (dual-stack lands with the NetworkPolicy issue)';
 const SCTP = 'SCTP ports need targetPort equal to port: tcplane cannot rewrite an SCTP port (its CRC32c checksum has no BPF helper)';
+const SCTP_NODE_PORT =
+  'SCTP ports cannot have a node port: traffic to it would need its port rewritten to targetPort, which tcplane cannot do for SCTP (its CRC32c checksum has no BPF helper); use type ClusterIP, externalIPs, or a LoadBalancer with allocateLoadBalancerNodePorts: false';
 const NO_SELECTOR =
   'a Service without a selector takes its endpoints from EndpointSlices managed elsewhere, which tcplane does not support yet';
 
@@ -162,6 +164,11 @@ const VALID: [string, string, Service][] = [
   ],
   ['headless without ports', svc('  clusterIP: None', SEL), service({ clusterIPs: ['None'], ports: [] })],
   [
+    'LoadBalancer without node ports may have SCTP ports (nothing to rewrite)',
+    svc('  type: LoadBalancer', SEL, '  ports: [{port: 2905, protocol: SCTP}]', '  allocateLoadBalancerNodePorts: false'),
+    service({ type: 'LoadBalancer', ports: [{ protocol: 'SCTP', port: 2905, targetPort: 2905 }], allocateLoadBalancerNodePorts: false }),
+  ],
+  [
     'headless through clusterIPs: no translation, so an SCTP targetPort may differ',
     svc(SEL, '  clusterIPs: [None]', '  ports: [{port: 2905, protocol: SCTP, targetPort: 2906}]'),
     service({ clusterIPs: ['None'], ports: [{ protocol: 'SCTP', port: 2905, targetPort: 2906 }] }),
@@ -285,6 +292,9 @@ const ERRORS: [string, string, number, string, string][] = [
   ['a duplicate nodePort of one protocol', svc(NP, SEL, ...TWO_PORTS('{name: a, port: 80, nodePort: 30080}', '{name: b, port: 81, nodePort: 30080}')), 9, 'spec.ports[1].nodePort', 'duplicate nodePort 30080/TCP (also spec.ports[0])'],
   ['an SCTP targetPort that differs', svc(SEL, '  ports: [{port: 2905, protocol: SCTP, targetPort: 2906}]'), 6, 'spec.ports[0].targetPort', SCTP],
   ['a named SCTP targetPort', svc(SEL, '  ports: [{port: 2905, protocol: SCTP, targetPort: sigtran}]'), 6, 'spec.ports[0].targetPort', SCTP],
+  ['an SCTP port of a NodePort service', svc(NP, SEL, '  ports: [{port: 2905, protocol: SCTP}]'), 7, 'spec.ports[0].protocol', SCTP_NODE_PORT],
+  ['an SCTP port of a LoadBalancer service with node ports', svc(LB, SEL, '  ports: [{port: 2905, protocol: SCTP}]'), 7, 'spec.ports[0].protocol', SCTP_NODE_PORT],
+  ['an SCTP nodePort given to a LoadBalancer without allocation', svc(LB, SEL, '  ports: [{port: 2905, protocol: SCTP, nodePort: 30905}]', '  allocateLoadBalancerNodePorts: false'), 7, 'spec.ports[0].protocol', SCTP_NODE_PORT],
   ['a bad appProtocol', svc(SEL, '  ports: [{port: 80, appProtocol: "h 2"}]'), 6, 'spec.ports[0].appProtocol', 'must be a qualified name like http or kubernetes.io/h2c: the name must be alphanumeric, "-", "_" or ".", starting and ending alphanumeric'],
   ['an unknown port field', svc(SEL, '  ports:', '    - port: 80', '      hostPort: 80'), 8, 'spec.ports[0].hostPort', 'unknown field'],
   // cluster IPs and families
@@ -444,6 +454,7 @@ describe('service schema', () => {
     ['a headless NodePort service', { type: 'NodePort', clusterIPs: ['None'] }, ['clusterIPs', 0], 'a headless service must be of type ClusterIP'],
     ['no ports on a translated service', { ports: [] }, ['ports'], 'only a headless service may have no ports'],
     ['an SCTP port rewrite', { ports: [{ protocol: 'SCTP', port: 2905, targetPort: 2906 }] }, ['ports', 0, 'targetPort'], 'an SCTP port cannot be rewritten'],
+    ['an SCTP node port', { type: 'NodePort', ports: [{ protocol: 'SCTP', port: 2905, targetPort: 2905, nodePort: 30905 }] }, ['ports', 0, 'nodePort'], 'an SCTP port cannot have a node port (it cannot be rewritten)'],
     ['a nodePort on a ClusterIP service', { ports: [{ ...port, nodePort: 30080 }] }, ['ports', 0, 'nodePort'], 'a ClusterIP service has no node ports'],
     ['a duplicate port', { ports: [port, port] }, ['ports', 1], 'duplicate port 80/TCP'],
     ['an affinity timeout without affinity', { sessionAffinityTimeoutSeconds: 60 }, ['sessionAffinityTimeoutSeconds'], /must be 0/],

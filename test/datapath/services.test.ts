@@ -1,0 +1,790 @@
+// Service translation by the shipped datapath, path by path: DNAT of new connections to
+// a frontend, established packets, reverse NAT of replies, refusals built in place (TCP
+// RST, ICMP port unreachable), traffic policy, hairpin, policy after translation,
+// backend liveness, ClientIP affinity and NodePort from a pod. Loads build/tcplane.bpf.o
+// (no pinning), fills its maps through the agent's own compilers (compileServices with a
+// BackendIds, the policy compile) and writers (dp.services.sync, dp.maps.sync,
+// dp.setLbSeed), runs frames through BPF_PROG_TEST_RUN, and checks the verdict, the one
+// reason the metrics count, and the bytes that come out against frames built
+// independently by test/helpers/packet.ts (every checksum computed from scratch). Where
+// a case needs to know which backend Maglev picks, the independent model
+// (test/helpers/service-model.ts) says, and the datapath must agree.
+// Needs root (BPF_PROG_TEST_RUN) and `make` first.
+//
+// BPF_PROG_TEST_RUN attributes every skb to loopback (ifindex 1): the local pods under
+// test all sit on ifindex 1. A refusal is sent back with bpf_redirect_peer, which the test
+// run reports as TC_ACT_REDIRECT with the answer in data_out.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testRun, TC_ACT } from '../../src/bpf/testrun.js';
+import { NodeDatapath, type ReasonCount } from '../../src/datapath/node-datapath.js';
+import { reasonName } from '../../src/datapath/reasons.js';
+import { PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
+import type { NetworkPolicy } from '../../src/policy/types.js';
+import type { PodRecord } from '../../src/store/schema.js';
+import { netpol } from '../helpers/cluster.js';
+import { readFrame } from '../helpers/frame-read.js';
+import { sctpF } from '../helpers/sctp.js';
+import { eth, type Frame } from '../helpers/packet.js';
+import { OBJECT_PATH } from '../helpers/paths.js';
+import { ServiceModel, type SmBackend, type SmFlow } from '../helpers/service-model.js';
+import { BackendIds, clearState, loadCluster, modelCluster, pod, service, type SvcCluster } from '../helpers/services.js';
+
+// ---- the cluster every case starts from ----
+
+const N1 = '10.250.0.10'; // this node
+const N2 = '10.250.0.11';
+const N3 = '10.250.0.12';
+const WORLD = '192.0.2.1';
+
+const CLIENT = '10.244.1.10'; // x/client, n1: the pod most cases connect from
+const FRIEND = '10.244.1.11'; // x/friend, n1
+const WEB_A = '10.244.1.20'; // x/web-a, n1: http 8080, dns 5353
+const WEB_B = '10.244.2.20'; // x/web-b, n2: http 8081, dns 5353
+const WEB_C = '10.244.3.20'; // x/web-c, n3: http 8080, no dns port
+const WEB_D = '10.244.2.21'; // x/web-d, n2 (added by some cases)
+const FAR_A = '10.244.2.30'; // x/far-a, n2
+const FAR_B = '10.244.1.31'; // x/far-b, n1 (added by some cases)
+const SELF = '10.244.1.30'; // x/self, n1: http 9090
+const GUARD = '10.244.1.40'; // x/guard, n1, isolated by some cases
+const SIG_A = '10.244.2.40'; // x/sig-a, n2 (SCTP)
+const IDLE = '10.244.2.50'; // x/idle, n2, not ready
+const PAIR_A = '10.244.2.60'; // x/pair-a, n2
+const PAIR_B = '10.244.3.60'; // x/pair-b, n3
+
+const WEB_VIP = '10.244.240.10'; // x/web: http 80 → "http" (nodePort 30080), dns 53/UDP → "dns"
+const EMPTY_VIP = '10.244.240.11'; // x/empty: selects nobody
+const LOCAL_VIP = '10.244.240.12'; // x/local: internalTrafficPolicy Local, backends on n2 only
+const SELF_VIP = '10.244.240.13'; // x/self: selects x/self only
+const GUARD_VIP = '10.244.240.14'; // x/guard
+const SIG_VIP = '10.244.240.15'; // x/sig: SCTP 3868
+const IDLE_VIP = '10.244.240.16'; // x/idle: its only pod is not ready
+const PAIR_VIP = '10.244.240.17'; // x/pair: two backends, for liveness
+const STICKY_VIP = '10.244.240.18'; // x/sticky: ClientIP affinity over the web pods
+
+const http = (port: number) => ({ name: 'http', port, protocol: 'TCP' as const });
+const dns = { name: 'dns', port: 5353, protocol: 'UDP' as const };
+
+const PODS: PodRecord[] = [
+  pod('x', 'client', 'n1', CLIENT, { app: 'client' }),
+  pod('x', 'friend', 'n1', FRIEND, { app: 'friend' }),
+  pod('x', 'web-a', 'n1', WEB_A, { app: 'web' }, { ports: [http(8080), dns] }),
+  pod('x', 'web-b', 'n2', WEB_B, { app: 'web' }, { ports: [http(8081), dns] }),
+  pod('x', 'web-c', 'n3', WEB_C, { app: 'web' }, { ports: [http(8080)] }),
+  pod('x', 'far-a', 'n2', FAR_A, { app: 'far' }),
+  pod('x', 'self', 'n1', SELF, { app: 'self' }, { ports: [http(9090)] }),
+  pod('x', 'guard', 'n1', GUARD, { app: 'guard' }),
+  pod('x', 'sig-a', 'n2', SIG_A, { app: 'sig' }),
+  pod('x', 'idle', 'n2', IDLE, { app: 'idle' }, { ready: false }),
+  pod('x', 'pair-a', 'n2', PAIR_A, { app: 'pair' }),
+  pod('x', 'pair-b', 'n3', PAIR_B, { app: 'pair' }),
+];
+
+const SERVICES = [
+  service('x', 'web', WEB_VIP, { app: 'web' }, [
+    { name: 'http', port: 80, targetPort: 'http', nodePort: 30080, id: 1 },
+    { name: 'dns', port: 53, protocol: 'UDP', targetPort: 'dns', id: 2 },
+  ]),
+  service('x', 'empty', EMPTY_VIP, { app: 'nobody' }, [
+    { name: 'http', port: 80, id: 3 },
+    { name: 'dns', port: 53, protocol: 'UDP', id: 4 },
+  ]),
+  service(
+    'x',
+    'local',
+    LOCAL_VIP,
+    { app: 'far' },
+    [
+      { name: 'http', port: 80, targetPort: 8080, nodePort: 30081, id: 5 },
+      { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353, id: 14 },
+    ],
+    { internalTrafficPolicy: 'Local' },
+  ),
+  service('x', 'self', SELF_VIP, { app: 'self' }, [{ port: 80, targetPort: 'http', id: 6 }]),
+  service('x', 'guard', GUARD_VIP, { app: 'guard' }, [{ port: 80, targetPort: 8080, id: 7 }]),
+  service('x', 'sig', SIG_VIP, { app: 'sig' }, [{ port: 3868, protocol: 'SCTP', id: 8 }]),
+  service('x', 'idle', IDLE_VIP, { app: 'idle' }, [{ port: 80, targetPort: 8080, id: 9 }]),
+  service('x', 'pair', PAIR_VIP, { app: 'pair' }, [
+    { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353, id: 11 },
+    { name: 'http', port: 80, targetPort: 8080, id: 12 },
+  ]),
+  service('x', 'sticky', STICKY_VIP, { app: 'web' }, [{ port: 80, targetPort: 'http', id: 13 }], { sessionAffinity: 'ClientIP' }),
+];
+
+const BASE: SvcCluster = {
+  node: 'n1',
+  nodes: [
+    { name: 'n1', addresses: [N1], podCIDR: '10.244.1.0/24' },
+    { name: 'n2', addresses: [N2], podCIDR: '10.244.2.0/24' },
+    { name: 'n3', addresses: [N3], podCIDR: '10.244.3.0/24' },
+  ],
+  namespaces: [
+    { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } },
+    { name: 'y', labels: { 'kubernetes.io/metadata.name': 'y' } },
+  ],
+  pods: PODS,
+  services: SERVICES,
+  policies: [],
+  seed: 0x5eed1234,
+};
+
+const withPolicies = (c: SvcCluster, policies: NetworkPolicy[]): SvcCluster => ({ ...c, policies });
+const withPod = (c: SvcCluster, p: PodRecord): SvcCluster => ({ ...c, pods: [...c.pods, p] });
+const withoutPod = (c: SvcCluster, name: string): SvcCluster => ({ ...c, pods: c.pods.filter((p) => p.name !== name) });
+const podChanged = (c: SvcCluster, name: string, change: Partial<PodRecord>): SvcCluster => ({
+  ...c,
+  pods: c.pods.map((p) => (p.name === name ? { ...p, ...change } : p)),
+});
+const serviceChanged = (c: SvcCluster, name: string, change: Parameters<typeof service>[5]): SvcCluster => ({
+  ...c,
+  services: c.services.map((s) => (s.name === name ? { ...s, ...change } : s)),
+});
+
+// ---- what the independent model says ----
+
+const tcpFlow = (src: string, dst: string, sport: number, dport: number): SmFlow => ({ src, dst, protocol: 'TCP', sport, dport });
+const udpFlow = (src: string, dst: string, sport: number, dport: number): SmFlow => ({ src, dst, protocol: 'UDP', sport, dport });
+const pick = (c: SvcCluster, f: SmFlow): SmBackend => new ServiceModel(modelCluster(c)).backendOf(f);
+
+/** Source ports (from `from` up) of flows like `f` that Maglev sends to `pod` (or, with `not`, elsewhere). */
+function sportsTo(c: SvcCluster, f: Omit<SmFlow, 'sport'>, pod: string, n = 1, from = 40000, not = false): number[] {
+  const m = new ServiceModel(modelCluster(c));
+  const out: number[] = [];
+  for (let s = from; out.length < n; s++) {
+    if (s > 65535) throw new Error(`no ${n} source ports to ${pod}`);
+    if ((m.backendOf({ ...f, sport: s }).pod === pod) !== not) out.push(s);
+  }
+  return out;
+}
+
+// ---- frames ----
+
+const MAC_POD = '02:00:00:00:00:01'; // packet.ts's default source MAC
+const MAC_PEER = '02:00:00:00:00:02'; // and destination MAC
+
+interface TcpSeg {
+  sport: number;
+  dport: number;
+  flags?: string;
+  seq?: number;
+  ack?: number;
+  payload?: number | Buffer;
+}
+const tcpF = (src: string, dst: string, s: TcpSeg): Frame => {
+  const f = eth().ipv4({ src, dst }).tcp({ sport: s.sport, dport: s.dport, flags: s.flags ?? 'S', seq: s.seq ?? 1000, ack: s.ack ?? 0 });
+  return s.payload === undefined ? f : f.payload(s.payload);
+};
+const udpF = (src: string, dst: string, sport: number, dport: number, payload: number | Buffer = 8): Frame =>
+  eth().ipv4({ src, dst }).udp({ sport, dport }).payload(payload);
+
+/** The frame with its UDP checksum field set to 0 ("no checksum", IPv4). */
+function noUdpChecksum(f: Frame): Buffer {
+  const b = Buffer.from(f.build());
+  b.writeUInt16BE(0, 14 + 20 + 6);
+  return b;
+}
+
+/** The RST the datapath must answer `seg` (sent by `client` to `frontend`) with. */
+function rstFor(frontend: string, client: string, seg: TcpSeg & { seq: number }, payloadLen = 0): Frame {
+  const flags = seg.flags ?? 'S';
+  const answer = flags.includes('A')
+    ? { flags: 'R', seq: seg.ack ?? 0, ack: 0 }
+    : { flags: 'RA', seq: 0, ack: (seg.seq + payloadLen + (flags.includes('S') ? 1 : 0) + (flags.includes('F') ? 1 : 0)) >>> 0 };
+  return eth({ src: MAC_PEER, dst: MAC_POD })
+    .ipv4({ src: frontend, dst: client, df: true, id: 0, ttl: 64 })
+    .tcp({ sport: seg.dport, dport: seg.sport, window: 0, ...answer })
+    .unpadded();
+}
+
+/** The ICMP port unreachable refusing `refused`: the refused IP packet quoted in whole words, at most 128 bytes. */
+function unreachableFor(frontend: string, client: string, refused: Frame): Frame {
+  const b = refused.build();
+  const ipLen = b.readUInt16BE(16);
+  const quote = b.subarray(14, 14 + (Math.min(ipLen, 128) & ~3));
+  return eth({ src: MAC_PEER, dst: MAC_POD })
+    .ipv4({ src: frontend, dst: client, df: true, id: 0, ttl: 64 })
+    .icmp({ type: 3, code: 3, id: 0, seq: 0 })
+    .payload(Buffer.from(quote))
+    .unpadded();
+}
+
+// ---- cases ----
+
+type Hook = 'from_pod' | 'to_pod';
+type Bytes = Frame | Buffer;
+/** A frame sent on one hook of the pod veth it names (from_pod: its source; to_pod: its destination). */
+interface PacketStep {
+  hook: Hook;
+  send: Bytes;
+}
+/** The cluster changes (pods, services): the maps are compiled and synced again; conntrack and affinity stay. */
+interface ChangeStep {
+  change: (c: SvcCluster) => SvcCluster;
+}
+interface PauseStep {
+  pauseMs: number;
+}
+type Step = PacketStep | ChangeStep | PauseStep;
+
+type Verdict = 'pass' | 'drop' | 'redirect';
+interface Outcome {
+  /** The one reason counted. */
+  reason: string;
+  /** Default: pass for pass_*, redirect for reject_no_backend, drop otherwise. */
+  verdict?: Verdict;
+  /** The frame that comes out; default: the one sent, unchanged. */
+  out?: Bytes;
+}
+
+interface Case {
+  description: string;
+  setup: SvcCluster;
+  input: Step[];
+  /** One per packet step, in order. */
+  expect: Outcome[];
+}
+
+const from = (send: Bytes): PacketStep => ({ hook: 'from_pod', send });
+const to = (send: Bytes): PacketStep => ({ hook: 'to_pod', send });
+const change = (fn: (c: SvcCluster) => SvcCluster): ChangeStep => ({ change: fn });
+const translated = (reason: string, out: Bytes): Outcome => ({ reason, out });
+const unchanged = (reason: string, verdict?: Verdict): Outcome => ({ reason, ...(verdict ? { verdict } : {}) });
+
+// -- ClusterIP translation --
+
+const web = pick(BASE, tcpFlow(CLIENT, WEB_VIP, 40000, 80));
+const webSyn: TcpSeg = { sport: 40000, dport: 80, flags: 'S', seq: 1000 };
+const webSynAck: TcpSeg = { sport: web.port, dport: 40000, flags: 'SA', seq: 5000, ack: 1001 };
+const webAck: TcpSeg = { sport: 40000, dport: 80, flags: 'PA', seq: 1001, ack: 5001, payload: 20 };
+const webData: TcpSeg = { sport: web.port, dport: 40000, flags: 'PA', seq: 5001, ack: 1021, payload: 100 };
+const spread = Array.from({ length: 12 }, (_, i) => 40100 + i).map((sport) => ({ sport, be: pick(BASE, tcpFlow(CLIENT, WEB_VIP, sport, 80)) }));
+const dnsBe = pick(BASE, udpFlow(CLIENT, WEB_VIP, 40000, 53));
+const dnsBe2 = pick(BASE, udpFlow(CLIENT, WEB_VIP, 40001, 53));
+/** A later fragment's payload that begins like a UDP header (ports 40000 → 53): it must stay as it is. */
+const laterPayload = Buffer.concat([Buffer.from([0x9c, 0x40, 0x00, 0x35]), Buffer.alloc(12, 0xab)]);
+
+const TRANSLATION_CASES: Case[] = [
+  {
+    description: 'services - ClusterIP, TCP: the SYN goes to the backend Maglev picks (address, port, IP and TCP checksums); the reply comes from the ClusterIP; later segments keep the backend',
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, WEB_VIP, webSyn)),
+      to(tcpF(web.ip, CLIENT, webSynAck)),
+      from(tcpF(CLIENT, WEB_VIP, webAck)),
+      to(tcpF(web.ip, CLIENT, webData)),
+      from(tcpF(CLIENT, WEB_VIP, { ...webAck, flags: 'FA', seq: 1021, ack: 5101, payload: undefined })),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, web.ip, { ...webSyn, dport: web.port })),
+      translated('pass_reply', tcpF(WEB_VIP, CLIENT, { ...webSynAck, sport: 80 })),
+      translated('pass_established', tcpF(CLIENT, web.ip, { ...webAck, dport: web.port })),
+      translated('pass_reply', tcpF(WEB_VIP, CLIENT, { ...webData, sport: 80 })),
+      translated('pass_established', tcpF(CLIENT, web.ip, { ...webAck, flags: 'FA', seq: 1021, ack: 5101, payload: undefined, dport: web.port })),
+    ],
+  },
+  {
+    description: "services - ClusterIP: each new connection goes to the backend the model picks, the targetPort resolved by name on each pod (8080 or 8081)",
+    setup: BASE,
+    input: spread.map(({ sport }) => from(tcpF(CLIENT, WEB_VIP, { sport, dport: 80 }))),
+    expect: spread.map(({ sport, be }) => translated('pass_default', tcpF(CLIENT, be.ip, { sport, dport: be.port }))),
+  },
+  {
+    description: 'services - ClusterIP, UDP: the datagram goes to the backend (only pods with a "dns" port), the answer comes from the ClusterIP, the next datagram keeps the backend',
+    setup: BASE,
+    input: [
+      from(udpF(CLIENT, WEB_VIP, 40000, 53)),
+      to(udpF(dnsBe.ip, CLIENT, dnsBe.port, 40000, 40)),
+      from(udpF(CLIENT, WEB_VIP, 40000, 53, 12)),
+    ],
+    expect: [
+      translated('pass_default', udpF(CLIENT, dnsBe.ip, 40000, dnsBe.port)),
+      translated('pass_reply', udpF(WEB_VIP, CLIENT, 53, 40000, 40)),
+      translated('pass_established', udpF(CLIENT, dnsBe.ip, 40000, dnsBe.port, 12)),
+    ],
+  },
+  {
+    description: 'services - ClusterIP, UDP: a datagram without a checksum (0) is translated and keeps 0, both ways',
+    setup: BASE,
+    input: [from(noUdpChecksum(udpF(CLIENT, WEB_VIP, 40001, 53))), to(noUdpChecksum(udpF(dnsBe2.ip, CLIENT, dnsBe2.port, 40001)))],
+    expect: [
+      translated('pass_default', noUdpChecksum(udpF(CLIENT, dnsBe2.ip, 40001, dnsBe2.port))),
+      translated('pass_reply', noUdpChecksum(udpF(WEB_VIP, CLIENT, 53, 40001))),
+    ],
+  },
+  {
+    description: 'services - ClusterIP, SCTP: only the address is translated (the backend listens on the service port), the CRC32c is left alone; the answer comes from the ClusterIP',
+    setup: BASE,
+    input: [from(sctpF(CLIENT, SIG_VIP, 40000, 3868)), to(sctpF(SIG_A, CLIENT, 3868, 40000, 2)), from(sctpF(CLIENT, SIG_VIP, 40000, 3868))],
+    expect: [
+      translated('pass_default', sctpF(CLIENT, SIG_A, 40000, 3868)),
+      translated('pass_reply', sctpF(SIG_VIP, CLIENT, 3868, 40000, 2)),
+      translated('pass_established', sctpF(CLIENT, SIG_A, 40000, 3868)),
+    ],
+  },
+  {
+    description: 'services - a fragmented UDP datagram: the first fragment is translated in full, a later one gets its addresses rewritten and its bytes (no ports there) left alone',
+    setup: BASE,
+    input: [
+      from(eth().ipv4({ src: CLIENT, dst: WEB_VIP, id: 0x77, mf: true }).udp({ sport: 40000, dport: 53 }).payload(8)),
+      from(eth().ipv4({ src: CLIENT, dst: WEB_VIP, id: 0x77, fragOffset: 2, mf: true, protocol: 17 }).payload(laterPayload)),
+      from(eth().ipv4({ src: CLIENT, dst: WEB_VIP, id: 0x77, fragOffset: 4, protocol: 17 }).payload(laterPayload)),
+    ],
+    expect: [
+      translated('pass_default', eth().ipv4({ src: CLIENT, dst: dnsBe.ip, id: 0x77, mf: true }).udp({ sport: 40000, dport: dnsBe.port }).payload(8)),
+      translated('pass_established', eth().ipv4({ src: CLIENT, dst: dnsBe.ip, id: 0x77, fragOffset: 2, mf: true, protocol: 17 }).payload(laterPayload)),
+      translated('pass_established', eth().ipv4({ src: CLIENT, dst: dnsBe.ip, id: 0x77, fragOffset: 4, protocol: 17 }).payload(laterPayload)),
+    ],
+  },
+  {
+    description: 'services - not a frontend: a ClusterIP on another port or protocol, and ICMP to it, pass untranslated',
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, WEB_VIP, { sport: 40000, dport: 81 })),
+      from(udpF(CLIENT, WEB_VIP, 40000, 80)),
+      from(sctpF(CLIENT, WEB_VIP, 40000, 80)),
+      from(eth().ipv4({ src: CLIENT, dst: WEB_VIP }).icmp({ type: 8, id: 9 }).payload(16)),
+    ],
+    expect: [unchanged('pass_default'), unchanged('pass_default'), unchanged('pass_default'), unchanged('pass_default')],
+  },
+];
+
+// -- refusals --
+
+const refusedSyn = { sport: 40000, dport: 80, flags: 'S', seq: 123456 };
+const refusedAck = { sport: 40001, dport: 80, flags: 'PA', seq: 1000, ack: 0xfffffff0, payload: 10 };
+const synWithData = { sport: 40002, dport: 80, flags: 'S', seq: 0xfffffff8, payload: 10 };
+const finNoAck = { sport: 40003, dport: 80, flags: 'F', seq: 77, payload: 3 };
+
+const REFUSAL_CASES: Case[] = [
+  {
+    description: 'services - no endpoints, TCP: a SYN is answered at once by a RST from the ClusterIP (ports swapped, RST|ACK, ack = seq + 1, checksums), sent back into the pod',
+    setup: BASE,
+    input: [from(tcpF(CLIENT, EMPTY_VIP, refusedSyn))],
+    expect: [translated('reject_no_backend', rstFor(EMPTY_VIP, CLIENT, refusedSyn))],
+  },
+  {
+    description: 'services - no endpoints, TCP: a segment with ACK gets a RST whose seq is its ack (no ACK flag); without ACK, ack covers its data, SYN and FIN (mod 2^32)',
+    setup: BASE,
+    input: [from(tcpF(CLIENT, EMPTY_VIP, refusedAck)), from(tcpF(CLIENT, EMPTY_VIP, synWithData)), from(tcpF(CLIENT, EMPTY_VIP, finNoAck))],
+    expect: [
+      translated('reject_no_backend', rstFor(EMPTY_VIP, CLIENT, refusedAck, 10)),
+      translated('reject_no_backend', rstFor(EMPTY_VIP, CLIENT, synWithData, 10)),
+      translated('reject_no_backend', rstFor(EMPTY_VIP, CLIENT, finNoAck, 3)),
+    ],
+  },
+  {
+    description: 'services - no endpoints, TCP: a RST is never answered with a RST: it is refused (dropped) and nothing goes back',
+    setup: BASE,
+    input: [from(tcpF(CLIENT, EMPTY_VIP, { sport: 40004, dport: 80, flags: 'R', seq: 5 })), from(tcpF(CLIENT, EMPTY_VIP, { sport: 40005, dport: 80, flags: 'RA', seq: 5, ack: 9 }))],
+    expect: [unchanged('reject_no_backend', 'drop'), unchanged('reject_no_backend', 'drop')],
+  },
+  {
+    description: 'services - no endpoints, UDP: an ICMP port unreachable (type 3 code 3) from the ClusterIP quotes the datagram (IP header on, whole words, at most 128 bytes), checksums',
+    setup: BASE,
+    input: [from(udpF(CLIENT, EMPTY_VIP, 40000, 53)), from(udpF(CLIENT, EMPTY_VIP, 40001, 53, 9)), from(udpF(CLIENT, EMPTY_VIP, 40002, 53, 300))],
+    expect: [
+      translated('reject_no_backend', unreachableFor(EMPTY_VIP, CLIENT, udpF(CLIENT, EMPTY_VIP, 40000, 53))),
+      translated('reject_no_backend', unreachableFor(EMPTY_VIP, CLIENT, udpF(CLIENT, EMPTY_VIP, 40001, 53, 9))),
+      translated('reject_no_backend', unreachableFor(EMPTY_VIP, CLIENT, udpF(CLIENT, EMPTY_VIP, 40002, 53, 300))),
+    ],
+  },
+  {
+    description: 'services - a service whose only pod is not ready has no endpoint: refused at once',
+    setup: BASE,
+    input: [from(tcpF(CLIENT, IDLE_VIP, refusedSyn))],
+    expect: [translated('reject_no_backend', rstFor(IDLE_VIP, CLIENT, refusedSyn))],
+  },
+];
+
+// -- traffic policy --
+
+const farFromPod = pick(BASE, tcpFlow(CLIENT, N1, 45000, 30081));
+const withFarB = withPod(BASE, pod('x', 'far-b', 'n1', FAR_B, { app: 'far' }));
+
+const TRAFFIC_POLICY_CASES: Case[] = [
+  {
+    description: 'services - internalTrafficPolicy Local with endpoints on other nodes only: the ClusterIP drops (drop_no_local_backend), TCP and UDP alike',
+    setup: BASE,
+    input: [from(tcpF(CLIENT, LOCAL_VIP, { sport: 45000, dport: 80 })), from(udpF(CLIENT, LOCAL_VIP, 45000, 53))],
+    expect: [unchanged('drop_no_local_backend'), unchanged('drop_no_local_backend')],
+  },
+  {
+    description: "services - internalTrafficPolicy Local does not bind a pod's NodePort connection: it goes to the cluster's endpoints",
+    setup: BASE,
+    input: [from(tcpF(CLIENT, N1, { sport: 45000, dport: 30081 }))],
+    expect: [translated('pass_default', tcpF(CLIENT, FAR_A, { sport: 45000, dport: 8080 }))],
+  },
+  {
+    description: 'services - internalTrafficPolicy Local with a local endpoint: every connection to the ClusterIP goes to it',
+    setup: withFarB,
+    input: [40000, 40001, 40002, 40003, 40004].map((sport) => from(tcpF(CLIENT, LOCAL_VIP, { sport, dport: 80 }))),
+    expect: [40000, 40001, 40002, 40003, 40004].map((sport) => translated('pass_default', tcpF(CLIENT, FAR_B, { sport, dport: 8080 }))),
+  },
+];
+
+// -- hairpin and policy after translation --
+
+const denyAllX = netpol('x', 'deny-all');
+const guardFromFriend = netpol('x', 'guard-from-friend', { podSelector: { matchLabels: { app: 'guard' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'friend' } } }] }] });
+const hpSyn: TcpSeg = { sport: 41000, dport: 80, flags: 'S', seq: 1000 };
+const hpSynAck: TcpSeg = { sport: 9090, dport: 41000, flags: 'SA', seq: 9000, ack: 1001 };
+const hpAck: TcpSeg = { sport: 41000, dport: 80, flags: 'PA', seq: 1001, ack: 9001, payload: 5 };
+
+const POLICY_CASES: Case[] = [
+  {
+    description: 'services - hairpin: a pod reaching its own service sees itself come from the ClusterIP (port kept) to its targetPort, passes its own deny-all as established; its reply returns as ClusterIP:port → client port',
+    setup: withPolicies(BASE, [denyAllX]),
+    input: [
+      from(tcpF(SELF, SELF_VIP, hpSyn)),
+      to(tcpF(SELF_VIP, SELF, { ...hpSyn, dport: 9090 })),
+      from(tcpF(SELF, SELF_VIP, hpSynAck)),
+      to(tcpF(SELF_VIP, SELF, { ...hpSynAck, sport: 80 })),
+      from(tcpF(SELF, SELF_VIP, hpAck)),
+      to(tcpF(SELF_VIP, SELF, { ...hpAck, dport: 9090 })),
+    ],
+    expect: [
+      translated('pass_hairpin', tcpF(SELF_VIP, SELF, { ...hpSyn, dport: 9090 })),
+      unchanged('pass_established'),
+      translated('pass_reply', tcpF(SELF_VIP, SELF, { ...hpSynAck, sport: 80 })),
+      unchanged('pass_reply'),
+      translated('pass_established', tcpF(SELF_VIP, SELF, { ...hpAck, dport: 9090 })),
+      unchanged('pass_established'),
+    ],
+  },
+  {
+    description: "services - hairpin state is the pod's own: another pod's connection to the same service still meets the backend's deny-all",
+    setup: withPolicies(BASE, [denyAllX]),
+    input: [from(tcpF(CLIENT, SELF_VIP, hpSyn)), to(tcpF(CLIENT, SELF, { ...hpSyn, dport: 9090 }))],
+    expect: [translated('pass_default', tcpF(CLIENT, SELF, { ...hpSyn, dport: 9090 })), unchanged('drop_policy_default')],
+  },
+  {
+    description: "services - policy after translation: an isolated backend admits a connection through its ClusterIP only when its policy admits the client's own identity",
+    setup: withPolicies(BASE, [guardFromFriend]),
+    input: [
+      from(tcpF(CLIENT, GUARD_VIP, { sport: 42000, dport: 80 })),
+      to(tcpF(CLIENT, GUARD, { sport: 42000, dport: 8080 })),
+      from(tcpF(FRIEND, GUARD_VIP, { sport: 42000, dport: 80 })),
+      to(tcpF(FRIEND, GUARD, { sport: 42000, dport: 8080 })),
+      from(tcpF(GUARD, FRIEND, { sport: 8080, dport: 42000, flags: 'SA', seq: 7000, ack: 1001 })),
+      to(tcpF(GUARD, FRIEND, { sport: 8080, dport: 42000, flags: 'SA', seq: 7000, ack: 1001 })),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, GUARD, { sport: 42000, dport: 8080 })),
+      unchanged('drop_policy_default'),
+      translated('pass_default', tcpF(FRIEND, GUARD, { sport: 42000, dport: 8080 })),
+      unchanged('pass_policy'),
+      unchanged('pass_reply'),
+      translated('pass_reply', tcpF(GUARD_VIP, FRIEND, { sport: 80, dport: 42000, flags: 'SA', seq: 7000, ack: 1001 })),
+    ],
+  },
+];
+
+// -- backend liveness --
+
+const pairDns = { src: CLIENT, dst: PAIR_VIP, protocol: 'UDP' as const, dport: 53 };
+const pairHttp = { src: CLIENT, dst: PAIR_VIP, protocol: 'TCP' as const, dport: 80 };
+const [uA] = sportsTo(BASE, pairDns, 'x/pair-a', 1, 46000);
+const [tA, tA2] = sportsTo(BASE, pairHttp, 'x/pair-a', 2, 46000);
+const newToA = sportsTo(BASE, pairHttp, 'x/pair-a', 3, 47000);
+const newUdpToA = sportsTo(BASE, pairDns, 'x/pair-a', 3, 47000);
+const bothTerminating = (c: SvcCluster) => podChanged(podChanged(c, 'pair-a', { ready: false, terminating: true }), 'pair-b', { ready: false, terminating: true });
+const aTerminating = podChanged(BASE, 'pair-a', { ready: false, terminating: true });
+const laterToB = sportsTo(BASE, pairHttp, 'x/pair-b', 2, 48000);
+const laterToA = sportsTo(BASE, pairHttp, 'x/pair-a', 2, 48000);
+
+const LIVENESS_CASES: Case[] = [
+  {
+    description: 'services - liveness: an established UDP flow whose backend leaves the service moves to another backend on its next datagram, and its answers still come from the ClusterIP',
+    setup: BASE,
+    input: [
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      to(udpF(PAIR_A, CLIENT, 5353, uA!)),
+      change((c) => withoutPod(c, 'pair-a')),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      to(udpF(PAIR_B, CLIENT, 5353, uA!)),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+    ],
+    expect: [
+      translated('pass_default', udpF(CLIENT, PAIR_A, uA!, 5353)),
+      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+      translated('pass_default', udpF(CLIENT, PAIR_B, uA!, 5353)),
+      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+      translated('pass_established', udpF(CLIENT, PAIR_B, uA!, 5353)),
+    ],
+  },
+  {
+    description: 'services - liveness: a TCP connection whose backend turns not ready keeps it; new connections go elsewhere; a UDP flow to it moves on',
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80 })),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      change((c) => podChanged(c, 'pair-a', { ready: false })),
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80, flags: 'A', seq: 1001, ack: 1 })),
+      to(tcpF(PAIR_A, CLIENT, { sport: 8080, dport: tA!, flags: 'A', seq: 1, ack: 1001 })),
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA2!, dport: 80 })),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, PAIR_A, { sport: tA!, dport: 8080 })),
+      translated('pass_default', udpF(CLIENT, PAIR_A, uA!, 5353)),
+      translated('pass_established', tcpF(CLIENT, PAIR_A, { sport: tA!, dport: 8080, flags: 'A', seq: 1001, ack: 1 })),
+      translated('pass_reply', tcpF(PAIR_VIP, CLIENT, { sport: 80, dport: tA!, flags: 'A', seq: 1, ack: 1001 })),
+      translated('pass_default', tcpF(CLIENT, PAIR_B, { sport: tA2!, dport: 8080 })),
+      translated('pass_default', udpF(CLIENT, PAIR_B, uA!, 5353)),
+    ],
+  },
+  {
+    description: 'services - liveness: a terminating backend keeps its TCP and UDP flows but takes no new connection while a ready one exists',
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80 })),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      change((c) => podChanged(c, 'pair-a', { ready: false, terminating: true })),
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80, flags: 'A', seq: 1001, ack: 1 })),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      to(udpF(PAIR_A, CLIENT, 5353, uA!)),
+      ...newToA.map((sport) => from(tcpF(CLIENT, PAIR_VIP, { sport, dport: 80 }))),
+      ...newUdpToA.map((sport) => from(udpF(CLIENT, PAIR_VIP, sport, 53))),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, PAIR_A, { sport: tA!, dport: 8080 })),
+      translated('pass_default', udpF(CLIENT, PAIR_A, uA!, 5353)),
+      translated('pass_established', tcpF(CLIENT, PAIR_A, { sport: tA!, dport: 8080, flags: 'A', seq: 1001, ack: 1 })),
+      translated('pass_established', udpF(CLIENT, PAIR_A, uA!, 5353)),
+      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+      ...newToA.map((sport) => translated('pass_default', tcpF(CLIENT, PAIR_B, { sport, dport: 8080 }))),
+      ...newUdpToA.map((sport) => translated('pass_default', udpF(CLIENT, PAIR_B, sport, 5353))),
+    ],
+  },
+  {
+    description: 'services - liveness: when every backend is terminating, terminating backends take new connections (as Maglev picks among them)',
+    setup: aTerminating,
+    input: [
+      ...laterToA.map((sport) => from(tcpF(CLIENT, PAIR_VIP, { sport, dport: 80 }))),
+      change(bothTerminating),
+      ...[...laterToA, ...laterToB].map((sport) => from(tcpF(CLIENT, PAIR_VIP, { sport: sport + 1000, dport: 80 }))),
+    ],
+    expect: [
+      ...laterToA.map((sport) => translated('pass_default', tcpF(CLIENT, PAIR_B, { sport, dport: 8080 }))),
+      ...[...laterToA, ...laterToB].map((sport) => {
+        const be = pick(bothTerminating(BASE), tcpFlow(CLIENT, PAIR_VIP, sport + 1000, 80));
+        return translated('pass_default', tcpF(CLIENT, be.ip, { sport: sport + 1000, dport: 8080 }));
+      }),
+    ],
+  },
+];
+
+// -- session affinity --
+
+const stickyFlow = { src: CLIENT, dst: STICKY_VIP, protocol: 'TCP' as const, dport: 80 };
+const sticky0 = pick(BASE, tcpFlow(CLIENT, STICKY_VIP, 43000, 80));
+/** Connections Maglev alone would send elsewhere: affinity must hold them. */
+const elsewhere = sportsTo(BASE, stickyFlow, sticky0.pod, 4, 43001, true);
+const withWebD = withPod(BASE, pod('x', 'web-d', 'n2', WEB_D, { app: 'web' }, { ports: [http(8080)] }));
+/** After web-d joins: connections Maglev would now send to web-d. */
+const toWebD = sportsTo(withWebD, stickyFlow, 'x/web-d', 3, 43100);
+/** Another client is not bound by the first one's affinity. */
+const friend0 = sportsTo(BASE, { ...stickyFlow, src: FRIEND }, sticky0.pod, 1, 43000, true)[0]!;
+const friendBe = pick(BASE, tcpFlow(FRIEND, STICKY_VIP, friend0, 80));
+
+const AFFINITY_CASES: Case[] = [
+  {
+    description: "services - ClientIP affinity: a client's new connections (other source ports) all go to its first backend, also after a backend is added; another client picks its own",
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, STICKY_VIP, { sport: 43000, dport: 80 })),
+      ...elsewhere.map((sport) => from(tcpF(CLIENT, STICKY_VIP, { sport, dport: 80 }))),
+      from(tcpF(FRIEND, STICKY_VIP, { sport: friend0, dport: 80 })),
+      change(() => withWebD),
+      ...toWebD.map((sport) => from(tcpF(CLIENT, STICKY_VIP, { sport, dport: 80 }))),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, sticky0.ip, { sport: 43000, dport: sticky0.port })),
+      ...elsewhere.map((sport) => translated('pass_default', tcpF(CLIENT, sticky0.ip, { sport, dport: sticky0.port }))),
+      translated('pass_default', tcpF(FRIEND, friendBe.ip, { sport: friend0, dport: friendBe.port })),
+      ...toWebD.map((sport) => translated('pass_default', tcpF(CLIENT, sticky0.ip, { sport, dport: sticky0.port }))),
+    ],
+  },
+];
+
+/** x/local with ClientIP affinity and a local endpoint (far-b) besides the remote one (far-a). */
+const stickyLocal = serviceChanged(withFarB, 'local', { sessionAffinity: 'ClientIP', sessionAffinityTimeoutSeconds: 10800 });
+/** A NodePort connection that goes to the remote endpoint (the NodePort from a pod uses the cluster's endpoints). */
+const [npToFarA] = sportsTo(stickyLocal, { src: CLIENT, dst: N1, protocol: 'TCP', dport: 30081 }, 'x/far-a', 1, 45100);
+
+AFFINITY_CASES.push({
+  description: "services - ClientIP affinity stays within a frontend's endpoints: affinity to a remote endpoint, made through the NodePort, never takes a ClusterIP connection past internalTrafficPolicy Local",
+  setup: stickyLocal,
+  input: [from(tcpF(CLIENT, N1, { sport: npToFarA!, dport: 30081 })), from(tcpF(CLIENT, LOCAL_VIP, { sport: 45200, dport: 80 }))],
+  expect: [translated('pass_default', tcpF(CLIENT, FAR_A, { sport: npToFarA!, dport: 8080 })), translated('pass_default', tcpF(CLIENT, FAR_B, { sport: 45200, dport: 8080 }))],
+});
+
+/** Two local and one remote pod behind an internalTrafficPolicy Local ClusterIP with a 1 s ClientIP affinity. */
+const NEAR_VIP = '10.244.240.19';
+const shortSticky: SvcCluster = {
+  ...BASE,
+  pods: [
+    ...BASE.pods,
+    pod('x', 'near-a', 'n1', '10.244.1.50', { app: 'near' }),
+    pod('x', 'near-b', 'n1', '10.244.1.51', { app: 'near' }),
+    pod('x', 'near-c', 'n2', '10.244.2.51', { app: 'near' }),
+  ],
+  services: [
+    ...BASE.services,
+    service('x', 'near', NEAR_VIP, { app: 'near' }, [{ port: 80, targetPort: 8080, id: 15 }], {
+      internalTrafficPolicy: 'Local',
+      sessionAffinity: 'ClientIP',
+      sessionAffinityTimeoutSeconds: 1,
+    }),
+  ],
+};
+const near0 = pick(shortSticky, tcpFlow(CLIENT, NEAR_VIP, 43000, 80));
+const [nearS1, nearS2, nearS3] = sportsTo(shortSticky, { src: CLIENT, dst: NEAR_VIP, protocol: 'TCP', dport: 80 }, near0.pod, 3, 43001, true);
+const nearMoved = pick(shortSticky, tcpFlow(CLIENT, NEAR_VIP, nearS3!, 80));
+
+// -- NodePort from a pod --
+
+const np1 = pick(BASE, tcpFlow(CLIENT, N1, 44000, 30080));
+const np2 = pick(BASE, tcpFlow(CLIENT, N2, 44001, 30080));
+
+const NODEPORT_CASES: Case[] = [
+  {
+    description: "services - NodePort from a pod: its own node's address and another node's, on the nodePort, are translated like the ClusterIP; replies come from that address and port",
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, N1, { sport: 44000, dport: 30080 })),
+      to(tcpF(np1.ip, CLIENT, { sport: np1.port, dport: 44000, flags: 'SA', seq: 3000, ack: 1001 })),
+      from(tcpF(CLIENT, N2, { sport: 44001, dport: 30080 })),
+      to(tcpF(np2.ip, CLIENT, { sport: np2.port, dport: 44001, flags: 'SA', seq: 3000, ack: 1001 })),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, np1.ip, { sport: 44000, dport: np1.port })),
+      translated('pass_reply', tcpF(N1, CLIENT, { sport: 30080, dport: 44000, flags: 'SA', seq: 3000, ack: 1001 })),
+      translated('pass_default', tcpF(CLIENT, np2.ip, { sport: 44001, dport: np2.port })),
+      translated('pass_reply', tcpF(N2, CLIENT, { sport: 30080, dport: 44001, flags: 'SA', seq: 3000, ack: 1001 })),
+    ],
+  },
+  {
+    description: 'services - NodePort from a pod: the nodePort on an address that is no node, on the ClusterIP, or for another protocol, is not translated',
+    setup: BASE,
+    input: [from(tcpF(CLIENT, WORLD, { sport: 44002, dport: 30080 })), from(tcpF(CLIENT, WEB_VIP, { sport: 44003, dport: 30080 })), from(udpF(CLIENT, N1, 44004, 30080))],
+    expect: [unchanged('pass_default'), unchanged('pass_default'), unchanged('pass_default')],
+  },
+];
+
+// ---- running a case ----
+
+let dp: NodeDatapath;
+beforeAll(() => {
+  dp = NodeDatapath.open({ objectPath: OBJECT_PATH });
+});
+afterAll(() => dp?.close());
+
+const PROGRAM: Record<Hook, string> = { to_pod: PROGRAM_NAMES.tp_to_pod, from_pod: PROGRAM_NAMES.tp_from_pod };
+const bytesOf = (b: Bytes) => (Buffer.isBuffer(b) ? b : b.build());
+
+function counted(before: ReasonCount[], after: ReasonCount[]): ReasonCount[] {
+  const key = (r: ReasonCount) => `${r.direction}/${r.reason}`;
+  const was = new Map(before.map((r) => [key(r), r]));
+  return after
+    .map((r) => ({ ...r, packets: r.packets - (was.get(key(r))?.packets ?? 0n), bytes: r.bytes - (was.get(key(r))?.bytes ?? 0n) }))
+    .filter((r) => r.packets !== 0n);
+}
+
+const VERDICT_OF: Record<number, Verdict> = { [TC_ACT.UNSPEC]: 'pass', [TC_ACT.SHOT]: 'drop', [TC_ACT.REDIRECT]: 'redirect' };
+
+/** A frame as the assertion shows it: decoded fields first, then every byte. */
+const shown = (b: Buffer) => ({ fields: readFrame(b), bytes: b.toString('hex') });
+
+async function runCase(c: Case): Promise<void> {
+  clearState(dp);
+  const ids = new BackendIds();
+  let cluster = c.setup;
+  loadCluster(dp, cluster, ids);
+  const packets = c.input.filter((s): s is PacketStep => 'hook' in s);
+  expect(packets.length, 'one expectation per packet').toBe(c.expect.length);
+  let n = 0;
+  for (const step of c.input) {
+    if ('change' in step) {
+      cluster = step.change(cluster);
+      loadCluster(dp, cluster, ids);
+      continue;
+    }
+    if ('pauseMs' in step) {
+      await sleep(step.pauseMs);
+      continue;
+    }
+    const want = c.expect[n]!;
+    const frame = bytesOf(step.send);
+    const before = dp.readMetrics();
+    const r = testRun(dp.obj.program(PROGRAM[step.hook]), frame);
+    const rows = counted(before, dp.readMetrics());
+    const where = `packet ${n + 1} (${step.hook})`;
+    const verdict = want.verdict ?? (want.reason.startsWith('pass_') ? 'pass' : want.reason === 'reject_no_backend' ? 'redirect' : 'drop');
+    expect(
+      { reason: rows.length === 1 ? reasonName(rows[0]!.reason) : `${rows.length} reasons counted`, verdict: VERDICT_OF[r.retval] ?? `retval ${r.retval}`, counted: rows.map(({ direction, bytes }) => ({ direction, bytes })) },
+      where,
+    ).toEqual({ reason: want.reason, verdict, counted: [{ direction: step.hook === 'to_pod' ? 'ingress' : 'egress', bytes: BigInt(frame.length) }] });
+    expect(shown(r.data), `${where}: bytes out`).toEqual(shown(want.out ? bytesOf(want.out) : frame));
+    n++;
+  }
+}
+
+const TABLES: [string, Case[]][] = [
+  ['services - translation', TRANSLATION_CASES],
+  ['services - refusal', REFUSAL_CASES],
+  ['services - traffic policy', TRAFFIC_POLICY_CASES],
+  ['services - hairpin and policy', POLICY_CASES],
+  ['services - liveness', LIVENESS_CASES],
+  ['services - affinity', AFFINITY_CASES],
+  ['services - nodeport', NODEPORT_CASES],
+];
+
+for (const [area, cases] of TABLES) {
+  describe(area, () => {
+    for (const c of cases) it(c.description, () => runCase(c));
+  });
+}
+
+describe('services - affinity timeout', () => {
+  // About 2.7 s of pauses: the shortest timeout a Service can have is 1 s.
+  it('services - ClientIP affinity with a 1 s timeout: traffic of an affine connection refreshes it, and once it lapses a new connection goes where Maglev sends it', async () => {
+    expect(nearMoved.node, 'Local: only local endpoints').toBe('n1');
+    await runCase({
+      description: 'timeout',
+      setup: shortSticky,
+      input: [
+        from(tcpF(CLIENT, NEAR_VIP, { sport: 43000, dport: 80 })),
+        from(tcpF(CLIENT, NEAR_VIP, { sport: nearS1!, dport: 80 })),
+        // A segment more than 1 s (tp_ct_refresh_ns) after the connection began moves its
+        // conntrack expiry, and so refreshes the client's affinity.
+        { pauseMs: 1100 },
+        from(tcpF(CLIENT, NEAR_VIP, { sport: 43000, dport: 80, flags: 'A', seq: 1001, ack: 1 })),
+        // 1.5 s after the first connection, 0.4 s after the refresh: still affine.
+        { pauseMs: 400 },
+        from(tcpF(CLIENT, NEAR_VIP, { sport: nearS2!, dport: 80 })),
+        // The timeout counts from the last connection or refresh; the coarse clock ticks every few ms.
+        { pauseMs: 1200 },
+        from(tcpF(CLIENT, NEAR_VIP, { sport: nearS3!, dport: 80 })),
+      ],
+      expect: [
+        translated('pass_default', tcpF(CLIENT, near0.ip, { sport: 43000, dport: 8080 })),
+        translated('pass_default', tcpF(CLIENT, near0.ip, { sport: nearS1!, dport: 8080 })),
+        translated('pass_established', tcpF(CLIENT, near0.ip, { sport: 43000, dport: 8080, flags: 'A', seq: 1001, ack: 1 })),
+        translated('pass_default', tcpF(CLIENT, near0.ip, { sport: nearS2!, dport: 8080 })),
+        translated('pass_default', tcpF(CLIENT, nearMoved.ip, { sport: nearS3!, dport: 8080 })),
+      ],
+    });
+  });
+});
+
+describe('services - fixtures', () => {
+  it('services - the fixtures exercise what they claim: several backends are picked, the moved flows had somewhere to move', () => {
+    expect(new Set(spread.map((s) => s.be.pod)).size, 'the spread case reaches every web backend').toBe(3);
+    expect(dnsBe.pod === 'x/web-c' || dnsBe2.pod === 'x/web-c', 'x/web-c has no "dns" port').toBe(false);
+    expect(toWebD.length).toBe(3);
+    expect(new Set([...laterToA, ...laterToB].map((s) => pick(bothTerminating(BASE), tcpFlow(CLIENT, PAIR_VIP, s + 1000, 80)).pod)).size).toBe(2);
+    expect(farFromPod.pod).toBe('x/far-a');
+    expect([WEB_A, WEB_B, WEB_C]).toContain(web.ip);
+  });
+});
