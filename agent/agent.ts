@@ -25,7 +25,7 @@ import { addrBytes, addrString } from '../src/datapath/addr.js';
 import { compile } from '../src/policy/compile.js';
 import { policyDocumentSchema } from '../src/policy/schema.js';
 import { BackendIds, backendKey } from '../src/services/backend-ids.js';
-import { compileServices } from '../src/services/compile.js';
+import { ServiceCompiler } from '../src/services/compile.js';
 import { healthChecks } from '../src/services/health-checks.js';
 import { updateConfig } from '../src/datapath/runtime-config.js';
 import { ifindexOf } from '../src/bpf/link.js';
@@ -64,6 +64,8 @@ export class Agent {
   /** Backend ids as the pinned backends map holds them (adopted at start). */
   private backendIds!: BackendIds;
   private healthServers: HealthCheckServers | null = null;
+  /** Remembers each service's compiled entries: a change recompiles only what it touches. */
+  private readonly serviceCompiler = new ServiceCompiler();
   private readonly revisions: Partial<Record<BucketKind, number>> = {};
   private readonly watches: WatchHandle[] = [];
   private store!: Store;
@@ -318,7 +320,7 @@ export class Agent {
     const cfg = this.view.cluster;
     if (!cfg && this.view.services.size > 0) this.log.warn('services in the store but no cluster config yet: not programmed');
     if (cfg) this.dp.setLbSeed(cfg.maglevSeed);
-    const desired = compileServices({
+    const desired = this.serviceCompiler.compile({
       node: this.opts.node,
       services: cfg ? [...this.view.services.values()] : [],
       pods: [...this.view.pods.values()],

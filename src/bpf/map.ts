@@ -151,6 +151,27 @@ export class BpfMap {
     for (const [k, v] of entries) this.update(k, v);
   }
 
+  /**
+   * Writes `count` entries laid out back to back in `keys` and `values` (one batch call
+   * where the map type has it, entry by entry otherwise).
+   */
+  updatePacked(keys: Buffer, values: Buffer, count: number): void {
+    if (count === 0) return;
+    if (!this.batchUnsupported && !this.isPerCpu) {
+      try {
+        const done = ffi.bpf_map_update_batch(this.fd, keys, values, count);
+        this.stats.updates += done;
+        if (done === count) return;
+      } catch (err) {
+        if (!(err instanceof BpfError) || ![EINVAL, ENOTSUPP, EOPNOTSUPP].includes(err.errno)) throw err;
+        this.batchUnsupported = true;
+      }
+    }
+    const ks = this.info.keySize;
+    const vs = this.info.valueSize;
+    for (let i = 0; i < count; i++) this.update(keys.subarray(i * ks, (i + 1) * ks), values.subarray(i * vs, (i + 1) * vs));
+  }
+
   deleteMany(keys: readonly Buffer[]): void {
     for (const k of keys) this.delete(k);
   }

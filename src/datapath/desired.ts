@@ -8,6 +8,8 @@ import type { TpBackend, TpEndpoint, TpIpcacheValue, TpIpcidrKey, TpIpKey, TpPol
 export interface Entry<K, V> {
   key: K;
   value: V;
+  /** The entry's bytes, when its compiler encoded it already (the writer then skips encoding). */
+  raw?: { key: Buffer; value: Buffer; hex: string };
 }
 
 /** What a rule id in a policy entry (and in conntrack) stands for, for operators reading verdicts. */
@@ -27,6 +29,13 @@ export interface PolicyMaps {
   rules: RuleInfo[];
 }
 
+/** One service's part of the service maps: the same object as long as the service compiles the same. */
+export interface ServiceGroup {
+  frontends: Entry<TpSvcKey, TpSvcValue>[];
+  backends: Entry<number, TpBackend>[];
+  luts: [lutId: number, table: Uint32Array][];
+}
+
 /** The service maps: frontends, their Maglev tables, and the backends the tables name. */
 export interface ServiceMaps {
   frontends: Entry<TpSvcKey, TpSvcValue>[];
@@ -34,4 +43,9 @@ export interface ServiceMaps {
   backends: Entry<number, TpBackend>[];
   /** lut_id → the Maglev table: one backend id per slot. */
   luts: ReadonlyMap<number, Uint32Array>;
+  /**
+   * The same contents per service (`namespace/name`): the writer compares only the groups
+   * that are new objects since its last write (a change touches only its services).
+   */
+  groups: ReadonlyMap<string, ServiceGroup>;
 }

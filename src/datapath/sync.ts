@@ -52,6 +52,10 @@ export class MapMirror<K, V> {
   diff(desired: readonly Entry<K, V>[]): MapDiff {
     const want = new Map<string, [Buffer, Buffer]>();
     for (const e of desired) {
+      if (e.raw) {
+        want.set(e.raw.hex, [e.raw.key, e.raw.value]);
+        continue;
+      }
       const k = this.map.keyCodec.encode(e.key);
       want.set(k.toString('hex'), [k, this.map.valueCodec.encode(e.value)]);
     }
@@ -63,6 +67,33 @@ export class MapMirror<K, V> {
     const deletes: Buffer[] = [];
     for (const hex of this.current.keys()) if (!want.has(hex)) deletes.push(Buffer.from(hex, 'hex'));
     return { upserts, deletes };
+  }
+
+  /** The hex form of an entry's key (the mirror's own index). */
+  hexOf(e: Entry<K, V>): string {
+    return e.raw?.hex ?? this.map.keyCodec.encode(e.key).toString('hex');
+  }
+
+  /** Whether the map holds `hex`'s key. */
+  holds(hex: string): boolean {
+    return this.current.has(hex);
+  }
+
+  /** Hex keys the map holds now. */
+  hexKeys(): IterableIterator<string> {
+    return this.current.keys();
+  }
+
+  /** The entries of `desired` whose bytes differ from what the map holds. */
+  upsertsOf(desired: readonly Entry<K, V>[]): [Buffer, Buffer][] {
+    const out: [Buffer, Buffer][] = [];
+    for (const e of desired) {
+      const k = e.raw?.key ?? this.map.keyCodec.encode(e.key);
+      const v = e.raw?.value ?? this.map.valueCodec.encode(e.value);
+      const have = this.current.get(e.raw?.hex ?? k.toString('hex'));
+      if (!have || !have.equals(v)) out.push([k, v]);
+    }
+    return out;
   }
 
   applyUpserts(d: MapDiff): void {

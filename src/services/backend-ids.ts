@@ -16,7 +16,6 @@ export class BackendIds {
   private readonly ids = new Map<string, number>();
   /** Every id in use (the values of `ids`), for finding the lowest free one. */
   private readonly taken = new Set<number>();
-  private claimed = new Set<string>();
   private next = 1;
 
   /**
@@ -33,14 +32,8 @@ export class BackendIds {
     }
   }
 
-  /** Starts a compile: ids not claimed again before end() are freed. */
-  begin(): void {
-    this.claimed = new Set();
-  }
-
   /** The id of a backend, allocating the lowest free one for a new backend. */
   claim(key: string): number {
-    this.claimed.add(key);
     const have = this.ids.get(key);
     if (have !== undefined) return have;
     while (this.taken.has(this.next)) this.next++;
@@ -53,14 +46,18 @@ export class BackendIds {
     return id;
   }
 
-  /** Frees every id not claimed since begin(). */
-  end(): void {
-    for (const [key, id] of [...this.ids]) {
-      if (this.claimed.has(key)) continue;
-      this.ids.delete(key);
-      this.taken.delete(id);
-      if (id < this.next) this.next = id;
-    }
+  /** Frees the id of a backend that is gone (a no-op for one without an id). */
+  release(key: string): void {
+    const id = this.ids.get(key);
+    if (id === undefined) return;
+    this.ids.delete(key);
+    this.taken.delete(id);
+    if (id < this.next) this.next = id;
+  }
+
+  /** Every backend key holding an id. */
+  keys(): IterableIterator<string> {
+    return this.ids.keys();
   }
 
   get size(): number {
