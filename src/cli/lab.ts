@@ -22,11 +22,12 @@ import { labDown } from '../lab/down.js';
 import { nsenterArgs } from '../lab/exec.js';
 import { labelNamespace, labelPod, parseLabelChanges } from '../lab/label.js';
 import { setPodReady, startPod, stopPod } from '../lab/pods.js';
-import { labProbe, probeJson, probeTable } from '../lab/probe.js';
+import { labProbe } from '../lab/probe.js';
+import { probeJson, probeTable, serviceProbeJson, serviceProbeTable } from './probe-output.js';
 import { readLabSpec } from '../lab/spec.js';
 import { readLabState } from '../lab/state.js';
 import { labUp } from '../lab/up.js';
-import { labProbeServices, serviceProbeJson, serviceProbeTable } from '../lab/service-probe.js';
+import { labProbeServices } from '../lab/service-probe.js';
 import { refreshExternalRoutes } from '../lab/external-routes.js';
 import { storedServices } from '../services/stored.js';
 

@@ -15,7 +15,6 @@
  */
 import { controlCall, PROBE_CONCURRENCY, type ProbeResult, type ProbeTarget } from './control.js';
 import type { LabState } from './state.js';
-import { formatTable } from '../cli/table.js';
 
 export type { ProbeResult, ProbeTarget } from './control.js';
 
@@ -125,26 +124,3 @@ function compareRows(a: ProbeRow, b: ProbeRow): number {
   return cmp(a.from, b.from) || cmp(a.to, b.to) || a.port - b.port || cmp(a.protocol, b.protocol);
 }
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** `lab probe --json`: one JSON array, exactly the public fields, in the documented order. */
-export function probeJson(rows: readonly ProbeRow[]): string {
-  return JSON.stringify(
-    rows.map(({ from, to, port, protocol, family, connected, reason }) => ({
-      from,
-      to,
-      port,
-      protocol,
-      family,
-      connected,
-      ...(reason === undefined ? {} : { reason }),
-    })),
-  );
-}
-
-/** `lab probe` without --json: an aligned table and a count. */
-export function probeTable(rows: readonly ProbeRow[]): string {
-  const head = ['FROM', 'TO', 'PORT', 'PROTO', 'RESULT'];
-  const body = rows.map((r) => [r.from, r.to, String(r.port), r.protocol, r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`]);
-  const ok = rows.filter((r) => r.connected).length;
-  return `${formatTable(head, body)}\n${ok}/${rows.length} connected`;
-}

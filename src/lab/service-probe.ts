@@ -9,7 +9,6 @@
  * address, port, protocol.
  */
 import type { Service } from '../services/types.js';
-import { formatTable } from '../cli/table.js';
 import { probeSources, probeTargets, type ProbeOptions, type ProbeTarget } from './probe.js';
 import type { LabState } from './state.js';
 
@@ -81,37 +80,4 @@ export async function labProbeServices(state: LabState, services: readonly Servi
   return answers
     .flat()
     .sort((a, b) => cmp(a.from, b.from) || cmp(a.to, b.to) || cmp(a.address, b.address) || a.port - b.port || cmp(a.protocol, b.protocol));
-}
-
-/** `--json`: one array, exactly the public fields, in the documented order. */
-export function serviceProbeJson(rows: readonly ServiceProbeRow[]): string {
-  return JSON.stringify(
-    rows.map(({ from, to, address, port, protocol, family, connected, backend, peer, reason }) => ({
-      from,
-      to,
-      address,
-      port,
-      protocol,
-      family,
-      connected,
-      backend,
-      peer,
-      ...(reason === undefined ? {} : { reason }),
-    })),
-  );
-}
-
-export function serviceProbeTable(rows: readonly ServiceProbeRow[]): string {
-  const head = ['FROM', 'TO', 'ADDRESS', 'PORT', 'PROTO', 'RESULT', 'BACKEND', 'PEER'];
-  const body = rows.map((r) => [
-    r.from,
-    r.to,
-    r.address,
-    String(r.port),
-    r.protocol,
-    r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`,
-    r.backend ?? '-',
-    r.peer ?? '-',
-  ]);
-  return `${formatTable(head, body)}\n${rows.filter((r) => r.connected).length}/${rows.length} connected`;
 }
