@@ -108,7 +108,8 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
         const id = lutId(((serviceId << 3) | (LUT_SET[which] << 1)) >>> 0, size, input.currentTableSize);
         if (!luts.has(id)) {
           const order = maglevTable(members.map(maglevName), size, input.seed);
-          luts.set(id, Uint32Array.from(order, (idx) => ids.get(members[idx]!)!));
+          const memberIds = members.map((b) => ids.get(b)!);
+          luts.set(id, Uint32Array.from(order, (idx) => memberIds[idx]!));
         }
         return { ...common, lut_id: id, lut_size: size };
       };
