@@ -25,7 +25,7 @@ import { addrBytes, addrString } from '../src/datapath/addr.js';
 import { compile } from '../src/policy/compile.js';
 import { policyDocumentSchema } from '../src/policy/schema.js';
 import { BackendIds, backendKey } from '../src/services/backend-ids.js';
-import { compileServices } from '../src/services/compile.js';
+import { compileServices, MaglevCache } from '../src/services/compile.js';
 import { healthChecks } from '../src/services/health-checks.js';
 import { updateConfig } from '../src/datapath/runtime-config.js';
 import { ifindexOf } from '../src/bpf/link.js';
@@ -63,6 +63,8 @@ export class Agent {
   private local: LocalEndpoints = { endpoints: [], pending: new Set() };
   /** Backend ids as the pinned backends map holds them (adopted at start). */
   private backendIds!: BackendIds;
+  /** Maglev tables of the last services compile, reused while their inputs stay. */
+  private readonly maglevCache = new MaglevCache();
   private healthServers: HealthCheckServers | null = null;
   private readonly revisions: Partial<Record<BucketKind, number>> = {};
   private readonly watches: WatchHandle[] = [];
@@ -329,6 +331,7 @@ export class Agent {
       maxTableSize: cfg?.maglevMaxTableSize ?? 16381,
       backendIds: this.backendIds,
       currentTableSize: (id) => this.dp.services.luts.table(id)?.length,
+      maglevCache: this.maglevCache,
     });
     return this.dp.services.sync(desired);
   }

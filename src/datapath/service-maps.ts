@@ -16,7 +16,8 @@ const u32 = (n: number) => {
   return b;
 };
 
-const sameTable = (a: Uint32Array, b: Uint32Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+/** Tables are never changed once built, so the same array is the same table (the compiler's cache hands back the one it wrote). */
+const sameTable = (a: Uint32Array, b: Uint32Array) => a === b || (a.length === b.length && a.every((v, i) => v === b[i]));
 
 /**
  * The Maglev tables in tp_lut_v1: lut_id → an inner array of backend ids, one per slot.
@@ -71,7 +72,7 @@ export class LutTables {
       } finally {
         inner.close(); // the outer map holds it now
       }
-      this.current.set(id, Uint32Array.from(table));
+      this.current.set(id, table);
       n++;
     }
     return n;

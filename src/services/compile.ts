@@ -42,6 +42,51 @@ export interface ServiceCompileInput {
   backendIds: BackendIds;
   /** Size of the table under a lut_id now, if there is one. */
   currentTableSize: (lutId: number) => number | undefined;
+  /**
+   * Tables computed by earlier compiles (the agent keeps one): a table whose inputs did
+   * not change is not computed again, so adding one service to 10,000 fills one table,
+   * not 10,000. Without it every table is computed.
+   */
+  maglevCache?: MaglevCache;
+}
+
+/**
+ * Maglev tables by lut id, each with the inputs it was computed from (backend names and
+ * ids in order, size, seed); a compile takes a table from here when they are the same
+ * (the very same Uint32Array, which the map writer then recognizes as unchanged without
+ * comparing slots), and end() drops the tables the compile did not use.
+ */
+export class MaglevCache {
+  private tables = new Map<number, { inputs: string; table: Uint32Array }>();
+  private used = new Map<number, { inputs: string; table: Uint32Array }>();
+
+  /** The table of backend ids for `names` at `size` slots, computed only when lut `id` had other inputs. */
+  table(id: number, names: readonly string[], ids: readonly number[], size: number, seed: number): Uint32Array {
+    const inputs = `${size}|${seed}|${ids.join(',')}|${names.join('\n')}`;
+    const have = this.used.get(id) ?? this.tables.get(id);
+    const entry = have && have.inputs === inputs ? have : { inputs, table: lutOf(maglevTable(names, size, seed), ids) };
+    this.used.set(id, entry);
+    return entry.table;
+  }
+
+  begin(): void {
+    this.used = new Map();
+  }
+
+  end(): void {
+    this.tables = this.used;
+  }
+
+  get size(): number {
+    return this.tables.size;
+  }
+}
+
+/** Slots of backend indexes → slots of backend ids. */
+function lutOf(order: Uint32Array, ids: readonly number[]): Uint32Array {
+  const table = new Uint32Array(order.length);
+  for (let j = 0; j < order.length; j++) table[j] = ids[order[j]!]!;
+  return table;
 }
 
 const LUT_SET = { cluster: 0, internal: 1, external: 2 } as const;
@@ -68,6 +113,7 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
   const backends: Entry<number, TpBackend>[] = [];
   const luts = new Map<number, Uint32Array>();
   input.backendIds.begin();
+  input.maglevCache?.begin();
 
   for (const svc of input.services) {
     if (svc.clusterIPs[0] === 'None') continue; // headless: no translation
@@ -107,9 +153,9 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
         const size = maglevTableSize(members.length, input.maxTableSize);
         const id = lutId(((serviceId << 3) | (LUT_SET[which] << 1)) >>> 0, size, input.currentTableSize);
         if (!luts.has(id)) {
-          const order = maglevTable(members.map(maglevName), size, input.seed);
+          const names = members.map(maglevName);
           const memberIds = members.map((b) => ids.get(b)!);
-          luts.set(id, Uint32Array.from(order, (idx) => memberIds[idx]!));
+          luts.set(id, input.maglevCache ? input.maglevCache.table(id, names, memberIds, size, input.seed) : lutOf(maglevTable(names, size, input.seed), memberIds));
         }
         return { ...common, lut_id: id, lut_size: size };
       };
@@ -136,5 +182,6 @@ export function compileServices(input: ServiceCompileInput): ServiceMaps {
     });
   }
   input.backendIds.end();
+  input.maglevCache?.end();
   return { frontends, backends, luts };
 }
