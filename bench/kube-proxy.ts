@@ -175,19 +175,24 @@ export function nftRuleset(services: readonly EmulatedService[], clusterCIDR: st
     'add chain ip kube-proxy nat-postrouting { type nat hook postrouting priority 100 ; }',
     'add rule ip kube-proxy nat-postrouting jump masquerading',
   ];
-  for (const s of services) {
-    const svc = nftSvcChain(s);
-    const eps = s.endpoints.map((ep) => ({ ep, chain: nftEpChain(s, ep) }));
-    for (const { ep, chain } of eps) {
-      out.push(`add chain ip kube-proxy ${chain}`);
-      out.push(`add rule ip kube-proxy ${chain} ip saddr ${ep.ip} jump mark-for-masquerade`);
-      out.push(`add rule ip kube-proxy ${chain} meta l4proto tcp dnat to ${ep.ip}:${ep.port}`);
-    }
-    out.push(`add chain ip kube-proxy ${svc}`);
-    out.push(`add rule ip kube-proxy ${svc} ip daddr ${s.clusterIP} tcp dport ${s.port} ip saddr != ${clusterCIDR} jump mark-for-masquerade`);
-    out.push(`add rule ip kube-proxy ${svc} numgen random mod ${eps.length} vmap { ${eps.map((e, i) => `${i} : goto ${e.chain}`).join(' , ')} }`);
-    out.push(`add element ip kube-proxy cluster-ips { ${s.clusterIP} }`);
-    out.push(`add element ip kube-proxy service-ips { ${s.clusterIP} . tcp . ${s.port} : goto ${svc} }`);
-  }
+  for (const s of services) out.push(...nftService(s, clusterCIDR));
   return `${out.join('\n')}\n`;
+}
+
+/** One service's chains, rules and map elements: what kube-proxy's nftables mode adds (in one transaction) for a new service. */
+export function nftService(s: EmulatedService, clusterCIDR: string): string[] {
+  const out: string[] = [];
+  const svc = nftSvcChain(s);
+  const eps = s.endpoints.map((ep) => ({ ep, chain: nftEpChain(s, ep) }));
+  for (const { ep, chain } of eps) {
+    out.push(`add chain ip kube-proxy ${chain}`);
+    out.push(`add rule ip kube-proxy ${chain} ip saddr ${ep.ip} jump mark-for-masquerade`);
+    out.push(`add rule ip kube-proxy ${chain} meta l4proto tcp dnat to ${ep.ip}:${ep.port}`);
+  }
+  out.push(`add chain ip kube-proxy ${svc}`);
+  out.push(`add rule ip kube-proxy ${svc} ip daddr ${s.clusterIP} tcp dport ${s.port} ip saddr != ${clusterCIDR} jump mark-for-masquerade`);
+  out.push(`add rule ip kube-proxy ${svc} numgen random mod ${eps.length} vmap { ${eps.map((e, i) => `${i} : goto ${e.chain}`).join(' , ')} }`);
+  out.push(`add element ip kube-proxy cluster-ips { ${s.clusterIP} }`);
+  out.push(`add element ip kube-proxy service-ips { ${s.clusterIP} . tcp . ${s.port} : goto ${svc} }`);
+  return out;
 }
