@@ -29,9 +29,13 @@
  * runs on either backend, and the legacy one loads it in about 2 s, so the emulation uses
  * it (bench/service-add.ts times both backends' restores).
  *
+ * After the tcplane rounds of each scale, one more sample with kernel.bpf_stats_enabled
+ * says how many ns of each connection tcplane's programs take (summed over every hook).
+ *
  * Knobs: TCPLANE_BENCH_ROUNDS (5), TCPLANE_BENCH_SECONDS (2, per sample),
  * TCPLANE_BENCH_SCALES (1,1000,10000). Writes bench/results/connrate-*.json.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,12 +165,43 @@ function manifest(dir: string, n: number): string {
 }
 
 /** tcplane at every scale, in one lab with agents; services are added scale by scale. */
-async function withTcplane(scales: number[]): Promise<Record<number, { results: Record<string, Spread & { errors: number }>; applyMs: number }>> {
+/**
+ * Where a connection's time goes in tcplane's programs: one more sample with the kernel's
+ * BPF run-time statistics on (kernel.bpf_stats_enabled, off again after), summed over
+ * every tp_* program of every node, per connection made.
+ */
+function programCost(run: () => Sample): { nsPerConnection: number; runsPerConnection: number; perProgram: Record<string, { ns: number; runs: number }> } {
+  const read = () => {
+    const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
+    const by: Record<string, { ns: number; runs: number }> = {};
+    for (const p of progs) {
+      if (!p.name?.startsWith('tp_')) continue;
+      const e = (by[p.name] ??= { ns: 0, runs: 0 });
+      e.ns += p.run_time_ns ?? 0;
+      e.runs += p.run_cnt ?? 0;
+    }
+    return by;
+  };
+  writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  try {
+    const before = read();
+    const s = run();
+    const after = read();
+    const conns = s.rate * SECONDS;
+    const perProgram = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, { ns: (v.ns - (before[k]?.ns ?? 0)) / conns, runs: (v.runs - (before[k]?.runs ?? 0)) / conns }]));
+    const sum = (f: (x: { ns: number; runs: number }) => number) => Object.values(perProgram).reduce((a, x) => a + f(x), 0);
+    return { nsPerConnection: sum((x) => x.ns), runsPerConnection: sum((x) => x.runs), perProgram };
+  } finally {
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '0');
+  }
+}
+
+async function withTcplane(scales: number[]): Promise<Record<number, { results: Record<string, Spread & { errors: number }>; applyMs: number; inPrograms: ReturnType<typeof programCost> }>> {
   labDown();
   tcplane(['lab', 'up', '-f', LAB]);
   const dir = mkdtempSync(join(tmpdir(), 'tcplane-bench-'));
   let servers: NetnsProcess[] = [];
-  const out: Record<number, { results: Record<string, Spread & { errors: number }>; applyMs: number }> = {};
+  const out: Record<number, { results: Record<string, Spread & { errors: number }>; applyMs: number; inPrograms: ReturnType<typeof programCost> }> = {};
   try {
     tuneClients();
     servers = await startServers();
@@ -186,7 +221,9 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
         },
         ROUNDS,
       );
-      out[n] = { results, applyMs };
+      const inPrograms = programCost(() => sample(CLIENT.plain, probed.clusterIPs[0]!, SERVICE_PORT));
+      console.log(`  tcplane programs (kernel.bpf_stats_enabled, one extra sample): ${inPrograms.nsPerConnection.toFixed(0)} ns per connection, ${inPrograms.runsPerConnection.toFixed(1)} program runs`);
+      out[n] = { results, applyMs, inPrograms };
     }
     return out;
   } finally {
@@ -207,7 +244,14 @@ async function main(): Promise<void> {
   const rows = SCALES.map((n) => {
     const r = { ...emu[n]!.results, ...tp[n]!.results };
     const plain = r.plain!.median;
-    return { services: n, setups: r, ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plain])), loadMs: emu[n]!.loadMs, tcplaneApplyMs: tp[n]!.applyMs };
+    return {
+      services: n,
+      setups: r,
+      ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plain])),
+      loadMs: emu[n]!.loadMs,
+      tcplaneApplyMs: tp[n]!.applyMs,
+      tcplanePrograms: tp[n]!.inPrograms,
+    };
   });
   console.log('\nservices  setup                 conn/s median (min, max)          ratio to plain');
   for (const row of rows) {
