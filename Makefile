@@ -101,12 +101,14 @@ test-datapath: build
 test-e2e: build
 	$(E2E)
 
-# Per-packet cost (BPF_PROG_TEST_RUN), iperf3 throughput and change propagation, each
-# beside a baseline measured in the same run.
+# Per-packet cost (BPF_PROG_TEST_RUN; policy, then services), iperf3 throughput, change
+# propagation, new connections per second through a ClusterIP (against kube-proxy's
+# iptables and nftables modes), adding one service to 10,000 and map memory at 10,000
+# services, each beside a baseline measured in the same run; about 15 minutes on 2 cores.
+# Each runs alone too: node dist/bench/<name>.js (knobs in each file's header).
+BENCHMARKS := datapath services-datapath throughput propagation connrate service-add map-memory
 bench: build
-	node dist/bench/datapath.js
-	node dist/bench/throughput.js
-	node dist/bench/propagation.js
+	@set -e; for b in $(BENCHMARKS); do echo "== bench/$$b.ts"; node dist/bench/$$b.js; done
 
 lab-down: ts
 	node bin/tcplane.js lab down

@@ -5,8 +5,13 @@
  *   tcplane    lab up with agents, the server isolated by a NetworkPolicy admitting the
  *              client on TCP 5201: every packet crosses tp_from_pod on the client's veth
  *              and tp_to_pod on the server's (conntrack hit after the first)
- * Same lab, same pods, same kernel; one TCP stream and four, cross-node. Prints both and
- * the ratio; writes bench/results/throughput-*.json.
+ *   tcplane, ClusterIP   the same lab, the client reaching the server through the
+ *              service bench/server (10.96.0.10:5201): DNAT on every client packet, reverse
+ *              NAT on every reply, policy after translation; alternating run by run with
+ *              the pod → pod runs above
+ * Same lab, same pods, same kernel; one TCP stream and four, cross-node. Prints each and
+ * the ratios to the baseline (a lab of its own, just before); writes
+ * bench/results/throughput-*.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +20,7 @@ import { machine, saveResult } from './machine.js';
 
 const LAB = 'labs/bench.yaml';
 const SERVER_IP = '10.244.2.10';
+const CLUSTER_IP = '10.96.0.10'; // labs/bench.yaml's service bench/server
 const SECONDS = Number(process.env.TCPLANE_BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.TCPLANE_BENCH_REPEATS ?? 3);
 
@@ -30,7 +36,7 @@ function tcplane(args: string[], capture = false): string {
 }
 
 /** One iperf3 run from bench/client to bench/server; returns bits per second received. */
-async function iperf(streams: number): Promise<number> {
+async function iperf(streams: number, target = SERVER_IP): Promise<number> {
   // The server runs in the server pod for exactly one test (-1) and is killed if it lingers.
   const server = spawn(process.execPath, [CLI_ENTRY, 'lab', 'exec', 'bench/server', '--', 'iperf3', '-s', '-1', '-B', SERVER_IP], {
     cwd: PACKAGE_ROOT,
@@ -39,7 +45,7 @@ async function iperf(streams: number): Promise<number> {
   try {
     await sleep(300);
     const out = tcplane(
-      ['lab', 'exec', 'bench/client', '--', 'iperf3', '-c', SERVER_IP, '-t', String(SECONDS), '-P', String(streams), '-J'],
+      ['lab', 'exec', 'bench/client', '--', 'iperf3', '-c', target, '-t', String(SECONDS), '-P', String(streams), '-J'],
       true,
     );
     const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
@@ -54,13 +60,20 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function measure(label: string): Promise<Record<string, { gbps: number; runs: number[] }>> {
-  const out: Record<string, { gbps: number; runs: number[] }> = {};
+type Measured = Record<string, { gbps: number; runs: number[] }>;
+
+/** Each target `REPEATS` times per stream count, the targets alternating run by run. */
+async function measure(targets: Record<string, string>): Promise<Record<string, Measured>> {
+  const out: Record<string, Measured> = Object.fromEntries(Object.keys(targets).map((k) => [k, {}]));
   for (const streams of [1, 4]) {
-    const runs: number[] = [];
-    for (let i = 0; i < REPEATS; i++) runs.push((await iperf(streams)) / 1e9);
-    out[`${streams}-stream`] = { gbps: median(runs), runs };
-    console.log(`${label}: ${streams} stream(s): ${median(runs).toFixed(2)} Gbit/s (median of ${runs.map((r) => r.toFixed(2)).join(', ')})`);
+    const runs: Record<string, number[]> = {};
+    for (let i = 0; i < REPEATS; i++) {
+      for (const [label, ip] of Object.entries(targets)) (runs[label] ??= []).push((await iperf(streams, ip)) / 1e9);
+    }
+    for (const [label, r] of Object.entries(runs)) {
+      out[label]![`${streams}-stream`] = { gbps: median(r), runs: r };
+      console.log(`${label}: ${streams} stream(s): ${median(r).toFixed(2)} Gbit/s (median of ${r.map((x) => x.toFixed(2)).join(', ')})`);
+    }
   }
   return out;
 }
@@ -68,24 +81,29 @@ async function measure(label: string): Promise<Record<string, { gbps: number; ru
 async function main(): Promise<void> {
   const m = machine();
   console.log(`machine: ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}, commit ${m.commit}`);
-  let baseline: Awaited<ReturnType<typeof measure>>;
-  let tcp: Awaited<ReturnType<typeof measure>>;
+  let baseline: Measured;
+  let tcp: Measured;
+  let viaService: Measured;
   try {
     tcplane(['lab', 'up', '-f', LAB, '--no-agents']);
-    baseline = await measure('baseline (plain routing)');
+    baseline = (await measure({ 'baseline (plain routing)': SERVER_IP }))['baseline (plain routing)']!;
   } finally {
     tcplane(['lab', 'down']);
   }
   try {
     tcplane(['lab', 'up', '-f', LAB]);
     tcplane(['apply', '-f', 'bench/policies.yaml', '--wait']);
-    tcp = await measure('tcplane (policy enforced)');
+    const r = await measure({ 'tcplane (policy enforced)': SERVER_IP, 'tcplane, pod → ClusterIP → pod': CLUSTER_IP });
+    tcp = r['tcplane (policy enforced)']!;
+    viaService = r['tcplane, pod → ClusterIP → pod']!;
   } finally {
     tcplane(['lab', 'down']);
   }
-  const ratios = Object.fromEntries(Object.keys(baseline).map((k) => [k, tcp[k]!.gbps / baseline[k]!.gbps]));
-  for (const [k, r] of Object.entries(ratios)) console.log(`ratio tcplane/baseline, ${k}: ${r.toFixed(3)}`);
-  const file = saveResult('throughput', { machine: m, seconds: SECONDS, repeats: REPEATS, baseline, tcplane: tcp, ratios });
+  const ratio = (x: Measured) => Object.fromEntries(Object.keys(baseline).map((k) => [k, x[k]!.gbps / baseline[k]!.gbps]));
+  const ratios = ratio(tcp);
+  const serviceRatios = ratio(viaService);
+  for (const [k, r] of Object.entries(ratios)) console.log(`ratio tcplane/baseline, ${k}: ${r.toFixed(3)}; via ClusterIP: ${serviceRatios[k]!.toFixed(3)}`);
+  const file = saveResult('throughput', { machine: m, seconds: SECONDS, repeats: REPEATS, baseline, tcplane: tcp, tcplaneClusterIP: viaService, ratios, serviceRatios });
   console.log(`written: ${file}`);
 }
 

@@ -11,6 +11,7 @@
  * clients: [outside]                  # or {name: outside}: hosts outside the cluster
  * services:                           # Service documents, applied once the lab is up
  *   - {apiVersion: v1, kind: Service, metadata: {name: web, namespace: x}, spec: {...}}
+ * serviceCIDR: 10.96.0.0/16            # optional: the ClusterIP range (default 10.244.240.0/20)
  * ```
  *
  * Every error names file, line and field (`LocatedErrors` of `LabSpecError`; all shape
@@ -19,7 +20,10 @@
  * pod IP outside its node's podCIDR or taken twice, a port out of range, a client named
  * twice or like a node, more clients than the underlay has addresses for, a service
  * that is no valid Service (checked by the same parser as `apply`) or names a namespace
- * the lab does not declare. Node pod ranges stay below the service range (SERVICE_CIDR).
+ * the lab does not declare, a serviceCIDR that does not parse, is larger than /12 or smaller
+ * than /28, or overlaps a node's pods, the underlay or the external range. Node pod ranges
+ * never overlap the service range (SERVICE_CIDR unless the spec gives `serviceCIDR`: a lab
+ * that needs more than the default's 4,094 ClusterIPs, e.g. a benchmark of 10,000 services).
  */
 import { z } from 'zod';
 import { validateDns1123Label, validateLabelKey, validateLabelValue } from '../policy/selector.js';
@@ -27,6 +31,7 @@ import { parseServiceDocument } from '../services/parse.js';
 import type { Service } from '../services/types.js';
 import { LocatedError, LocatedErrors, formatPath, parseYamlDocuments, readInputFile, zodIssuesToErrors, type FieldPath, type LocatedDoc } from '../yaml/located.js';
 import {
+  EXTERNAL_RANGE,
   FIRST_CLIENT_HOST,
   FIRST_NODE_HOST,
   FIRST_POD_HOST,
@@ -37,6 +42,7 @@ import {
   NODE_CIDR_PREFIX,
   POD_RANGE,
   SERVICE_CIDR,
+  UNDERLAY_PREFIX,
   cidrContains,
   cidrsOverlap,
   clientBridgeIf,
@@ -128,6 +134,8 @@ export interface LabPlan {
   pods: PlannedPod[];
   clients: PlannedClient[];
   services: PlannedService[];
+  /** The ClusterIP range the lab creates the cluster config with. */
+  serviceCIDR: string;
 }
 
 export const METADATA_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -196,6 +204,7 @@ const specSchema = z.strictObject({
     .nullish(),
   clients: z.array(clientSchema).nullish(),
   services: z.array(z.unknown()).nullish(),
+  serviceCIDR: z.string().optional(),
 });
 type SpecIn = z.output<typeof specSchema>;
 
@@ -245,7 +254,7 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
   const fail = (path: FieldPath, detail: string) =>
     void errors.push(new LabSpecError(file, doc.lineOf(path), formatPath(path), detail));
   const range = (parseCidr(POD_RANGE) as { cidr: Cidr }).cidr;
-  const serviceRange = (parseCidr(SERVICE_CIDR) as { cidr: Cidr }).cidr;
+  const serviceRange = planServiceCidr(spec.serviceCIDR, fail);
 
   // Nodes: names, then given CIDRs, then allocated ones.
   if (spec.nodes.length > MAX_NODES) {
@@ -276,7 +285,7 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
           : other >= 0
             ? `${n.podCIDR} overlaps node ${spec.nodes[other].name}'s ${formatCidr(cidrs[other]!)}`
             : cidrsOverlap(c, serviceRange)
-              ? `${n.podCIDR} overlaps the lab's service range ${SERVICE_CIDR}`
+              ? `${n.podCIDR} overlaps the lab's service range ${formatCidr(serviceRange)}`
               : undefined;
     if (bad) {
       fail(at('podCIDR'), bad);
@@ -290,7 +299,7 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     if (given) return given;
     for (; k < 256; k++) {
       const c = { base: range.base + k * 256, prefix: NODE_CIDR_PREFIX, size: 256 };
-      if (cidrsOverlap(c, serviceRange)) break;
+      if (cidrsOverlap(c, serviceRange)) continue;
       if (!cidrs.some((o) => o && cidrsOverlap(o, c))) {
         k++;
         cidrs[i] = c;
@@ -423,7 +432,43 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     socket: clientSocket(c.name),
   }));
   const services = planServices(spec.services ?? [], doc, file, new Set(namespaces.map((n) => n.name)), errors);
-  return { file, nodes, namespaces, pods, clients, services };
+  return { file, nodes, namespaces, pods, clients, services, serviceCIDR: formatCidr(serviceRange) };
+}
+
+/** Largest and smallest service ranges a lab takes (Kubernetes allows at most 20 host bits). */
+const SERVICE_CIDR_PREFIX = { min: 12, max: 28 } as const;
+
+/**
+ * The spec's serviceCIDR (default SERVICE_CIDR), checked against the lab's fixed ranges;
+ * node pod ranges are checked against it where they are planned. A bad one is reported
+ * and the default stands in, so the other checks still run.
+ */
+function planServiceCidr(given: string | undefined, fail: (path: FieldPath, detail: string) => void): Cidr {
+  const fallback = (parseCidr(SERVICE_CIDR) as { cidr: Cidr }).cidr;
+  if (given === undefined) return fallback;
+  const p = parseCidr(given);
+  if ('error' in p) {
+    fail(['serviceCIDR'], p.error);
+    return fallback;
+  }
+  const c = p.cidr;
+  const underlay = { base: parseIPv4(HOST_IP)! - 1, prefix: UNDERLAY_PREFIX, size: 2 ** (32 - UNDERLAY_PREFIX) };
+  const fixed: [Cidr, string][] = [
+    [underlay, 'the underlay'],
+    [(parseCidr(EXTERNAL_RANGE) as { cidr: Cidr }).cidr, 'the external and load balancer range'],
+  ];
+  const clash = fixed.find(([r]) => cidrsOverlap(c, r));
+  const bad =
+    c.prefix < SERVICE_CIDR_PREFIX.min || c.prefix > SERVICE_CIDR_PREFIX.max
+      ? `${given} must be a /${SERVICE_CIDR_PREFIX.min} to /${SERVICE_CIDR_PREFIX.max}`
+      : clash
+        ? `${given} overlaps ${clash[1]} ${formatCidr(clash[0])}`
+        : undefined;
+  if (bad) {
+    fail(['serviceCIDR'], bad);
+    return fallback;
+  }
+  return c;
 }
 
 /**

@@ -48,7 +48,6 @@ import {
   POD_GATEWAY,
   POD_IF,
   POD_SOCKET_DIR,
-  SERVICE_CIDR,
   STATE_DIR,
   UNDERLAY_NETNS,
   UNDERLAY_PREFIX,
@@ -302,8 +301,8 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     }
     for (const p of plan.pods) await store.put('pods', podKey(p.namespace, p.name), declaredPodRecord(p));
     const podsRevision = await store.lastRevision('pods');
-    // The lab's service range for ClusterIPs (a cluster setting, created before anyone allocates).
-    await ensureClusterConfig(store, { serviceCIDR: SERVICE_CIDR });
+    // The lab's service range for ClusterIPs (LAB.yaml's serviceCIDR or SERVICE_CIDR) (a cluster setting, created before anyone allocates).
+    await ensureClusterConfig(store, { serviceCIDR: plan.serviceCIDR });
     phase('store');
 
     if (opts.agents) {

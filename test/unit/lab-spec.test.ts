@@ -275,6 +275,34 @@ describe('lab spec - services', () => {
   });
 });
 
+describe('lab spec - serviceCIDR', () => {
+  it('lab spec - the service range defaults to 10.244.240.0/20 and may be given', () => {
+    expect(parseLabSpec(lines('nodes: [n1]'), FILE).serviceCIDR).toBe('10.244.240.0/20');
+    expect(parseLabSpec(lines('nodes: [n1]', 'serviceCIDR: 10.96.0.0/16'), FILE).serviceCIDR).toBe('10.96.0.0/16');
+  });
+
+  it('lab spec - node ranges are allocated around a service range inside the pod range', () => {
+    const plan = parseLabSpec(lines('nodes: [n1, n2, n3]', 'serviceCIDR: 10.244.2.0/24'), FILE);
+    expect(plan.nodes.map((n) => n.podCIDR)).toEqual(['10.244.1.0/24', '10.244.3.0/24', '10.244.4.0/24']);
+  });
+
+  it('lab spec - a bad serviceCIDR names its line', () => {
+    expect(onlyError(lines('nodes: [n1]', 'serviceCIDR: 10.96.0.1/16'))).toEqual({
+      line: 2,
+      field: 'serviceCIDR',
+      detail: '10.96.0.1/16 has host bits set (the network is 10.96.0.0/16)',
+    });
+    expect(onlyError(lines('nodes: [n1]', 'serviceCIDR: 10.0.0.0/8'))).toMatchObject({ line: 2, field: 'serviceCIDR', detail: '10.0.0.0/8 must be a /12 to /28' });
+    expect(onlyError(lines('nodes: [n1]', 'serviceCIDR: 10.250.0.0/16'))).toMatchObject({ detail: '10.250.0.0/16 overlaps the underlay 10.250.0.0/24' });
+    expect(onlyError(lines('nodes: [n1]', 'serviceCIDR: 10.250.1.128/25'))).toMatchObject({ detail: '10.250.1.128/25 overlaps the external and load balancer range 10.250.1.0/24' });
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDR: 10.244.9.0/24}', 'serviceCIDR: 10.244.8.0/22'))).toEqual({
+      line: 2,
+      field: 'nodes[0].podCIDR',
+      detail: "10.244.9.0/24 overlaps the lab's service range 10.244.8.0/22",
+    });
+  });
+});
+
 describe('lab label - arguments', () => {
   it('lab label - KEY=VALUE sets, KEY- removes, empty values are allowed', () => {
     const ch = parseLabelChanges(['app=web', 'example.com/tier=', 'old-']);

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * New TCP connections per second, one thread each side (bench/connrate.ts runs it).
+ *
+ *   connrate server ADDR PORT          accept; read one byte, write it back; wait for the
+ *                                      client's close; close. One connection at a time.
+ *   connrate client ADDR PORT SECONDS  connect, send one byte, read it back, close; again,
+ *                                      for SECONDS. Prints one JSON line:
+ *                                      {"connections":N,"seconds":S,"errors":E,"firstError":"..."}
+ *
+ * The client closes first (it holds TIME_WAIT; its namespace reuses those ports with
+ * net.ipv4.tcp_tw_reuse), as a client of a service does. C rather than Node: a Node
+ * client tops out near a third of this rate on plain pod → pod, so it would measure
+ * itself (bench/connrate.ts records both). Compiled at bench time with clang.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int addr_of(const char *ip, const char *port, struct sockaddr_in *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((unsigned short)atoi(port));
+	return inet_pton(AF_INET, ip, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+static int serve(const struct sockaddr_in *sa)
+{
+	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0);
+	char b[64];
+
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(ls, (const struct sockaddr *)sa, sizeof(*sa)) || listen(ls, 4096)) {
+		perror("connrate server: bind/listen");
+		return 1;
+	}
+	for (;;) {
+		int c = accept(ls, NULL, NULL);
+
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			perror("connrate server: accept");
+			return 1;
+		}
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (read(c, b, 1) == 1 && write(c, b, 1) == 1)
+			while (read(c, b, sizeof(b)) > 0) /* until the client's FIN */
+				;
+		close(c);
+	}
+}
+
+static int client(const struct sockaddr_in *sa, double seconds)
+{
+	long n = 0, errors = 0;
+	char first[128] = "";
+	double start = now_s(), end = start + seconds, t = start;
+	int one = 1;
+
+	while (t < end && errors < 1000) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		char b = 'x';
+		const char *what = NULL;
+
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(s, (const struct sockaddr *)sa, sizeof(*sa)))
+			what = "connect";
+		else if (write(s, &b, 1) != 1)
+			what = "write";
+		else if (read(s, &b, 1) != 1)
+			what = "read";
+		if (what) {
+			if (!errors++)
+				snprintf(first, sizeof(first), "%s: %s", what, strerror(errno));
+		} else {
+			n++;
+		}
+		close(s);
+		if ((n & 63) == 0 || what)
+			t = now_s();
+	}
+	t = now_s();
+	printf("{\"connections\":%ld,\"seconds\":%.6f,\"errors\":%ld,\"firstError\":\"%s\"}\n", n, t - start, errors, first);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sa;
+
+	if (argc >= 4 && !strcmp(argv[1], "server") && !addr_of(argv[2], argv[3], &sa))
+		return serve(&sa);
+	if (argc >= 5 && !strcmp(argv[1], "client") && !addr_of(argv[2], argv[3], &sa) && atof(argv[4]) > 0)
+		return client(&sa, atof(argv[4]));
+	fprintf(stderr, "usage: connrate server ADDR PORT | connrate client ADDR PORT SECONDS\n");
+	return 2;
+}
