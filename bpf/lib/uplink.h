@@ -167,9 +167,10 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 
 /*
  * A packet arriving on the uplink. Only one addressed to this node (a NodePort, or the
- * reply to a SNATed connection) or to a frontend (an external or load balancer IP) can
- * be service traffic: everything else — pod-to-pod traffic from other nodes above all —
- * is handed on after one ipcache and one frontend lookup, without touching conntrack.
+ * reply to a SNATed connection) or to a frontend (an external or load balancer IP, which
+ * no ipcache entry names) can be service traffic: a packet to a pod or another node —
+ * pod-to-pod traffic from other nodes above all — is handed on after one ipcache lookup,
+ * and one to an unknown address after one more (the frontend's), never touching conntrack.
  */
 static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, const struct tp_packet *p)
 {
@@ -177,9 +178,12 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	struct tp_ct_hit hit = {};
 	const struct tp_svc_value *svc = NULL;
 	struct tp_ct_key key;
-	bool to_node = tp_identity_of(p->family, p->daddr) == TP_IDENTITY_HOST;
+	__u32 to = tp_identity_of(p->family, p->daddr);
+	bool to_node = to == TP_IDENTITY_HOST;
 
 	if (!to_node) {
+		if (to != TP_IDENTITY_WORLD)
+			return tp_decided(TP_PASS_UPLINK);
 		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, false);
 		if (!svc)
 			return tp_decided(TP_PASS_UPLINK);
@@ -208,13 +212,21 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	return tp_external_new(skb, p, &key, svc, now);
 }
 
-/* A packet leaving on the uplink: a local backend's reply to an outside client gets the frontend back. */
+/*
+ * A packet leaving on the uplink: a local backend's reply to a client that came through
+ * the uplink (from outside, or another node's own address) gets the frontend back. A
+ * packet to a pod cannot be one: pod-to-pod traffic passes after one ipcache lookup,
+ * without touching conntrack.
+ */
 static __always_inline struct tp_result tp_uplink_out(struct __sk_buff *skb, const struct tp_packet *p)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct tp_ct_hit hit = {};
 	struct tp_ct_key key;
+	__u32 to = tp_identity_of(p->family, p->daddr);
 
+	if (to >= TP_IDENTITY_FIRST_ALLOCATED || to == TP_IDENTITY_UNMANAGED)
+		return tp_decided(TP_PASS_UPLINK);
 	tp_ct_key_of(&key, p, TP_CT_EP_UPLINK, TP_DIR_EGRESS);
 	if (tp_ct_lookup(&key, p, TP_DIR_EGRESS, now, &hit) != TP_CT_REPLY || hit.entry->nat != TP_CT_NAT_RNAT ||
 	    (hit.entry->flags & TP_CT_F_SNAT))
