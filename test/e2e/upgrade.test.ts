@@ -2,7 +2,12 @@
 // policies, n1 is put back on 0.1's datapath (its programs and maps, conntrack in the old
 // tp_ct_v1), live TCP and UDP flows run through it, then today's agent starts on n1. It
 // adopts the maps, migrates conntrack and swaps the programs in place: no packet of the
-// flows is lost, and what the policies deny stays denied throughout.
+// flows is lost — established connections the policy no longer admits keep flowing on
+// their migrated conntrack entries alone — and what the policies deny stays denied.
+// The UDP flow is the proof: a datagram into isolated x/a that no conntrack entry admits
+// is dropped and shows as a lost number (a TCP stream would recover by retransmitting
+// once x/a's own retransmission recreates the entry), and with the migration disabled
+// this test fails that way.
 // Needs root and `make build`: creates tp-* namespaces, links, processes and pins, all
 // removed in afterAll (also when a test fails).
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BpfMap } from '../../src/bpf/map.js';
 import { startAgent } from '../../src/lab/agents.js';
 import { isAlive } from '../../src/lab/procs.js';
 import { readLabState } from '../../src/lab/state.js';
@@ -22,6 +28,24 @@ const LAB = 'labs/three-nodes.yaml';
 const FLOW_CLIENT = `${ROOT}test/e2e/fixtures/flow-client.mjs`;
 const DOWNGRADE = `${ROOT}test/e2e/fixtures/downgrade-to-0.1.mjs`;
 const OLD_OBJECT = `${ROOT}build/test/tcplane-0.1.bpf.o`;
+/** Admits clients to x/a's UDP 53: with x-allow, what lets y/f's flows into isolated x/a. */
+const DNS_ALLOW = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: a-dns-from-clients
+  namespace: x
+spec:
+  podSelector:
+    matchLabels: {pod: a}
+  ingress:
+    - from:
+        - namespaceSelector: {}
+          podSelector:
+            matchLabels: {app: client}
+      ports:
+        - {protocol: UDP, port: 53}
+`;
+const dnsAllowFile = join(tmpdir(), `tp-upgrade-dns-allow-${process.pid}.yaml`);
 
 async function ok(args: string[]): Promise<CliResult> {
   const r = await tcplane(args);
@@ -48,10 +72,12 @@ describe('upgrade e2e', () => {
     if (!existsSync(`${ROOT}dist/src/cli/main.js`)) throw new Error('run `make build` first');
     await tcplane(['lab', 'down']);
     await ok(['lab', 'up', '-f', LAB]);
-    await ok(['apply', '-f', `${ROOT}test/e2e/fixtures/x-default-deny.yaml`, '-f', `${ROOT}test/e2e/fixtures/x-allow.yaml`, '--wait']);
+    writeFileSync(dnsAllowFile, DNS_ALLOW);
+    await ok(['apply', '-f', `${ROOT}test/e2e/fixtures/x-default-deny.yaml`, '-f', `${ROOT}test/e2e/fixtures/x-allow.yaml`, '-f', dnsAllowFile, '--wait']);
   });
   afterAll(async () => {
     await tcplane(['lab', 'down']);
+    rmSync(dnsAllowFile, { force: true });
   });
 
   it("upgrade e2e - a node on tcplane 0.1 is upgraded under live flows: none loses a packet, policy holds throughout", async () => {
@@ -71,29 +97,39 @@ describe('upgrade e2e', () => {
     expect(existsSync(`${nodeBpffs('n1')}/maps/tp_ct_v2`)).toBe(false);
     expect(await reachA(), '0.1 enforces the same policy').toEqual(before);
 
-    // Live flows through n1's veths, recorded in 0.1's conntrack: y/f → x/a TCP 80 enters
-    // isolated x/a by policy; x/a → y/b UDP 80 has its replies admitted by conntrack alone.
+    // Live flows from y/f (on n2) into isolated x/a, admitted by policy and recorded in
+    // 0.1's conntrack: TCP 80 and UDP 53.
     const control = join(tmpdir(), `tp-upgrade-${process.pid}`);
     const flows: Promise<CliResult>[] = [];
     let upgraded: { pid: number } | undefined;
     try {
       flows.push(tcplane(['lab', 'exec', 'y/f', '--', process.execPath, FLOW_CLIENT, 'tcp', ip('x/a'), '80', `${control}-tcp`]));
-      flows.push(tcplane(['lab', 'exec', 'x/a', '--', process.execPath, FLOW_CLIENT, 'udp', ip('y/b'), '80', `${control}-udp`]));
+      flows.push(tcplane(['lab', 'exec', 'y/f', '--', process.execPath, FLOW_CLIENT, 'udp', ip('x/a'), '53', `${control}-udp`]));
       await until(() => existsSync(`${control}-tcp.ready`) && existsSync(`${control}-udp.ready`), 'both flows echo');
       await sleep(200);
 
+      // The policies admitting y/f go, and n1's rules with them, as 0.1's agent would have
+      // written it (x/a stays isolated, with no rule left): from then on only conntrack —
+      // 0.1's table, then the migrated one — lets the flows' packets into x/a. (Were the
+      // rules still in the adopted maps, the new programs could admit the flows' next
+      // packets by them and no migration would be needed.)
+      await ok(['delete', '-f', `${ROOT}test/e2e/fixtures/x-allow.yaml`, '-f', dnsAllowFile]);
+      const rules = BpfMap.fromPin(`${nodeBpffs('n1')}/maps/tp_policy_v1`);
+      rules.deleteMany([...rules.keys()]);
+      rules.close();
+      await sleep(200);
       upgraded = await startAgent(n1, state.natsUrl);
       await until(() => existsSync(agentLog('n1')) && readFileSync(agentLog('n1'), 'utf8').includes('conntrack migrated from tp_ct_v1 to tp_ct_v2'), 'the new agent migrates conntrack');
       expect(existsSync(`${nodeBpffs('n1')}/maps/tp_ct_v1`), "0.1's table is unpinned").toBe(false);
       expect(existsSync(`${nodeBpffs('n1')}/maps/tp_ct_v2`)).toBe(true);
-      expect(await reachA(), 'the same policy after the upgrade').toEqual(before);
+      await until(async () => Object.values(await reachA()).every((c) => !c), 'the new agent enforces the policy without x-allow: nobody reaches x/a');
       await sleep(300);
 
       for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
       for (const [i, r] of (await Promise.all(flows)).entries()) {
         expect(r.code, r.stderr).toBe(0);
         const flow = JSON.parse(r.stdout) as { sent: number; echoed: number; lost: number[]; error: string | null; stoppedBy: string };
-        console.log(`across the upgrade, flow ${i === 0 ? 'TCP y/f → x/a' : 'UDP x/a → y/b'}: ${flow.echoed}/${flow.sent} echoed`);
+        console.log(`across the upgrade, flow ${i === 0 ? 'TCP y/f → x/a:80' : 'UDP y/f → x/a:53'}: ${flow.echoed}/${flow.sent} echoed`);
         expect(flow.stoppedBy, `flow ${i}`).toBe('stop file');
         expect(flow.error, `flow ${i}`).toBeNull();
         expect(flow.lost, `flow ${i}`).toEqual([]);
