@@ -39,7 +39,13 @@ function expected(p: Pick<Probe, 'from' | 'to' | 'port' | 'protocol'>): boolean 
 
 /** The api Service from two clients: `count` new connections each, which pod answered. */
 async function throughService(): Promise<number> {
-  const services = JSON.parse(tcplane(['get', 'services', '-o', 'json'], { capture: true })) as { name: string; clusterIPs: string[] }[];
+  const services = JSON.parse(tcplane(['get', 'services', '-o', 'json'], { capture: true })) as {
+    namespace: string;
+    name: string;
+    clusterIPs: string[];
+    backends: unknown[];
+  }[];
+  for (const s of services) console.log(`${s.namespace}/${s.name}: clusterIPs ${s.clusterIPs.join(', ')}, ${s.backends.length} backends`);
   tcplane(['get', 'services', '-o', 'wide']);
   const ip = services.find((s) => s.name === 'api')!.clusterIPs[0]!;
   const state = await readLabState();
