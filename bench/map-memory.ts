@@ -27,6 +27,7 @@ import { MAGLEV_DEFAULT_MAX_SIZE } from '../src/services/maglev.js';
 import type { Service } from '../src/services/types.js';
 import type { PodRecord } from '../src/store/schema.js';
 import { num } from './lab-bench.js';
+import { benchService } from './service-records.js';
 import { machine, saveResult } from './machine.js';
 
 const N = num('TCPLANE_BENCH_SERVICES', 10_000);
@@ -40,28 +41,7 @@ function fdinfo(fd: number): { memlock: number; id: number } {
   return { memlock: field('memlock'), id: field('map_id') };
 }
 
-const service = (i: number): Service =>
-  ({
-    kind: 'Service',
-    apiVersion: 'v1',
-    namespace: 'bench',
-    name: `svc-${i}`,
-    type: 'ClusterIP',
-    selector: { app: 'backend' },
-    clusterIPs: [`10.96.${(i + 1) >> 8}.${(i + 1) & 255}`],
-    ipFamilies: ['IPv4'],
-    ipFamilyPolicy: 'SingleStack',
-    ports: [{ name: 'tcp', protocol: 'TCP', port: 80, targetPort: 9000, id: i + 1 }],
-    externalIPs: [],
-    loadBalancerIngress: [],
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 0,
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    allocateLoadBalancerNodePorts: true,
-    publishNotReadyAddresses: false,
-    source: { file: 'bench/map-memory.ts', line: 0 },
-  }) as Service;
+const service = (i: number): Service => benchService(i, 9000, 'bench/map-memory.ts');
 
 const pods: PodRecord[] = Array.from({ length: B }, (_, i) => ({
   v: 1,

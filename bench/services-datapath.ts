@@ -33,6 +33,7 @@ import type { PodRecord } from '../src/store/schema.js';
 import { eth } from '../test/helpers/packet.js';
 import { num, spread, type Spread } from './lab-bench.js';
 import { machine, saveResult } from './machine.js';
+import { benchClusterIP, benchService } from './service-records.js';
 
 const REPEAT = num('TCPLANE_BENCH_REPEAT', 200_000);
 const ROUNDS = num('TCPLANE_BENCH_ROUNDS', 5);
@@ -47,31 +48,8 @@ const SEED = 0x7470;
 const frame = (src: string, dst: string, sport: number, dport: number, flags = 'A') =>
   eth().ipv4({ src, dst }).tcp({ sport, dport, flags }).payload(10).build();
 
-const clusterIP = (i: number) => `10.96.${(i + 1) >> 8}.${(i + 1) & 255}`;
-
-function service(i: number): Service {
-  return {
-    kind: 'Service',
-    apiVersion: 'v1',
-    namespace: 'bench',
-    name: `svc-${i}`,
-    type: 'ClusterIP',
-    selector: { app: 'backend' },
-    clusterIPs: [clusterIP(i)],
-    ipFamilies: ['IPv4'],
-    ipFamilyPolicy: 'SingleStack',
-    ports: [{ name: 'tcp', protocol: 'TCP', port: 80, targetPort: TARGET_PORT, id: i + 1 }],
-    externalIPs: [],
-    loadBalancerIngress: [],
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 0,
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    allocateLoadBalancerNodePorts: true,
-    publishNotReadyAddresses: false,
-    source: { file: 'bench/services-datapath.ts', line: 0 },
-  } as Service;
-}
+const clusterIP = benchClusterIP;
+const service = (i: number): Service => benchService(i, TARGET_PORT, 'bench/services-datapath.ts');
 
 const pods: PodRecord[] = BACKENDS.map((ip, i) => ({
   v: 1,
