@@ -125,6 +125,7 @@ export function registerLabCommands(program: Command): void {
       const state = await readLabState();
       if (o.toService) {
         const { services } = await withStore((store) => storedServices(store));
+        if (services.length === 0 && !o.json) process.stderr.write('lab probe --to-service: no services in the store, nothing to probe (apply one, or give LAB.yaml services:)\n');
         await refreshExternalRoutes(state, services); // the lab's load balancer follows health checks
         const rows = await labProbeServices(state, services, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
         process.stdout.write(`${o.json ? serviceProbeJson(rows) : serviceProbeTable(rows)}\n`);

@@ -170,10 +170,13 @@ describe('lab', () => {
       expect(again.every((x) => x.connected)).toBe(true);
     });
 
-    it('lab - probe --to-service fails clearly', async () => {
-      const r = await tcplane(['lab', 'probe', '--to-service']);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/lab probe --to-service: the lab has no services yet/);
+    it('lab - probe --to-service without services: an empty JSON array, and a note in the table form', async () => {
+      const json = await tcplane(['lab', 'probe', '--to-service', '--json']);
+      expect(json.code, json.stderr).toBe(0);
+      expect(JSON.parse(json.stdout)).toEqual([]);
+      const table = await tcplane(['lab', 'probe', '--to-service']);
+      expect(table.code, table.stderr).toBe(0);
+      expect(table.stderr).toMatch(/lab probe --to-service: no services in the store, nothing to probe/);
     });
 
     it("lab - exec runs in the pod's namespace and propagates the exit code", async () => {

@@ -345,6 +345,6 @@ describe('policy e2e', () => {
     process.kill(agent.pid, 'SIGTERM');
     const r = await tcplane(['apply', '-f', DENY, '--wait', '--timeout', '2s']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/timed out after 2s waiting for enforcement: n3 \(at revision \d+ of \d+/);
+    expect(r.stderr).toMatch(/timed out after 2s waiting for enforcement: n3 \(policies at revision \d+ of \d+, last report /);
   });
 });
