@@ -166,6 +166,16 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 }
 
 /*
+ * Whether an identity names a pod, or an address in a pod range: no frontend is one, so
+ * such traffic is never the uplink's to translate. (When ipBlock brings CIDR identities,
+ * they must stay apart from these: an external IP inside a policy's CIDR is a frontend.)
+ */
+static __always_inline bool tp_uplink_to_pod(__u32 identity)
+{
+	return identity >= TP_IDENTITY_FIRST_ALLOCATED || identity == TP_IDENTITY_UNMANAGED;
+}
+
+/*
  * A packet arriving on the uplink. Only one addressed to this node (a NodePort, or the
  * reply to a SNATed connection) or to a frontend (an external or load balancer IP, which
  * no ipcache entry names) can be service traffic: a packet to a pod or another node —
@@ -181,9 +191,9 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	__u32 to = tp_identity_of(p->family, p->daddr);
 	bool to_node = to == TP_IDENTITY_HOST;
 
+	if (tp_uplink_to_pod(to) || to == TP_IDENTITY_REMOTE_NODE)
+		return tp_decided(TP_PASS_UPLINK);
 	if (!to_node) {
-		if (to != TP_IDENTITY_WORLD)
-			return tp_decided(TP_PASS_UPLINK);
 		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, false);
 		if (!svc)
 			return tp_decided(TP_PASS_UPLINK);
@@ -225,7 +235,7 @@ static __always_inline struct tp_result tp_uplink_out(struct __sk_buff *skb, con
 	struct tp_ct_key key;
 	__u32 to = tp_identity_of(p->family, p->daddr);
 
-	if (to >= TP_IDENTITY_FIRST_ALLOCATED || to == TP_IDENTITY_UNMANAGED)
+	if (tp_uplink_to_pod(to))
 		return tp_decided(TP_PASS_UPLINK);
 	tp_ct_key_of(&key, p, TP_CT_EP_UPLINK, TP_DIR_EGRESS);
 	if (tp_ct_lookup(&key, p, TP_DIR_EGRESS, now, &hit) != TP_CT_REPLY || hit.entry->nat != TP_CT_NAT_RNAT ||
