@@ -68,7 +68,12 @@ interface Answer {
   peer: string | null;
   error: string | null;
 }
-/** COUNT WHOAMI exchanges from `from` (a pod NS/POD or the client) to host:port, each on its own socket. */
+/**
+ * `count` WHOAMI exchanges from `from` (a pod NS/POD or a client) to host:port, each on its
+ * own socket (whoami-many.mjs). `firstPort` fixes the source ports, so two calls send the
+ * same flows: keep them below 32768, outside the kernel's ephemeral range, or another
+ * socket may hold one of them (EADDRINUSE).
+ */
 async function whoamiMany(from: string, proto: 'tcp' | 'udp', host: string, port: number, count: number, firstPort?: number): Promise<Answer[]> {
   const args = [MANY, proto, host, String(port), String(count), ...(firstPort === undefined ? [] : [String(firstPort)])];
   const r = await ok(['lab', 'exec', from, '--', process.execPath, ...args]);
@@ -318,7 +323,7 @@ spec:
   it('services e2e - the same flow picks the same backend whichever node the load balancer sends it to', async () => {
     const via = async (node: string) => {
       await ok(['lab', 'exec', 'outside', '--', 'ip', 'route', 'replace', '10.250.1.20/32', 'via', nodeIp(node)]);
-      const answers = await whoamiMany('outside', 'tcp', '10.250.1.20', 80, 40, 42000);
+      const answers = await whoamiMany('outside', 'tcp', '10.250.1.20', 80, 40, 22000);
       expect(answers.filter((a) => a.backend === null), `exchanges via ${node} without an answer`).toEqual([]);
       return answers.map((a) => a.backend);
     };
@@ -334,7 +339,7 @@ spec:
   it('services e2e - removing one of three backends moves only its flows (Maglev), and adding it back restores them', async () => {
     let failed: Answer[] = [];
     const flows = async () => {
-      const answers = await whoamiMany('x/client-a', 'tcp', clusterIP('y/web'), 80, 150, 43000);
+      const answers = await whoamiMany('x/client-a', 'tcp', clusterIP('y/web'), 80, 150, 23000);
       failed = answers.filter((a) => a.backend === null);
       return answers.map((a) => a.backend);
     };
