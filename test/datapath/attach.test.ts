@@ -63,16 +63,19 @@ describe('attach - tcx', () => {
   it('attach - another tcx program on the same hook keeps running after ours is detached', () => {
     const other = BpfObject.load(BENCH_EMPTY_PATH);
     const foreign = TcxLink.attach(other.program('tp_bench_empty'), ifindex, 'ingress');
-    foreign.pin(`${pinDir}-foreign`);
-    const dp = NodeDatapath.open({ objectPath: OBJECT_PATH, attachMode: 'tcx' });
+    let dp: NodeDatapath | undefined;
     try {
+      foreign.pin(`${pinDir}-foreign`);
+      dp = NodeDatapath.open({ objectPath: OBJECT_PATH, attachMode: 'tcx' });
       dp.attach(ifindex);
       dp.detach(ifindex);
       const still = TcxLink.adopt(`${pinDir}-foreign`);
       expect(still?.ifindex).toBe(ifindex);
-      still?.detach();
+      still?.close();
     } finally {
-      dp.close();
+      // Also when the test fails (the datapath refused to load): no link or pin outlives it.
+      dp?.close();
+      foreign.detach();
       other.close();
       rmSync(`${pinDir}-foreign`, { force: true });
     }
