@@ -358,6 +358,10 @@ export class Agent {
       // Every hook runs our programs now: end the conntrack migration (ct-migration.ts).
       this.log.info({ copied: this.dp.finishMigration() }, 'conntrack migrated from tp_ct_v1 to tp_ct_v2');
     }
+    if (this.dp.retiring) {
+      // Likewise: take an earlier build's uplink egress program off (uplink-egress-retirement.ts).
+      this.log.info({ marked: this.dp.finishRetirement() }, 'uplink egress program retired; local backends reply through tp_from_pod');
+    }
   }
 
   private async writeStatus(heartbeat: boolean): Promise<void> {

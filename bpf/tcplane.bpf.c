@@ -4,18 +4,23 @@
  *
  *   tp_from_pod     tc ingress of a pod's host-side veth: packets the pod sends (its egress)
  *   tp_to_pod       tc egress of a pod's host-side veth: packets the pod receives (its ingress)
- *   tp_from_uplink  tc ingress of the node's uplink: NodePort and external traffic arriving
- *   tp_to_uplink    tc egress of the node's uplink: local backends' replies leaving
+ *   tp_from_uplink  tc ingress of the node's uplink: NodePort and external traffic
+ *                   arriving, and other nodes' traffic to local pods (delivered into them)
+ * The uplink's egress carries no program: a local backend's reply to an outside client
+ * gets its frontend back in tp_from_pod (earlier builds had tp_to_uplink there;
+ * src/datapath/uplink-egress-retirement.ts takes it off).
  *
  * One pipeline per hook (DESIGN.md): parse (lib/parse.h) → endpoint (lib/endpoint.h) →
  * fragment (lib/frag.h) → conntrack, service translation, policy, conntrack create,
- * rewrite (lib/pipeline.h) → verdict (lib/result.h). Every packet is counted under one
- * reason (tp_reasons.h).
+ * rewrite (lib/pipeline.h) → verdict (lib/result.h). A packet from the uplink for a
+ * local pod runs the pod's ingress pipeline at the uplink and is delivered into the pod
+ * (lib/deliver.h). Every packet is counted under one reason (tp_reasons.h).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/deliver.h"
 #include "lib/endpoint.h"
 #include "lib/frag.h"
 #include "lib/metrics.h"
@@ -50,10 +55,26 @@ const volatile struct tp_btf_anchor {
 	enum tp_affinity_scope affinity_scope;
 } tp_btf_anchor __attribute__((used));
 
+/* A packet of local pod ep, once its endpoint is known: fragment → flow → fragment record. */
+static __always_inline struct tp_result tp_pod_verdict(struct __sk_buff *skb, struct tp_packet *p, const struct tp_endpoint *ep,
+						       __u8 dir, struct tp_ct_entry *room)
+{
+	struct tp_result r;
+	__u32 reason;
+
+	if (p->frag == TP_FRAG_LATER && (reason = tp_frag_lookup(p)))
+		return tp_decided(reason);
+	r = tp_pod_flow(skb, p, ep, dir, room);
+	if (p->frag == TP_FRAG_FIRST && tp_goes_on(&r))
+		tp_frag_record(p);
+	return r;
+}
+
 static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 {
 	__u32 len = skb->len; /* as it arrived: counted before any rewrite */
 	struct tp_packet p = {};
+	struct tp_ct_entry room; /* a new connection's entries are built here */
 	const struct tp_endpoint *ep;
 	struct tp_result r;
 	__u32 reason;
@@ -64,13 +85,7 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 		goto out;
 	}
 	ep = tp_endpoint_of(skb, &p, dir, &reason);
-	if (!ep || (p.frag == TP_FRAG_LATER && (reason = tp_frag_lookup(&p)))) {
-		r = tp_decided(reason);
-		goto out;
-	}
-	r = tp_pod_flow(skb, &p, ep, dir);
-	if (p.frag == TP_FRAG_FIRST && (r.action == TP_ACT_PASS || r.action == TP_ACT_REWRITE))
-		tp_frag_record(&p);
+	r = ep ? tp_pod_verdict(skb, &p, ep, dir, &room) : tp_decided(reason);
 out:
 	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_TO_POD : TP_HOOK_FROM_POD, r.reason, len);
 	return tp_verdict(&r);
@@ -78,23 +93,35 @@ out:
 
 /*
  * The uplink carries the node's own traffic too: whatever is not service traffic, even
- * what a pod's veth would refuse (non-IP, malformed), passes untouched.
+ * what a pod's veth would refuse (non-IP, malformed), passes untouched. A packet for a
+ * local pod is judged here as the pod's ingress (counted as tp_to_pod's) and delivered
+ * into it (lib/deliver.h).
  */
-static __always_inline int tp_uplink_hook(struct __sk_buff *skb, __u8 dir)
+static __always_inline int tp_uplink_hook(struct __sk_buff *skb)
 {
 	__u32 len = skb->len;
 	struct tp_packet p = {};
 	struct tp_result r = tp_decided(TP_PASS_UPLINK);
+	struct tp_ct_entry room; /* a new connection's entries are built here */
+	const struct tp_endpoint *ep;
+	__u8 hook = TP_HOOK_FROM_UPLINK;
 
-	if (tp_parse(skb, &p) || (p.frag == TP_FRAG_LATER && tp_frag_lookup(&p)))
+	if (tp_parse(skb, &p))
+		goto out;
+	if ((ep = tp_local_pod(&p))) {
+		hook = TP_HOOK_TO_POD;
+		r = tp_deliver(skb, &p, ep, tp_pod_verdict(skb, &p, ep, TP_DIR_INGRESS, &room));
+		goto out;
+	}
+	if (p.frag == TP_FRAG_LATER && tp_frag_lookup(&p))
 		goto out;
 	if (p.protocol != IPPROTO_TCP && p.protocol != IPPROTO_UDP && p.protocol != IPPROTO_SCTP)
 		goto out;
-	r = dir == TP_DIR_INGRESS ? tp_uplink_in(skb, &p) : tp_uplink_out(skb, &p);
+	r = tp_uplink_in(skb, &p, &room);
 	if (p.frag == TP_FRAG_FIRST && r.action != TP_ACT_PASS && r.action != TP_ACT_DROP)
 		tp_frag_record(&p); /* its later fragments follow the translation */
 out:
-	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_FROM_UPLINK : TP_HOOK_TO_UPLINK, r.reason, len);
+	tp_count(hook, r.reason, len);
 	return tp_verdict(&r);
 }
 
@@ -113,11 +140,5 @@ int tp_to_pod(struct __sk_buff *skb)
 SEC("tc")
 int tp_from_uplink(struct __sk_buff *skb)
 {
-	return tp_uplink_hook(skb, TP_DIR_INGRESS);
-}
-
-SEC("tc")
-int tp_to_uplink(struct __sk_buff *skb)
-{
-	return tp_uplink_hook(skb, TP_DIR_EGRESS);
+	return tp_uplink_hook(skb);
 }

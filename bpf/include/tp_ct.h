@@ -30,6 +30,8 @@
  * TP_CT_EP_UPLINK, and are keyed from the node's side:
  *   frontend ↔ client  DNAT: the client's packets go to the backend
  *   backend ↔ client   RNAT: a local backend's replies leave with the frontend as source
+ *                      (applied by tp_from_pod, when the backend's own entry, opened
+ *                      from outside, carries TP_CT_F_OUTSIDE)
  * A backend on another node is reached through SNAT (TP_CT_F_SNAT), so its replies come
  * back through this node: the connection leaves from the node's address and a port
  * chosen for it (nat_addr, nat_port of the DNAT entry), and the RNAT entry is keyed
@@ -90,6 +92,8 @@ enum tp_ct_flags {
 	TP_CT_F_EXTERNAL = 16,  /* translated on the uplink, for a client outside the cluster */
 	TP_CT_F_SNAT = 32,      /* external, to a backend on another node: source-translated too */
 	TP_CT_F_AFFINITY_LOCAL = 64, /* with TP_CT_F_AFFINITY: the affinity is of scope TP_AFFINITY_LOCAL */
+	TP_CT_F_OUTSIDE = 128,  /* a pod's entry opened by a peer that is no pod (outside the cluster, a node): its
+				 * replies may owe the uplink's reverse NAT, which tp_from_pod then looks up */
 };
 
 /* endpoint_id of the uplink's entries (pods use their veth's ifindex). */

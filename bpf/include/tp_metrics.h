@@ -20,7 +20,7 @@ enum tp_hook {
 	TP_HOOK_TO_POD = 0,      /* pod ingress: tc egress of its veth */
 	TP_HOOK_FROM_POD = 1,    /* pod egress: tc ingress of its veth */
 	TP_HOOK_FROM_UPLINK = 2, /* arriving at the node from outside: tc ingress of the uplink */
-	TP_HOOK_TO_UPLINK = 3,   /* leaving the node: tc egress of the uplink */
+	TP_HOOK_TO_UPLINK = 3,   /* retired: tc egress of the uplink, which no program has now (kept: the map's layout) */
 	TP_HOOK_MAX = 4,
 };
 

@@ -72,6 +72,16 @@ static __always_inline __u32 tp_flow_hash(const struct tp_packet *p, __u32 seed)
 	return c;
 }
 
+/* The NodePort frontend of p's port and protocol, seen from `origin` (p is addressed to a node), or NULL. */
+static __always_inline const struct tp_svc_value *tp_lb_nodeport(const struct tp_packet *p, __u8 origin)
+{
+	struct tp_svc_key k = { .family = p->family, .protocol = p->protocol, .port = p->dport, .origin = origin, .nodeport = 1 };
+
+	if (p->protocol != IPPROTO_TCP && p->protocol != IPPROTO_UDP && p->protocol != IPPROTO_SCTP)
+		return NULL;
+	return bpf_map_lookup_elem(&tp_svc_v1, &k);
+}
+
 /*
  * The frontend p is addressed to, seen from `origin`, or NULL. `to_node`: the
  * destination is a node's address, so a NodePort may match.
@@ -85,11 +95,7 @@ static __always_inline const struct tp_svc_value *tp_lb_frontend(const struct tp
 		return NULL;
 	__builtin_memcpy(k.addr, p->daddr, 16);
 	v = bpf_map_lookup_elem(&tp_svc_v1, &k);
-	if (v || !to_node)
-		return v;
-	__builtin_memset(k.addr, 0, 16);
-	k.nodeport = 1;
-	return bpf_map_lookup_elem(&tp_svc_v1, &k);
+	return v || !to_node ? v : tp_lb_nodeport(p, origin);
 }
 
 static __always_inline const struct tp_backend *tp_backend_of(__u32 id)

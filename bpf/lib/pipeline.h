@@ -23,6 +23,7 @@
 #include "policy.h"
 #include "reply.h"
 #include "result.h"
+#include "uplink.h"
 
 /* A reply of a service connection: the backend's source becomes the frontend again. */
 static __always_inline struct tp_result tp_rnat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_key *k,
@@ -72,11 +73,11 @@ static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, cons
 	tp_ct_create(&twin, e);
 }
 
-/* A new connection from a pod to service frontend svc. */
+/* A new connection from a pod to service frontend svc; *fresh is room for its entries. */
 static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
-						      const struct tp_ct_key *k, const struct tp_svc_value *svc, __u64 now)
+						      const struct tp_ct_key *k, const struct tp_svc_value *svc, __u64 now,
+						      struct tp_ct_entry *fresh)
 {
-	struct tp_ct_entry fresh;
 	struct tp_xlate x = {};
 	struct tp_result r;
 	__u32 reason, rule_id = 0;
@@ -100,8 +101,8 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 		if (reason >= TP_DROP_POLICY)
 			return tp_decided(reason);
 	}
-	tp_ct_entry_init(&fresh, p, TP_DIR_EGRESS, now, rule_id);
-	tp_ct_create_service(k, p, &x, svc, &fresh);
+	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
+	tp_ct_create_service(k, p, &x, svc, fresh);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 	if (tp_nat_dst(skb, p, x.addr, x.port))
@@ -111,13 +112,16 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	return tp_result_of(reason, TP_ACT_REWRITE);
 }
 
-/* Verdict (and rewrite) for an IP packet on endpoint ep's veth. */
+/*
+ * Verdict (and rewrite) for an IP packet of endpoint ep; *fresh is room for a new
+ * connection's entries (the entry program's: one copy of their 88 bytes per program,
+ * which the verifier's 512-byte stack needs).
+ */
 static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
-						    __u8 dir)
+						    __u8 dir, struct tp_ct_entry *fresh)
 {
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
 	struct tp_ct_hit hit = {};
-	struct tp_ct_entry fresh;
 	const struct tp_svc_value *svc;
 	struct tp_ct_key key;
 	__u32 identity, reason, rule_id;
@@ -128,6 +132,8 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	case TP_CT_REPLY:
 		if (hit.entry->nat == TP_CT_NAT_RNAT)
 			return tp_rnat(skb, p, &key, hit.entry);
+		if (hit.entry->flags & TP_CT_F_OUTSIDE)
+			return tp_external_reply(skb, p, now);
 		return tp_decided(TP_PASS_REPLY);
 	case TP_CT_ESTABLISHED:
 		if (hit.entry->nat != TP_CT_NAT_DNAT)
@@ -139,18 +145,21 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		break;
 	}
 
+	/* A service address first: a new connection to a ClusterIP needs no identity lookup. */
+	if (dir == TP_DIR_EGRESS && (svc = tp_lb_frontend(p, TP_SVC_FROM_POD, false)))
+		return tp_to_service(skb, p, ep, &key, svc, now, fresh);
 	peer = dir == TP_DIR_INGRESS ? p->saddr : p->daddr;
 	identity = tp_identity_of(p->family, peer);
-	if (dir == TP_DIR_EGRESS) {
-		svc = tp_lb_frontend(p, TP_SVC_FROM_POD, identity == TP_IDENTITY_HOST || identity == TP_IDENTITY_REMOTE_NODE);
-		if (svc)
-			return tp_to_service(skb, p, ep, &key, svc, now);
-	}
+	if (dir == TP_DIR_EGRESS && (identity == TP_IDENTITY_HOST || identity == TP_IDENTITY_REMOTE_NODE) &&
+	    (svc = tp_lb_nodeport(p, TP_SVC_FROM_POD)))
+		return tp_to_service(skb, p, ep, &key, svc, now, fresh);
 	reason = tp_policy_decide(ep, identity, dir, p->protocol, p->dport, &rule_id);
 	if (reason >= TP_DROP_POLICY)
 		return tp_decided(reason);
-	tp_ct_entry_init(&fresh, p, dir, now, rule_id);
-	tp_ct_create(&key, &fresh);
+	tp_ct_entry_init(fresh, p, dir, now, rule_id);
+	if (dir == TP_DIR_INGRESS && !tp_identity_in_pods(identity))
+		fresh->flags |= TP_CT_F_OUTSIDE;
+	tp_ct_create(&key, fresh);
 	return tp_decided(reason);
 }
 

@@ -7,6 +7,8 @@
 #ifndef TP_LIB_POLICY_H
 #define TP_LIB_POLICY_H
 
+#include <stdbool.h>
+
 #include "maps.h"
 #include "parse.h"
 
@@ -27,6 +29,16 @@ static __always_inline __u32 tp_identity_of(__u8 family, const __u8 *addr)
 	if (v)
 		return v->identity;
 	return TP_IDENTITY_WORLD;
+}
+
+/*
+ * Whether an identity names a pod, or an address in a pod range (UNMANAGED). (When
+ * ipBlock brings CIDR identities, they must stay apart from these: an external IP
+ * inside a policy's CIDR is no pod, and may be a service frontend.)
+ */
+static __always_inline bool tp_identity_in_pods(__u32 identity)
+{
+	return identity >= TP_IDENTITY_FIRST_ALLOCATED || identity == TP_IDENTITY_UNMANAGED;
 }
 
 /* The endpoint's entry for this peer and port: the peer's own identity first, then any peer. */

@@ -20,11 +20,12 @@ enum tp_action {
 	TP_ACT_REPLY = 3,    /* turned into an answer to its sender (TCP RST, ICMP error): back to the pod */
 	TP_ACT_REDIRECT = 4, /* routed out of `ifindex` by the FIB (bypassing the stack) */
 	TP_ACT_BOUNCE = 5,   /* turned into an answer to its sender and sent back out of `ifindex`, where it came in */
+	TP_ACT_DELIVER = 6,  /* judged for a pod and handed straight into it: the peer of its veth `ifindex` */
 };
 
 struct tp_result {
 	__u32 reason;
-	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT */
+	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT, TP_ACT_BOUNCE, TP_ACT_DELIVER */
 	__u8 action;
 };
 
@@ -39,6 +40,12 @@ static __always_inline struct tp_result tp_result_to(__u32 reason, __u8 action, 
 {
 	struct tp_result r = { .reason = reason, .action = action, .ifindex = ifindex };
 	return r;
+}
+
+/* Whether r lets the packet go on its way (unchanged or rewritten). */
+static __always_inline int tp_goes_on(const struct tp_result *r)
+{
+	return r->action == TP_ACT_PASS || r->action == TP_ACT_REWRITE;
 }
 
 /* A final reason alone: passes below TP_DROP_POLICY, drops from there. */
@@ -60,6 +67,8 @@ static __always_inline int tp_verdict(const struct tp_result *r)
 	case TP_ACT_REPLY:
 		/* Into the pod's own end of its veth, skipping our hook on the way (the answer
 		 * is not a packet to judge). */
+	case TP_ACT_DELIVER:
+		/* Likewise: already judged for the pod (lib/deliver.h). */
 		return bpf_redirect_peer(r->ifindex, 0);
 	case TP_ACT_REDIRECT:
 		return bpf_redirect_neigh(r->ifindex, NULL, 0, 0);

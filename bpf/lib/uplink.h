@@ -15,6 +15,7 @@
  *   from outside, known established: translated as the first packet was; a reply to a
  *                       SNATed connection: back to the client, from the frontend
  *   to outside          a local backend's reply leaves with the frontend as its source
+ *                       (rewritten by tp_from_pod, tp_external_reply)
  * Everything else on the uplink — the node's own traffic — passes untouched
  * (TP_PASS_UPLINK): this is not a firewall of the node.
  */
@@ -24,6 +25,7 @@
 #include "conntrack.h"
 #include "lb.h"
 #include "nat.h"
+#include "policy.h"
 #include "reply.h"
 #include "result.h"
 
@@ -94,12 +96,11 @@ static __always_inline __u16 tp_snat_claim(struct tp_ct_key *rk, const struct tp
 	return 0;
 }
 
-/* A new connection from outside to frontend svc. */
+/* A new connection from outside to frontend svc; *e is room for its entries. */
 static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_key *k,
-							const struct tp_svc_value *svc, __u64 now)
+							const struct tp_svc_value *svc, __u64 now, struct tp_ct_entry *e)
 {
 	const struct tp_config *cfg = tp_config();
-	struct tp_ct_entry e;
 	struct tp_ct_key twin;
 	struct tp_xlate x = {};
 	struct tp_ip_key ep = { .family = p->family };
@@ -113,27 +114,27 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 			return tp_decided(TP_DROP_NAT);
 		return tp_result_to(TP_REJECT_NO_BACKEND, TP_ACT_BOUNCE, skb->ifindex);
 	}
-	tp_ct_entry_init(&e, p, TP_DIR_INGRESS, now, 0);
-	e.flags |= TP_CT_F_EXTERNAL;
-	e.service_id = svc->service_id;
-	e.backend_id = x.id;
-	__builtin_memcpy(e.frontend_addr, p->daddr, 16);
-	e.frontend_port = p->dport;
-	__builtin_memcpy(e.backend_addr, x.addr, 16);
-	e.backend_port = x.port;
+	tp_ct_entry_init(e, p, TP_DIR_INGRESS, now, 0);
+	e->flags |= TP_CT_F_EXTERNAL;
+	e->service_id = svc->service_id;
+	e->backend_id = x.id;
+	__builtin_memcpy(e->frontend_addr, p->daddr, 16);
+	e->frontend_port = p->dport;
+	__builtin_memcpy(e->backend_addr, x.addr, 16);
+	e->backend_port = x.port;
 	__builtin_memcpy(ep.addr, x.addr, 16);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 
 	if (bpf_map_lookup_elem(&tp_endpoints_v1, &ep)) {
 		/* A backend on this node: the client's address is kept. */
-		e.nat = TP_CT_NAT_DNAT;
-		e.flags |= tp_ct_affinity_flags(svc);
-		tp_ct_create(k, &e);
-		tp_ct_twin_key(&twin, k, &e);
-		e.nat = TP_CT_NAT_RNAT;
-		e.flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
-		tp_ct_create(&twin, &e);
+		e->nat = TP_CT_NAT_DNAT;
+		e->flags |= tp_ct_affinity_flags(svc);
+		tp_ct_create(k, e);
+		tp_ct_twin_key(&twin, k, e);
+		e->nat = TP_CT_NAT_RNAT;
+		e->flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
+		tp_ct_create(&twin, e);
 		if (tp_nat_dst(skb, p, x.addr, x.port))
 			return tp_decided(TP_DROP_NAT);
 		return tp_result_of(TP_PASS_EXTERNAL, TP_ACT_REWRITE);
@@ -142,37 +143,27 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 	/* Another node's backend: SNAT to this node, so the replies come back through it. */
 	if (!cfg || !(src = tp_node_addr(cfg, p->family, node)))
 		return tp_decided(TP_DROP_NAT);
-	e.flags |= TP_CT_F_SNAT;
-	e.nat = TP_CT_NAT_RNAT;
-	e.opened = TP_DIR_EGRESS; /* the translated packet leaves the node */
-	__builtin_memcpy(e.nat_addr, p->saddr, 16); /* the client, where replies go */
-	e.nat_port = p->sport;
+	e->flags |= TP_CT_F_SNAT;
+	e->nat = TP_CT_NAT_RNAT;
+	e->opened = TP_DIR_EGRESS; /* the translated packet leaves the node */
+	__builtin_memcpy(e->nat_addr, p->saddr, 16); /* the client, where replies go */
+	e->nat_port = p->sport;
 	twin = *k;
 	__builtin_memcpy(twin.pod_addr, src, 16);
 	__builtin_memcpy(twin.peer_addr, x.addr, 16);
 	twin.peer_port = x.port;
-	__u16 port = tp_snat_claim(&twin, &e, tp_flow_hash(p, cfg->lb_seed));
+	__u16 port = tp_snat_claim(&twin, e, tp_flow_hash(p, cfg->lb_seed));
 	if (!port)
 		return tp_decided(TP_DROP_NAT);
-	e.nat = TP_CT_NAT_DNAT;
-	e.opened = TP_DIR_INGRESS;
-	e.flags |= tp_ct_affinity_flags(svc);
-	__builtin_memcpy(e.nat_addr, src, 16); /* the source the connection leaves with */
-	e.nat_port = port;
-	tp_ct_create(k, &e);
+	e->nat = TP_CT_NAT_DNAT;
+	e->opened = TP_DIR_INGRESS;
+	e->flags |= tp_ct_affinity_flags(svc);
+	__builtin_memcpy(e->nat_addr, src, 16); /* the source the connection leaves with */
+	e->nat_port = port;
+	tp_ct_create(k, e);
 	if (tp_nat_dst(skb, p, x.addr, x.port) || tp_nat_src(skb, p, src, port))
 		return tp_decided(TP_DROP_NAT);
 	return tp_result_to(TP_PASS_EXTERNAL, TP_ACT_REDIRECT, skb->ifindex);
-}
-
-/*
- * Whether an identity names a pod, or an address in a pod range: no frontend is one, so
- * such traffic is never the uplink's to translate. (When ipBlock brings CIDR identities,
- * they must stay apart from these: an external IP inside a policy's CIDR is a frontend.)
- */
-static __always_inline bool tp_uplink_to_pod(__u32 identity)
-{
-	return identity >= TP_IDENTITY_FIRST_ALLOCATED || identity == TP_IDENTITY_UNMANAGED;
 }
 
 /*
@@ -182,7 +173,7 @@ static __always_inline bool tp_uplink_to_pod(__u32 identity)
  * pod-to-pod traffic from other nodes above all — is handed on after one ipcache lookup,
  * and one to an unknown address after one more (the frontend's), never touching conntrack.
  */
-static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, const struct tp_packet *p)
+static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, const struct tp_packet *p, struct tp_ct_entry *room)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct tp_ct_hit hit = {};
@@ -191,7 +182,7 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	__u32 to = tp_identity_of(p->family, p->daddr);
 	bool to_node = to == TP_IDENTITY_HOST;
 
-	if (tp_uplink_to_pod(to) || to == TP_IDENTITY_REMOTE_NODE)
+	if (tp_identity_in_pods(to) || to == TP_IDENTITY_REMOTE_NODE)
 		return tp_decided(TP_PASS_UPLINK);
 	if (!to_node) {
 		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, false);
@@ -219,31 +210,35 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, true);
 	if (!svc)
 		return tp_decided(TP_PASS_UPLINK);
-	return tp_external_new(skb, p, &key, svc, now);
+	return tp_external_new(skb, p, &key, svc, now, room);
 }
 
 /*
- * A packet leaving on the uplink: a local backend's reply to a client that came through
- * the uplink (from outside, or another node's own address) gets the frontend back. A
- * packet to a pod cannot be one: pod-to-pod traffic passes after one ipcache lookup,
- * without touching conntrack.
+ * A local backend's reply to a client that came through the uplink (from outside, or
+ * from another node's own address) gets the frontend back as its source. Called by
+ * tp_from_pod for a reply on an entry with TP_CT_F_OUTSIDE, so no other packet pays for
+ * the lookup (and the uplink needs no egress program).
  */
-static __always_inline struct tp_result tp_uplink_out(struct __sk_buff *skb, const struct tp_packet *p)
+static __always_inline struct tp_result tp_external_reply(struct __sk_buff *skb, const struct tp_packet *p, __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
+	const struct tp_config *cfg;
 	struct tp_ct_hit hit = {};
 	struct tp_ct_key key;
-	__u32 to = tp_identity_of(p->family, p->daddr);
 
-	if (tp_uplink_to_pod(to))
-		return tp_decided(TP_PASS_UPLINK);
 	tp_ct_key_of(&key, p, TP_CT_EP_UPLINK, TP_DIR_EGRESS);
 	if (tp_ct_lookup(&key, p, TP_DIR_EGRESS, now, &hit) != TP_CT_REPLY || hit.entry->nat != TP_CT_NAT_RNAT ||
 	    (hit.entry->flags & TP_CT_F_SNAT))
-		return tp_decided(TP_PASS_UPLINK);
+		return tp_decided(TP_PASS_REPLY);
 	if (tp_nat_src(skb, p, hit.entry->frontend_addr, hit.entry->frontend_port))
 		return tp_decided(TP_DROP_NAT);
-	return tp_result_of(TP_PASS_REPLY, TP_ACT_REWRITE);
+	/*
+	 * Out of the uplink from here: coming from the node's own address (a NodePort), the
+	 * reply would be a martian to the node's input routing.
+	 */
+	cfg = tp_config();
+	if (!cfg || !cfg->uplink_ifindex)
+		return tp_decided(TP_DROP_NAT);
+	return tp_result_to(TP_PASS_REPLY, TP_ACT_REDIRECT, cfg->uplink_ifindex);
 }
 
 #endif

@@ -47,6 +47,7 @@ export const TP_CT_FLAGS = {
   TP_CT_F_EXTERNAL: 16,
   TP_CT_F_SNAT: 32,
   TP_CT_F_AFFINITY_LOCAL: 64,
+  TP_CT_F_OUTSIDE: 128,
 } as const;
 export const TP_CT_ENDPOINT = { TP_CT_EP_UPLINK: 0xffffffff } as const;
 export const TP_CT_NAT = { TP_CT_NAT_NONE: 0, TP_CT_NAT_DNAT: 1, TP_CT_NAT_RNAT: 2 } as const;

@@ -18,6 +18,7 @@ import { attachTc, ClsactFilter, TcxLink, type AttachMode, type TcAttachment, ty
 import { BpfMap, MapOfMaps, type TypedMap } from '../bpf/map.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
 import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
+import { markOutsideConnections } from './uplink-egress-retirement.js';
 import { updateConfig } from './runtime-config.js';
 import { LutTables, ServiceMapSet } from './service-maps.js';
 import { TP_REASON } from './reasons.js';
@@ -48,11 +49,12 @@ const DIRECTIONS: TcDirection[] = ['ingress', 'egress'];
 export type AttachRole = 'pod' | 'uplink';
 /**
  * The program per role and tc hook. On a pod's host-side veth tc ingress sees what the
- * pod sends and tc egress what it receives; on the uplink ingress is what arrives.
+ * pod sends and tc egress what it receives; on the uplink ingress is what arrives, and
+ * its egress has no program (see uplink-egress-retirement.ts).
  */
-const PROGRAM_FOR: Record<AttachRole, Record<TcDirection, string>> = {
+const PROGRAM_FOR: Record<AttachRole, Partial<Record<TcDirection, string>>> = {
   pod: { ingress: PROGRAM_NAMES.tp_from_pod, egress: PROGRAM_NAMES.tp_to_pod },
-  uplink: { ingress: PROGRAM_NAMES.tp_from_uplink, egress: PROGRAM_NAMES.tp_to_uplink },
+  uplink: { ingress: PROGRAM_NAMES.tp_from_uplink },
 };
 /** Link pins: `<ifindex>-<direction>` for pods (as tcplane 0.1 named them), `uplink-<ifindex>-<direction>`. */
 const linkPinName = (role: AttachRole, ifindex: number, dir: TcDirection) => `${role === 'uplink' ? 'uplink-' : ''}${ifindex}-${dir}`;
@@ -62,7 +64,7 @@ const HOOKS: { hook: ReasonCount['hook']; direction: ReasonCount['direction'] }[
   { hook: 'pod', direction: 'ingress' },
   { hook: 'pod', direction: 'egress' },
   { hook: 'uplink', direction: 'ingress' },
-  { hook: 'uplink', direction: 'egress' },
+  { hook: 'uplink', direction: 'egress' }, // retired: counts nothing now
 ];
 
 export class NodeDatapath {
@@ -85,6 +87,8 @@ export class NodeDatapath {
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
   /** The interface carrying the uplink programs, if any. */
   private uplink: number | undefined;
+  /** Earlier builds' programs on hooks that have none now, until finishRetirement. */
+  private retired: TcAttachment[] = [];
   /** tcplane 0.1's conntrack, while it is being migrated; see ct-migration.ts. */
   private legacyCt: TypedMap<S.TpCtKey, S.TpCtEntryV1> | null = null;
 
@@ -163,19 +167,47 @@ export class NodeDatapath {
     return this.opts.pinDir ? join(this.opts.pinDir, 'links') : undefined;
   }
 
-  /** Re-points every pinned tcx link (and tcplane's clsact filters, found on attach) at this object's programs. */
+  /**
+   * Re-points every pinned tcx link (and tcplane's clsact filters, found on attach) at
+   * this object's programs; a link on a hook that has no program now (an earlier build's
+   * uplink egress) is detached once the others run the new programs.
+   */
   private adoptLinks(): void {
     const dir = this.linkDir;
     if (!dir) return;
     mkdirSync(dir, { recursive: true });
+    const retired: TcAttachment[] = [];
     for (const name of readdirSync(dir)) {
       const link = TcxLink.adopt(join(dir, name));
       if (!link) continue;
       const role = roleOfPin(name);
-      link.replace(this.obj.program(PROGRAM_FOR[role][link.direction]));
+      const program = PROGRAM_FOR[role][link.direction];
       if (role === 'uplink') this.uplink = link.ifindex;
+      if (!program) {
+        retired.push(link);
+        continue;
+      }
+      link.replace(this.obj.program(program));
       this.record(link);
     }
+    this.retired.push(...retired);
+  }
+
+  /** Whether an earlier build's program still runs on a hook that has none now (until finishRetirement). */
+  get retiring(): boolean {
+    return this.retired.length > 0;
+  }
+
+  /**
+   * Steps 2–3 of uplink-egress-retirement.ts: call once every pod hook runs this
+   * object's programs. Returns how many connections it marked.
+   */
+  finishRetirement(): number {
+    if (this.retired.length === 0) return 0;
+    const marked = markOutsideConnections(this.ct, this.endpoints);
+    for (const a of this.retired) a.detach();
+    this.retired = [];
+    return marked;
   }
 
   private record(a: TcAttachment): void {
@@ -214,8 +246,15 @@ export class NodeDatapath {
 
   private attachRole(ifindex: number, role: AttachRole): void {
     for (const dir of DIRECTIONS) {
+      const name = PROGRAM_FOR[role][dir];
+      if (!name) {
+        // An earlier build's clsact filter on this hook: retired by finishRetirement.
+        const stale = ClsactFilter.find(ifindex, dir);
+        if (stale) this.retired.push(stale);
+        continue;
+      }
       if (this.attached.get(ifindex)?.has(dir)) continue;
-      const prog = this.obj.program(PROGRAM_FOR[role][dir]);
+      const prog = this.obj.program(name);
       const mode = this.opts.attachMode ?? 'auto';
       // Our clsact filter from an earlier agent (handle 0x7470): adopted when staying on
       // clsact, removed once a tcx link has taken over (new program first: no gap).

@@ -2,12 +2,15 @@
 // each removing only what it made. Needs root: creates a tp- veth pair in the test's
 // network namespace and pins under /sys/fs/bpf/tp-test-*; both are removed afterwards.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBpffs } from '../../src/bpf/bpffs.js';
 import { ifindexOf, TcxLink } from '../../src/bpf/link.js';
 import { BpfObject } from '../../src/bpf/object.js';
+import { addrBytes } from '../../src/datapath/addr.js';
+import { DIR_INGRESS, TP_CT_ENDPOINT, TP_CT_FLAGS, TP_CT_NAT, TP_FAMILY } from '../../src/datapath/constants.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
+import type { TpCtEntry, TpCtKey } from '../../src/datapath/structs.js';
 import { BENCH_EMPTY_PATH, OBJECT_PATH } from '../helpers/paths.js';
 
 const dev = `tp-at${process.pid % 10000}`;
@@ -127,6 +130,83 @@ describe('attach - clsact to tcx', () => {
       expect(readdirSync(`${pinDir}/links`)).toEqual([]);
     } finally {
       second.close();
+    }
+  });
+});
+
+describe('attach - uplink egress retirement', () => {
+  it("attach - an earlier build's uplink egress link is taken off once the external connections it reverse-translated are marked for tp_from_pod", () => {
+    const BACKEND = addrBytes('10.244.1.20');
+    const OTHER = addrBytes('10.244.1.21');
+    const CLIENT = addrBytes('192.0.2.1');
+    const NODE = addrBytes('10.250.0.10');
+    const ZERO = Buffer.alloc(16);
+    const entry = (over: Partial<TpCtEntry>): TpCtEntry => ({
+      expires_ns: 1n << 62n,
+      rule_id: 0,
+      policy_gen: 0,
+      service_id: 1,
+      backend_id: 1,
+      flags: TP_CT_FLAGS.TP_CT_F_SEEN_REPLY,
+      opened: DIR_INGRESS,
+      nat: TP_CT_NAT.TP_CT_NAT_NONE,
+      audit: 0,
+      frontend_port: 0,
+      backend_port: 0,
+      frontend_addr: ZERO,
+      backend_addr: ZERO,
+      nat_addr: ZERO,
+      nat_port: 0,
+      ...over,
+    });
+    const key = (pod: Buffer, peer: Buffer, endpoint_id: number, pod_port = 8080): TpCtKey => ({
+      pod_addr: pod,
+      peer_addr: peer,
+      pod_port,
+      peer_port: 40000,
+      endpoint_id,
+      protocol: 6,
+      family: TP_FAMILY.TP_FAMILY_IPV4,
+    });
+    const UPLINK = TP_CT_ENDPOINT.TP_CT_EP_UPLINK;
+    const rnat = entry({ nat: TP_CT_NAT.TP_CT_NAT_RNAT, flags: TP_CT_FLAGS.TP_CT_F_EXTERNAL, frontend_addr: NODE.addr, frontend_port: 30080 });
+
+    // The earlier build's egress program on the uplink, pinned where its agent pinned it.
+    const old = BpfObject.load(BENCH_EMPTY_PATH);
+    const link = TcxLink.attach(old.program('tp_bench_empty'), ifindex, 'egress');
+    const pin = `${pinDir}/links/uplink-${ifindex}-egress`;
+    let dp: NodeDatapath | undefined;
+    try {
+      mkdirSync(`${pinDir}/links`, { recursive: true });
+      link.pin(pin);
+      dp = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'tcx' });
+      expect(dp.retiring, 'found on adoption').toBe(true);
+      expect(dp.uplinkInterface).toBe(ifindex);
+      // What the old programs recorded: an external connection to a local backend (its
+      // uplink RNAT entry and the backend's own entry), one SNATed to another node's
+      // backend (nothing to mark here), and a pod's connection from outside without
+      // translation.
+      dp.endpoints.update({ family: BACKEND.family, addr: BACKEND.addr }, { id: 7, identity: 300, ifindex: 7, ingress_default: 0, egress_default: 0 });
+      dp.endpoints.update({ family: OTHER.family, addr: OTHER.addr }, { id: 8, identity: 301, ifindex: 8, ingress_default: 0, egress_default: 0 });
+      dp.ct.update(key(BACKEND.addr, CLIENT.addr, UPLINK), rnat);
+      dp.ct.update(key(BACKEND.addr, CLIENT.addr, 7), entry({}));
+      dp.ct.update(key(OTHER.addr, CLIENT.addr, UPLINK, 61000), { ...rnat, flags: rnat.flags | TP_CT_FLAGS.TP_CT_F_SNAT });
+      dp.ct.update(key(OTHER.addr, CLIENT.addr, 8, 61000), entry({}));
+      dp.ct.update(key(OTHER.addr, CLIENT.addr, 8), entry({}));
+
+      expect(dp.finishRetirement(), 'connections marked').toBe(1);
+      expect(dp.ct.lookup(key(BACKEND.addr, CLIENT.addr, 7))?.flags).toBe(TP_CT_FLAGS.TP_CT_F_SEEN_REPLY | TP_CT_FLAGS.TP_CT_F_OUTSIDE);
+      expect(dp.ct.lookup(key(OTHER.addr, CLIENT.addr, 8, 61000))?.flags).toBe(TP_CT_FLAGS.TP_CT_F_SEEN_REPLY);
+      expect(dp.ct.lookup(key(OTHER.addr, CLIENT.addr, 8))?.flags).toBe(TP_CT_FLAGS.TP_CT_F_SEEN_REPLY);
+      expect(existsSync(pin), 'pin removed').toBe(false);
+      expect(TcxLink.adopt(pin)).toBeNull();
+      expect(dp.retiring).toBe(false);
+      expect(dp.finishRetirement(), 'once').toBe(0);
+    } finally {
+      dp?.close();
+      link.detach();
+      old.close();
+      rmSync(pinDir, { recursive: true, force: true });
     }
   });
 });

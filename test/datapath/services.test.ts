@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testRun, TC_ACT } from '../../src/bpf/testrun.js';
 import { NodeDatapath, type ReasonCount } from '../../src/datapath/node-datapath.js';
 import { reasonName } from '../../src/datapath/reasons.js';
+import { updateConfig } from '../../src/datapath/runtime-config.js';
 import { PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import type { PodRecord } from '../../src/store/schema.js';
@@ -169,9 +170,11 @@ interface TcpSeg {
   seq?: number;
   ack?: number;
   payload?: number | Buffer;
+  /** IPv4 TTL; default 64 (one hop later: 63). */
+  ttl?: number;
 }
 const tcpF = (src: string, dst: string, s: TcpSeg): Frame => {
-  const f = eth().ipv4({ src, dst }).tcp({ sport: s.sport, dport: s.dport, flags: s.flags ?? 'S', seq: s.seq ?? 1000, ack: s.ack ?? 0 });
+  const f = eth().ipv4({ src, dst, ...(s.ttl === undefined ? {} : { ttl: s.ttl }) }).tcp({ sport: s.sport, dport: s.dport, flags: s.flags ?? 'S', seq: s.seq ?? 1000, ack: s.ack ?? 0 });
   return s.payload === undefined ? f : f.payload(s.payload);
 };
 const udpF = (src: string, dst: string, sport: number, dport: number, payload: number | Buffer = 8): Frame =>
@@ -210,9 +213,9 @@ function unreachableFor(frontend: string, client: string, refused: Frame): Frame
 
 // ---- cases ----
 
-type Hook = 'from_pod' | 'to_pod';
+type Hook = 'from_pod' | 'to_pod' | 'from_uplink';
 type Bytes = Frame | Buffer;
-/** A frame sent on one hook of the pod veth it names (from_pod: its source; to_pod: its destination). */
+/** A frame sent on one hook: of the pod veth it names (from_pod: its source; to_pod: its destination), or the node's uplink. */
 interface PacketStep {
   hook: Hook;
   send: Bytes;
@@ -234,6 +237,11 @@ interface Outcome {
   verdict?: Verdict;
   /** The frame that comes out; default: the one sent, unchanged. */
   out?: Bytes;
+  /**
+   * Where the reason is counted; default: the pod's side of the hook (from_pod: egress;
+   * to_pod, and from_uplink delivering into a pod: ingress).
+   */
+  at?: Pick<ReasonCount, 'hook' | 'direction'>;
 }
 
 interface Case {
@@ -246,6 +254,9 @@ interface Case {
 
 const from = (send: Bytes): PacketStep => ({ hook: 'from_pod', send });
 const to = (send: Bytes): PacketStep => ({ hook: 'to_pod', send });
+const uplink = (send: Bytes): PacketStep => ({ hook: 'from_uplink', send });
+/** Judged at the uplink as a pod's ingress and handed into the pod (bpf_redirect_peer). */
+const delivered = (reason: string, out: Bytes): Outcome => ({ reason, verdict: 'redirect', out });
 const change = (fn: (c: SvcCluster) => SvcCluster): ChangeStep => ({ change: fn });
 const translated = (reason: string, out: Bytes): Outcome => ({ reason, out });
 const unchanged = (reason: string, verdict?: Verdict): Outcome => ({ reason, ...(verdict ? { verdict } : {}) });
@@ -672,6 +683,55 @@ const NODEPORT_CASES: Case[] = [
   },
 ];
 
+// -- from the uplink: delivery into local pods, external connections --
+
+const [toWebB] = sportsTo(BASE, { src: CLIENT, dst: WEB_VIP, protocol: 'TCP', dport: 80 }, 'x/web-b', 1, 46000);
+const [extToWebA] = sportsTo(BASE, { src: WORLD, dst: N1, protocol: 'TCP', dport: 30080 }, 'x/web-a', 1, 46100);
+const UPLINK_IN = { hook: 'uplink', direction: 'ingress' } as const;
+
+const UPLINK_CASES: Case[] = [
+  {
+    description: "services - from the uplink, a packet for a local pod is judged there as the pod's ingress (counted so) and handed into it one hop later (TTL 63, IPv4 checksum right); a remote backend's reply gets the ClusterIP back on the way",
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, WEB_VIP, { sport: toWebB!, dport: 80 })),
+      uplink(tcpF(WEB_B, CLIENT, { sport: 8081, dport: toWebB!, flags: 'SA', seq: 5000, ack: 1001 })),
+      uplink(tcpF(FAR_A, FRIEND, { sport: 46010, dport: 7 })),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, WEB_B, { sport: toWebB!, dport: 8081 })),
+      delivered('pass_reply', tcpF(WEB_VIP, CLIENT, { sport: 80, dport: toWebB!, flags: 'SA', seq: 5000, ack: 1001, ttl: 63 })),
+      delivered('pass_default', tcpF(FAR_A, FRIEND, { sport: 46010, dport: 7, ttl: 63 })),
+    ],
+  },
+  {
+    description: "services - from the uplink, the pod's policy holds: a peer it does not admit is dropped at the uplink, one it admits is delivered; a packet whose TTL runs out goes the stack's way, unchanged",
+    setup: withPolicies(BASE, [guardFromFriend]),
+    input: [
+      uplink(tcpF(FAR_A, GUARD, { sport: 46020, dport: 8080 })),
+      uplink(tcpF(FAR_A, FRIEND, { sport: 46021, dport: 7, ttl: 1 })),
+    ],
+    expect: [unchanged('drop_policy_default'), unchanged('pass_default')],
+  },
+  {
+    description: "services - NodePort from outside to a local backend: DNAT at the uplink keeping the client's address; the backend's reply gets the node address and nodePort back in tp_from_pod and is sent out of the uplink",
+    setup: BASE,
+    input: [
+      uplink(tcpF(WORLD, N1, { sport: extToWebA!, dport: 30080 })),
+      to(tcpF(WORLD, WEB_A, { sport: extToWebA!, dport: 8080 })),
+      from(tcpF(WEB_A, WORLD, { sport: 8080, dport: extToWebA!, flags: 'SA', seq: 7000, ack: 1001 })),
+      from(tcpF(WEB_A, FRIEND, { sport: 8080, dport: 46030, flags: 'SA', seq: 7000, ack: 1001 })),
+    ],
+    expect: [
+      { reason: 'pass_external', out: tcpF(WORLD, WEB_A, { sport: extToWebA!, dport: 8080 }), at: UPLINK_IN },
+      unchanged('pass_default'),
+      { reason: 'pass_reply', verdict: 'redirect', out: tcpF(N1, WORLD, { sport: 30080, dport: extToWebA!, flags: 'SA', seq: 7000, ack: 1001 }) },
+      // No connection: the pod's own new egress, untranslated.
+      unchanged('pass_default'),
+    ],
+  },
+];
+
 // ---- running a case ----
 
 let dp: NodeDatapath;
@@ -680,11 +740,11 @@ beforeAll(() => {
 });
 afterAll(() => dp?.close());
 
-const PROGRAM: Record<Hook, string> = { to_pod: PROGRAM_NAMES.tp_to_pod, from_pod: PROGRAM_NAMES.tp_from_pod };
+const PROGRAM: Record<Hook, string> = { to_pod: PROGRAM_NAMES.tp_to_pod, from_pod: PROGRAM_NAMES.tp_from_pod, from_uplink: PROGRAM_NAMES.tp_from_uplink };
 const bytesOf = (b: Bytes) => (Buffer.isBuffer(b) ? b : b.build());
 
 function counted(before: ReasonCount[], after: ReasonCount[]): ReasonCount[] {
-  const key = (r: ReasonCount) => `${r.direction}/${r.reason}`;
+  const key = (r: ReasonCount) => `${r.hook}/${r.direction}/${r.reason}`;
   const was = new Map(before.map((r) => [key(r), r]));
   return after
     .map((r) => ({ ...r, packets: r.packets - (was.get(key(r))?.packets ?? 0n), bytes: r.bytes - (was.get(key(r))?.bytes ?? 0n) }))
@@ -701,6 +761,8 @@ async function runCase(c: Case): Promise<void> {
   const ids = new BackendIds();
   let cluster = c.setup;
   loadCluster(dp, cluster, ids);
+  // This node's uplink (where external replies leave) and address; the test run's skbs all sit on ifindex 1.
+  updateConfig(dp.config, { uplink_ifindex: 1, node_addr4: Buffer.from(N1.split('.').map(Number)) });
   const packets = c.input.filter((s): s is PacketStep => 'hook' in s);
   expect(packets.length, 'one expectation per packet').toBe(c.expect.length);
   let n = 0;
@@ -722,9 +784,9 @@ async function runCase(c: Case): Promise<void> {
     const where = `packet ${n + 1} (${step.hook})`;
     const verdict = want.verdict ?? (want.reason.startsWith('pass_') ? 'pass' : want.reason === 'reject_no_backend' ? 'redirect' : 'drop');
     expect(
-      { reason: rows.length === 1 ? reasonName(rows[0]!.reason) : `${rows.length} reasons counted`, verdict: VERDICT_OF[r.retval] ?? `retval ${r.retval}`, counted: rows.map(({ direction, bytes }) => ({ direction, bytes })) },
+      { reason: rows.length === 1 ? reasonName(rows[0]!.reason) : `${rows.length} reasons counted`, verdict: VERDICT_OF[r.retval] ?? `retval ${r.retval}`, counted: rows.map(({ hook, direction, bytes }) => ({ hook, direction, bytes })) },
       where,
-    ).toEqual({ reason: want.reason, verdict, counted: [{ direction: step.hook === 'to_pod' ? 'ingress' : 'egress', bytes: BigInt(frame.length) }] });
+    ).toEqual({ reason: want.reason, verdict, counted: [{ ...(want.at ?? { hook: 'pod', direction: step.hook === 'from_pod' ? 'egress' : 'ingress' }), bytes: BigInt(frame.length) }] });
     expect(shown(r.data), `${where}: bytes out`).toEqual(shown(want.out ? bytesOf(want.out) : frame));
     n++;
   }
@@ -738,6 +800,7 @@ const TABLES: [string, Case[]][] = [
   ['services - liveness', LIVENESS_CASES],
   ['services - affinity', AFFINITY_CASES],
   ['services - nodeport', NODEPORT_CASES],
+  ['services - uplink', UPLINK_CASES],
 ];
 
 for (const [area, cases] of TABLES) {
