@@ -8,8 +8,10 @@
  *              namespace (n3), agents off; backend `iptables-legacy` (see below)
  *   nftables   kube-proxy's nftables mode in the client's node namespace (n4), agents off
  *   tcplane    the lab with agents, the N services applied with `tcplane apply -f` of a
- *              generated file; beside it in the same lab, tcplane pod → pod (the policy
- *              path only), alternating
+ *              generated file; beside it in the same lab, alternating: tcplane pod → pod
+ *              (the policy path only), and plain pod → pod again with tcplane's programs
+ *              swapped out for an empty one (TcplaneHooks in lab-bench.ts), the baseline
+ *              its ratio is taken against
  * The probed service is the last one generated: the last rule of KUBE-SERVICES (the worst
  * case for iptables; the position does not matter to nftables' map nor tcplane's hash).
  *
@@ -20,9 +22,9 @@
  *
  * plain, iptables and nftables alternate round by round in one lab without agents (one
  * client node each, rules loaded once per scale); tcplane and tcplane pod → pod alternate
- * in one lab with agents, services added scale by scale. The ratio of tcplane to plain
- * thus crosses two labs of the same run, minutes apart; tcplane pod → pod, measured
- * alternating with it, shows what the service path itself adds.
+ * in one lab with agents, services added scale by scale, with that lab's own plain
+ * baseline alternating with them. tcplane's ratio is to the plain of its own lab (this VM
+ * drifts by a third between labs minutes apart); the emulations' to the plain of theirs.
  *
  * iptables backend: Debian 12's `iptables` is iptables-nft, whose iptables-restore of the
  * 10,000-service ruleset (110,000 rules) takes minutes here; kube-proxy's iptables mode
@@ -42,7 +44,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { iptablesJumps, iptablesRestore, nftRuleset, type EmulatedService } from './kube-proxy.js';
-import { connrateBinary, fmt, inNetns, labDown, NetnsProcess, num, spread, tcplane, type Spread } from './lab-bench.js';
+import { connrateBinary, fmt, inNetns, labDown, NetnsProcess, num, spread, tcplane, TcplaneHooks, type Spread } from './lab-bench.js';
 import { machine, saveResult } from './machine.js';
 
 const LAB = 'labs/bench-services.yaml';
@@ -201,10 +203,13 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
   tcplane(['lab', 'up', '-f', LAB]);
   const dir = mkdtempSync(join(tmpdir(), 'tcplane-bench-'));
   let servers: NetnsProcess[] = [];
+  let hooks: TcplaneHooks | undefined;
   const out: Record<number, { results: Record<string, Spread & { errors: number }>; applyMs: number; inPrograms: ReturnType<typeof programCost> }> = {};
   try {
     tuneClients();
     servers = await startServers();
+    hooks = new TcplaneHooks();
+    console.log(`plain in this lab: ${hooks.count} tcx links swapped to an empty program for its rounds`);
     for (const n of scales) {
       const file = manifest(dir, n);
       const t = performance.now();
@@ -214,8 +219,10 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
       const probed = all.find((s) => s.namespace === 'bench' && s.name === svcName(n - 1));
       if (!probed || probed.backends.length !== BACKENDS.length) throw new Error(`bench connrate: ${svcName(n - 1)} missing or without its backends`);
       console.log(`${n} services: tcplane apply -f --wait ${(applyMs / 1000).toFixed(1)} s (setup, not measured); probing ${probed.clusterIPs[0]}`);
+      const off = hooks;
       const results = alternate(
         {
+          'plain, tcplane lab': () => off.without(() => sample(CLIENT.plain, BACKENDS[0]!.ip, TARGET_PORT)),
           tcplane: () => sample(CLIENT.plain, probed.clusterIPs[0]!, SERVICE_PORT),
           'tcplane pod → pod': () => sample(CLIENT.plain, BACKENDS[0]!.ip, TARGET_PORT),
         },
@@ -227,6 +234,7 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
     }
     return out;
   } finally {
+    hooks?.close();
     for (const s of servers) s.stop();
     labDown();
   }
@@ -243,17 +251,18 @@ async function main(): Promise<void> {
 
   const rows = SCALES.map((n) => {
     const r = { ...emu[n]!.results, ...tp[n]!.results };
-    const plain = r.plain!.median;
+    // Each setup against the plain of its own lab.
+    const plainOf = (k: string) => (k in tp[n]!.results ? tp[n]!.results['plain, tcplane lab']! : emu[n]!.results.plain!).median;
     return {
       services: n,
       setups: r,
-      ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plain])),
+      ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plainOf(k)])),
       loadMs: emu[n]!.loadMs,
       tcplaneApplyMs: tp[n]!.applyMs,
       tcplanePrograms: tp[n]!.inPrograms,
     };
   });
-  console.log('\nservices  setup                 conn/s median (min, max)          ratio to plain');
+  console.log('\nservices  setup                 conn/s median (min, max)          ratio to the plain of its lab');
   for (const row of rows) {
     for (const [k, v] of Object.entries(row.setups)) {
       console.log(`${String(row.services).padStart(8)}  ${k.padEnd(20)}  ${fmt(v).padEnd(32)}  ${row.ratioToPlain[k]!.toFixed(2)}`);
@@ -267,6 +276,7 @@ async function main(): Promise<void> {
     probed: 'the last service generated',
     backends: BACKENDS.map((b) => b.ip),
     iptablesBackend: 'iptables-legacy',
+    ratios: 'each setup to the plain of its own lab: the emulations to "plain", the tcplane setups to "plain, tcplane lab"',
     scales: rows,
   });
   console.log(`\nwritten: ${file}`);

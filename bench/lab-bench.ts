@@ -3,11 +3,13 @@
  * start (ended by PID), spread statistics. Every child is bounded in time.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TcxLink } from '../src/bpf/link.js';
+import { BpfObject, BpfProgram } from '../src/bpf/object.js';
 import { nsenterArgs } from '../src/lab/exec.js';
-import { CLI_ENTRY, PACKAGE_ROOT } from '../src/paths.js';
+import { BPFFS_ROOT, CLI_ENTRY, PACKAGE_ROOT } from '../src/paths.js';
 
 /** Runs the tcplane CLI; returns its stdout when captured. */
 export function tcplane(args: string[], opts: { capture?: boolean; timeoutMs?: number } = {}): string {
@@ -47,6 +49,66 @@ export class NetnsProcess {
 
   stop(): void {
     if (this.child.exitCode === null && this.child.pid) process.kill(this.child.pid, 'SIGKILL');
+  }
+}
+
+/**
+ * The lab's own plain baseline: while off(), every tcx link the lab's agents pinned
+ * (pod veths, uplinks) runs build/bench_empty.bpf.o's program, which passes every packet
+ * untouched, instead of tcplane's; on() puts tcplane's programs back, the same ones. The
+ * links and the agents stay as they are, so plain rounds can alternate with tcplane's in
+ * one lab (across two labs the VM drifts more than the costs measured). The baseline
+ * still runs one empty program per hook: 13 ns each in BPF_PROG_TEST_RUN
+ * (bench/services-datapath.ts), some 0.3 µs of a connection's 75.
+ */
+export class TcplaneHooks {
+  private readonly empty = BpfObject.load(join(PACKAGE_ROOT, 'build', 'bench_empty.bpf.o'));
+  private readonly links: { link: TcxLink; program: BpfProgram }[] = [];
+  private isOff = false;
+
+  constructor(root = BPFFS_ROOT) {
+    for (const node of existsSync(root) ? readdirSync(root) : []) {
+      const dir = join(root, node, 'links');
+      for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+        const link = TcxLink.adopt(join(dir, name));
+        if (link) this.links.push({ link, program: BpfProgram.byId(link.programId()) });
+      }
+    }
+    if (this.links.length === 0) throw new Error(`bench: no tcx link pinned under ${root}`);
+  }
+
+  get count(): number {
+    return this.links.length;
+  }
+
+  off(): void {
+    const prog = this.empty.program('tp_bench_empty');
+    for (const { link } of this.links) link.replace(prog);
+    this.isOff = true;
+  }
+
+  on(): void {
+    for (const { link, program } of this.links) link.replace(program);
+    this.isOff = false;
+  }
+
+  /** Runs fn with tcplane's programs off, and always back on after. */
+  without<T>(fn: () => T): T {
+    this.off();
+    try {
+      return fn();
+    } finally {
+      this.on();
+    }
+  }
+
+  close(): void {
+    if (this.isOff) this.on();
+    for (const { link, program } of this.links) {
+      link.close();
+      program.release();
+    }
+    this.empty.close();
   }
 }
 

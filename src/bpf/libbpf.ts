@@ -145,6 +145,7 @@ const fn = {
     'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const bpf_map_create_opts *opts)',
   ),
   bpf_map_get_fd_by_id: libbpf.func('int bpf_map_get_fd_by_id(uint32_t id)'),
+  bpf_prog_get_fd_by_id: libbpf.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
   bpf_obj_pin: libbpf.func('int bpf_obj_pin(int fd, const char *pathname)'),
   bpf_obj_get: libbpf.func('int bpf_obj_get(const char *pathname)'),
   bpf_obj_get_info_by_fd: libbpf.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *info_len)'),
@@ -437,6 +438,11 @@ export function bpf_map_create(type: number, name: string, keySize: number, valu
 /** An fd for the map with this kernel id (what a map-in-map lookup returns from user space). */
 export function bpf_map_get_fd_by_id(id: number): number {
   return check('bpf_map_get_fd_by_id', fn.bpf_map_get_fd_by_id(id));
+}
+
+/** An fd for the loaded program with this kernel id. */
+export function bpf_prog_get_fd_by_id(id: number): number {
+  return check('bpf_prog_get_fd_by_id', fn.bpf_prog_get_fd_by_id(id));
 }
 
 export function bpf_obj_pin(fd: number, path: string): void {

@@ -83,6 +83,16 @@ export class BpfProgram {
   id(): number {
     return ffi.bpf_obj_get_info_by_fd(this.fd, 64).readUInt32LE(4);
   }
+
+  /** A program already loaded (by anyone), by kernel id; release() it when done. */
+  static byId(id: number): BpfProgram {
+    return new BpfProgram(`prog ${id}`, '', ffi.bpf_prog_get_fd_by_id(id));
+  }
+
+  /** Closes the fd of a program from byId (an object's programs belong to the object). */
+  release(): void {
+    ffi.closeFd(this.fd);
+  }
 }
 
 export class BpfObject {
