@@ -1,21 +1,22 @@
 /**
- * Throughput through the datapath with iperf3, against plain routing in the same run.
+ * Throughput through the datapath with iperf3, against plain routing in the same lab.
  *
- *   baseline   lab up --no-agents: veths and routes only, no BPF program anywhere
+ *   baseline   plain routing: tcplane's programs swapped for an empty one on every hook
+ *              for these runs (TcplaneHooks in lab-bench.ts), agents and links untouched
  *   tcplane    lab up with agents, the server isolated by a NetworkPolicy admitting the
  *              client on TCP 5201: every packet crosses tp_from_pod on the client's veth
  *              and tp_to_pod on the server's (conntrack hit after the first)
  *   tcplane, ClusterIP   the same lab, the client reaching the server through the
  *              service bench/server (10.96.0.10:5201): DNAT on every client packet, reverse
- *              NAT on every reply, policy after translation; alternating run by run with
- *              the pod → pod runs above
- * Same lab, same pods, same kernel; one TCP stream and four, cross-node. Prints each and
- * the ratios to the baseline (a lab of its own, just before); writes
- * bench/results/throughput-*.json.
+ *              NAT on every reply, policy after translation
+ * The three alternate run by run in one lab: same pods, same kernel (across two labs this
+ * VM drifts by more than the costs measured). One TCP stream and four, cross-node. Prints
+ * each and the ratios to the baseline; writes bench/results/throughput-*.json.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../src/paths.js';
+import { tcplane, TcplaneHooks } from './lab-bench.js';
 import { machine, saveResult } from './machine.js';
 
 const LAB = 'labs/bench.yaml';
@@ -23,17 +24,6 @@ const SERVER_IP = '10.244.2.10';
 const CLUSTER_IP = '10.96.0.10'; // labs/bench.yaml's service bench/server
 const SECONDS = Number(process.env.TCPLANE_BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.TCPLANE_BENCH_REPEATS ?? 3);
-
-function tcplane(args: string[], capture = false): string {
-  const r = spawnSync(process.execPath, [CLI_ENTRY, ...args], {
-    cwd: PACKAGE_ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'],
-    timeout: 120_000,
-  });
-  if (r.status !== 0) throw new Error(`tcplane ${args.join(' ')}: exit ${r.status ?? r.signal}`);
-  return r.stdout ?? '';
-}
 
 /** One iperf3 run from bench/client to bench/server; returns bits per second received. */
 async function iperf(streams: number, target = SERVER_IP): Promise<number> {
@@ -44,10 +34,9 @@ async function iperf(streams: number, target = SERVER_IP): Promise<number> {
   });
   try {
     await sleep(300);
-    const out = tcplane(
-      ['lab', 'exec', 'bench/client', '--', 'iperf3', '-c', target, '-t', String(SECONDS), '-P', String(streams), '-J'],
-      true,
-    );
+    const out = tcplane(['lab', 'exec', 'bench/client', '--', 'iperf3', '-c', target, '-t', String(SECONDS), '-P', String(streams), '-J'], {
+      capture: true,
+    });
     const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
     return j.end.sum_received.bits_per_second;
   } finally {
@@ -63,12 +52,12 @@ function median(xs: number[]): number {
 type Measured = Record<string, { gbps: number; runs: number[] }>;
 
 /** Each target `REPEATS` times per stream count, the targets alternating run by run. */
-async function measure(targets: Record<string, string>): Promise<Record<string, Measured>> {
+async function measure(targets: Record<string, (streams: number) => Promise<number>>): Promise<Record<string, Measured>> {
   const out: Record<string, Measured> = Object.fromEntries(Object.keys(targets).map((k) => [k, {}]));
   for (const streams of [1, 4]) {
     const runs: Record<string, number[]> = {};
     for (let i = 0; i < REPEATS; i++) {
-      for (const [label, ip] of Object.entries(targets)) (runs[label] ??= []).push((await iperf(streams, ip)) / 1e9);
+      for (const [label, run] of Object.entries(targets)) (runs[label] ??= []).push((await run(streams)) / 1e9);
     }
     for (const [label, r] of Object.entries(runs)) {
       out[label]![`${streams}-stream`] = { gbps: median(r), runs: r };
@@ -84,19 +73,29 @@ async function main(): Promise<void> {
   let baseline: Measured;
   let tcp: Measured;
   let viaService: Measured;
-  try {
-    tcplane(['lab', 'up', '-f', LAB, '--no-agents']);
-    baseline = (await measure({ 'baseline (plain routing)': SERVER_IP }))['baseline (plain routing)']!;
-  } finally {
-    tcplane(['lab', 'down']);
-  }
+  let hooks: TcplaneHooks | undefined;
   try {
     tcplane(['lab', 'up', '-f', LAB]);
     tcplane(['apply', '-f', 'bench/policies.yaml', '--wait']);
-    const r = await measure({ 'tcplane (policy enforced)': SERVER_IP, 'tcplane, pod → ClusterIP → pod': CLUSTER_IP });
+    const off = (hooks = new TcplaneHooks());
+    const plain = async (streams: number) => {
+      off.off();
+      try {
+        return await iperf(streams);
+      } finally {
+        off.on();
+      }
+    };
+    const r = await measure({
+      'baseline (plain routing)': plain,
+      'tcplane (policy enforced)': (n) => iperf(n),
+      'tcplane, pod → ClusterIP → pod': (n) => iperf(n, CLUSTER_IP),
+    });
+    baseline = r['baseline (plain routing)']!;
     tcp = r['tcplane (policy enforced)']!;
     viaService = r['tcplane, pod → ClusterIP → pod']!;
   } finally {
+    hooks?.close();
     tcplane(['lab', 'down']);
   }
   const ratio = (x: Measured) => Object.fromEntries(Object.keys(baseline).map((k) => [k, x[k]!.gbps / baseline[k]!.gbps]));
