@@ -4,8 +4,11 @@
  *
  *   connrate server ADDR PORT          accept; read one byte, write it back; wait for the
  *                                      client's close; close. One connection at a time.
- *   connrate client ADDR PORT SECONDS  connect, send one byte, read it back, close; again,
- *                                      for SECONDS. Prints one JSON line:
+ *   connrate client ADDR[,ADDR…] PORT SECONDS
+ *                                      connect, send one byte, read it back, close; again,
+ *                                      for SECONDS, taking the addresses in turn (what a
+ *                                      service spreading over them makes its backends do,
+ *                                      without the service). Prints one JSON line:
  *                                      {"connections":N,"seconds":S,"errors":E,"firstError":"..."}
  *
  * The client closes first (it holds TIME_WAIT; its namespace reuses those ports with
@@ -67,7 +70,9 @@ static int serve(const struct sockaddr_in *sa)
 	}
 }
 
-static int client(const struct sockaddr_in *sa, double seconds)
+#define MAX_ADDRS 8
+
+static int client(const struct sockaddr_in *sas, int nsa, double seconds)
 {
 	long n = 0, errors = 0;
 	char first[128] = "";
@@ -75,6 +80,7 @@ static int client(const struct sockaddr_in *sa, double seconds)
 	int one = 1;
 
 	while (t < end && errors < 1000) {
+		const struct sockaddr_in *sa = &sas[(n + errors) % nsa];
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		char b = 'x';
 		const char *what = NULL;
@@ -101,14 +107,28 @@ static int client(const struct sockaddr_in *sa, double seconds)
 	return 0;
 }
 
+/* Parses "ADDR[,ADDR…]" into sas; returns how many, 0 on a bad list. */
+static int addrs_of(char *list, const char *port, struct sockaddr_in *sas)
+{
+	int n = 0;
+
+	for (char *a = strtok(list, ","); a; a = strtok(NULL, ",")) {
+		if (n == MAX_ADDRS || addr_of(a, port, &sas[n]))
+			return 0;
+		n++;
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa;
+	struct sockaddr_in sas[MAX_ADDRS];
+	int n;
 
-	if (argc >= 4 && !strcmp(argv[1], "server") && !addr_of(argv[2], argv[3], &sa))
-		return serve(&sa);
-	if (argc >= 5 && !strcmp(argv[1], "client") && !addr_of(argv[2], argv[3], &sa) && atof(argv[4]) > 0)
-		return client(&sa, atof(argv[4]));
-	fprintf(stderr, "usage: connrate server ADDR PORT | connrate client ADDR PORT SECONDS\n");
+	if (argc >= 4 && !strcmp(argv[1], "server") && !addr_of(argv[2], argv[3], &sas[0]))
+		return serve(&sas[0]);
+	if (argc >= 5 && !strcmp(argv[1], "client") && (n = addrs_of(argv[2], argv[3], sas)) > 0 && atof(argv[4]) > 0)
+		return client(sas, n, atof(argv[4]));
+	fprintf(stderr, "usage: connrate server ADDR PORT | connrate client ADDR[,ADDR…] PORT SECONDS\n");
 	return 2;
 }

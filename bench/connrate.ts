@@ -11,7 +11,9 @@
  *              generated file; beside it in the same lab, alternating: tcplane pod → pod
  *              (the policy path only), and plain pod → pod again with tcplane's programs
  *              swapped out for an empty one (TcplaneHooks in lab-bench.ts), the baseline
- *              its ratio is taken against
+ *              its ratio is taken against; and that plain client taking the two backends
+ *              in turn, as the service spreads it (two server processes share CPU 1 then:
+ *              that costs something of its own, which the service pays too)
  * The probed service is the last one generated: the last rule of KUBE-SERVICES (the worst
  * case for iptables; the position does not matter to nftables' map nor tcplane's hash).
  *
@@ -223,6 +225,7 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
       const results = alternate(
         {
           'plain, tcplane lab': () => off.without(() => sample(CLIENT.plain, BACKENDS[0]!.ip, TARGET_PORT)),
+          'plain, tcplane lab, both backends': () => off.without(() => sample(CLIENT.plain, BACKENDS.map((b) => b.ip).join(','), TARGET_PORT)),
           tcplane: () => sample(CLIENT.plain, probed.clusterIPs[0]!, SERVICE_PORT),
           'tcplane pod → pod': () => sample(CLIENT.plain, BACKENDS[0]!.ip, TARGET_PORT),
         },
