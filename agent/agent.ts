@@ -38,6 +38,7 @@ import {
   clusterConfig,
   CLUSTER_CONFIG_KEY,
   nodeRecord,
+  HOSTNAME_LABEL,
   podRecord,
   policyRecord,
   serviceRecord,
@@ -126,11 +127,14 @@ export class Agent {
     this.allocator = new IdentityAllocator(this.store);
 
     const hostAddresses = this.hostAddresses();
+    // Labels are the store's once the node is registered (`lab label node` may have changed them).
+    const registered = await this.store.get('nodes', opts.node, nodeRecord);
     const self: NodeRecord = {
       v: 1,
       name: opts.node,
       addresses: hostAddresses,
       podCIDR: opts.podCIDR,
+      labels: { ...(registered ? registered.value.labels : opts.nodeLabels), [HOSTNAME_LABEL]: opts.node },
       agentVersion: VERSION,
       startedAt: new Date().toISOString(),
     };

@@ -14,6 +14,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--bpffs-root <dir>', 'where to pin maps and links')
     .option('--attach <mode>', 'tc attach mechanism: auto (tcx if the kernel has it), tcx or clsact')
     .option('--uplink <ifname>', 'the node\'s uplink interface, where NodePort and external traffic arrives (none: pods only)')
+    .option('--node-labels <labels>', 'KEY=VALUE,… the node registers with the first time (kept in the store after that)')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
     .option('--lb-max-backends <n>', 'backends map size: service ports × their backends (default 65536; set when the maps are first created)', (v) => Number(v))
     .option('--metrics-address <host:port>', 'serve Prometheus /metrics here, or none', '127.0.0.1:9962')
@@ -26,6 +27,7 @@ export function registerAgentCommand(program: Command): void {
         bpffsRoot: o.bpffsRoot,
         attachMode: o.attach,
         uplink: o.uplink,
+        nodeLabels: o.nodeLabels,
         ctMaxEntries: o.ctMaxEntries,
         lbMaxBackends: o.lbMaxBackends,
         metricsAddress: o.metricsAddress,

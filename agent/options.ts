@@ -1,6 +1,7 @@
 /** Agent options, validated once at start; the sync path trusts them. */
 import { z } from 'zod';
 import { isIPv4Cidr } from '../src/datapath/addr.js';
+import { validateLabelKey, validateLabelValue } from '../src/policy/selector.js';
 import { BPFFS_ROOT, DATAPATH_OBJECT } from '../src/paths.js';
 
 export const agentOptions = z.strictObject({
@@ -17,6 +18,23 @@ export const agentOptions = z.strictObject({
    * (without one, only traffic from pods is load-balanced).
    */
   uplink: z.string().regex(/^[^\s/]{1,15}$/, 'an interface name (at most 15 characters)').optional(),
+  /** Labels the node registers with the first time (`KEY=VALUE,…`, as the kubelet's --node-labels). */
+  nodeLabels: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const out: Record<string, string> = {};
+      for (const item of v ? v.split(',') : []) {
+        const eq = item.indexOf('=');
+        const bad = eq < 0 ? 'expected KEY=VALUE' : (validateLabelKey(item.slice(0, eq)) ?? validateLabelValue(item.slice(eq + 1)));
+        if (bad) {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(item)}: ${bad}` });
+          return z.NEVER;
+        }
+        out[item.slice(0, eq)] = item.slice(eq + 1);
+      }
+      return out;
+    }),
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
   /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
   lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),

@@ -141,7 +141,7 @@ export function registerGetCommands(program: Command): void {
       nodes.sort((a, b) => a.name.localeCompare(b.name));
       if (o.output === 'json') return console.log(JSON.stringify(nodes.map((n) => ({ ...n, status: status.get(n.name)?.value })), null, 2));
       printTable(
-        ['NODE', 'ADDRESSES', 'POD-CIDR', 'ENDPOINTS', 'POLICY-REVISION', 'SERVICE-REVISION', 'LAST-REPORT'],
+        ['NODE', 'ADDRESSES', 'POD-CIDR', 'ENDPOINTS', 'POLICY-REVISION', 'SERVICE-REVISION', 'LAST-REPORT', 'LABELS'],
         nodes.map((n) => {
           const s = status.get(n.name)?.value;
           return [
@@ -152,6 +152,7 @@ export function registerGetCommands(program: Command): void {
             s ? `${s.revisions.policies ?? 0}/${policiesRev}` : '-',
             s ? `${s.revisions.services ?? 0}/${servicesRev}` : '-',
             s?.updatedAt ?? 'never',
+            selectorText(n.labels),
           ];
         }),
       );

@@ -7,6 +7,7 @@
  *   lab exec NS/POD|CLIENT -- CMD ARGS…
  *   lab label pod NS/POD KEY=VALUE… [KEY-]
  *   lab label namespace NS KEY=VALUE… [KEY-]
+ *   lab label node NODE KEY=VALUE… [KEY-]
  *   lab pod ready NS/POD true|false
  *   lab pod stop NS/POD [--grace-seconds N]
  *   lab pod start NS/POD
@@ -20,7 +21,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { Store } from '../store/store.js';
 import { labDown } from '../lab/down.js';
 import { nsenterArgs } from '../lab/exec.js';
-import { labelNamespace, labelPod, parseLabelChanges } from '../lab/label.js';
+import { labelNamespace, labelNode, labelPod, parseLabelChanges } from '../lab/label.js';
 import { setPodReady, startPod, stopPod } from '../lab/pods.js';
 import { labProbe } from '../lab/probe.js';
 import { probeJson, probeTable, serviceProbeJson, serviceProbeTable } from './probe-output.js';
@@ -168,6 +169,16 @@ export function registerLabCommands(program: Command): void {
       const ch = parseLabelChanges(changes);
       const r = await withStore((s) => labelNamespace(s, ns, ch));
       process.stdout.write(`namespace ${ns} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
+    });
+
+  label
+    .command('node')
+    .argument('<node>', 'NODE')
+    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
+    .action(async (node: string, changes: string[]) => {
+      const ch = parseLabelChanges(changes);
+      const r = await withStore((s) => labelNode(s, node, ch));
+      process.stdout.write(`node ${node} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
     });
 
   const pod = lab.command('pod').description("change a pod's readiness, stop it and start it again, as a cluster does");

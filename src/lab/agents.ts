@@ -19,6 +19,8 @@ export interface AgentNode {
   netns: string;
   podCIDR: string;
   underlayIP: string;
+  /** What the node first registers with (--node-labels). */
+  labels?: Record<string, string>;
 }
 
 /** Where a lab agent serves Prometheus metrics: its node's underlay address, reachable from the root namespace. */
@@ -34,6 +36,8 @@ export async function startAgent(node: AgentNode, natsUrl = NATS_URL): Promise<{
     process.execPath, CLI_ENTRY, 'agent', '--node', node.name, '--nats', natsUrl,
     '--pod-cidr', node.podCIDR, '--metrics-address', agentMetricsAddress(node), '--uplink', UPLINK_IF,
   ];
+  const labels = Object.entries(node.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (labels.length > 0) argv.push('--node-labels', labels.join(','));
   return spawnDetached('nsenter', nsenterArgs(node.netns, argv), agentLog(node.name), {
     ...process.env,
     TCPLANE_PROCESS_TITLE: agentTitle(node.name),

@@ -1,10 +1,10 @@
 /**
- * `lab label pod NS/POD KEY=VALUE… [KEY-]` and `lab label namespace NS …`: change labels at
- * run time by rewriting the record in the store, as `kubectl label` does through the API
- * server. Agents react to the store; this only writes.
+ * `lab label pod NS/POD KEY=VALUE… [KEY-]`, `lab label namespace NS …` and `lab label node
+ * NODE …`: change labels at run time by rewriting the record in the store, as `kubectl
+ * label` does through the API server. Agents react to the store; this only writes.
  */
 import { validateLabelKey, validateLabelValue } from '../policy/selector.js';
-import { namespaceRecord, podRecord } from '../store/schema.js';
+import { HOSTNAME_LABEL, namespaceRecord, nodeRecord, podRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { METADATA_NAME_LABEL } from './spec.js';
 
@@ -71,4 +71,18 @@ export async function labelNamespace(store: Store, name: string, ch: LabelChange
   if (!cur) throw new Error(`lab label: no namespace ${name} in the lab`);
   const record = namespaceRecord.parse({ ...cur.value, labels: applyLabelChanges(cur.value.labels, ch) });
   return { labels: record.labels, revision: await store.put('namespaces', name, record) };
+}
+
+/**
+ * Rewrites the labels of node `name` in tcplane-nodes (its agent keeps them across
+ * restarts). `kubernetes.io/hostname` is the node's name and cannot change here.
+ */
+export async function labelNode(store: Store, name: string, ch: LabelChanges): Promise<{ labels: Record<string, string>; revision: number }> {
+  if (ch.remove.includes(HOSTNAME_LABEL) || (Object.hasOwn(ch.set, HOSTNAME_LABEL) && ch.set[HOSTNAME_LABEL] !== name)) {
+    throw new Error(`lab label: ${HOSTNAME_LABEL} is the node's name and cannot change`);
+  }
+  const cur = await store.get('nodes', name, nodeRecord);
+  if (!cur) throw new Error(`lab label: no node ${name} has registered (is its agent running?)`);
+  const record = nodeRecord.parse({ ...cur.value, labels: applyLabelChanges(cur.value.labels, ch) });
+  return { labels: record.labels, revision: await store.put('nodes', name, record) };
 }

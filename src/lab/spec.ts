@@ -3,7 +3,7 @@
  * before anything is touched (deterministic, no root needed, unit-tested).
  *
  * ```yaml
- * nodes: [n1, {name: n2, podCIDR: 10.244.2.0/24}, n3]
+ * nodes: [n1, {name: n2, podCIDR: 10.244.2.0/24, labels: {zone: b}}, n3]
  * namespaces: [{name: x, labels: {ns: x}}]
  * pods:
  *   - {name: a, namespace: x, node: n1, labels: {pod: a}, ip: 10.244.1.10,
@@ -29,6 +29,7 @@ import { z } from 'zod';
 import { validateDns1123Label, validateLabelKey, validateLabelValue } from '../policy/selector.js';
 import { parseServiceDocument } from '../services/parse.js';
 import type { Service } from '../services/types.js';
+import { HOSTNAME_LABEL } from '../store/schema.js';
 import { LocatedError, LocatedErrors, formatPath, parseYamlDocuments, readInputFile, zodIssuesToErrors, type FieldPath, type LocatedDoc } from '../yaml/located.js';
 import {
   EXTERNAL_RANGE,
@@ -83,6 +84,8 @@ export interface PlannedNode {
   podCIDR: string;
   /** The uplink's peer on the underlay bridge (in tp-underlay). */
   uplinkPeer: string;
+  /** Includes `kubernetes.io/hostname: <name>`, as the kubelet sets it. */
+  labels: Record<string, string>;
 }
 
 export interface PlannedNamespace {
@@ -179,7 +182,7 @@ const portSchema = z.strictObject({
 
 const nodeSchema = z.preprocess(
   (v) => (typeof v === 'string' ? { name: v } : v),
-  z.strictObject({ name, podCIDR: z.string().optional() }, { error: 'a node is a name or {name, podCIDR}' }),
+  z.strictObject({ name, podCIDR: z.string().optional(), labels }, { error: 'a node is a name or {name, podCIDR, labels}' }),
 );
 
 const clientSchema = z.preprocess(
@@ -317,7 +320,12 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     underlayIP: formatIPv4(hostBase + FIRST_NODE_HOST + index),
     podCIDR: formatCidr(nodeCidrs[index]),
     uplinkPeer: uplinkPeerIf(n.name),
+    labels: { ...(n.labels ?? {}), [HOSTNAME_LABEL]: n.name },
   }));
+  spec.nodes.forEach((n, i) => {
+    const given = n.labels?.[HOSTNAME_LABEL];
+    if (given !== undefined && given !== n.name) fail(['nodes', i, 'labels', HOSTNAME_LABEL], `must be the node's name (${n.name}) when given`);
+  });
 
   // Namespaces.
   const nsLine = new Map<string, number>();

@@ -33,7 +33,15 @@ export const labStateSchema = z.object({
   natsUrl: z.string(),
   agents: z.boolean(),
   nodes: z.array(
-    z.object({ name: z.string(), netns: z.string(), underlayIP: z.string(), podCIDR: z.string(), uplinkPeer: z.string() }),
+    z.object({
+      name: z.string(),
+      netns: z.string(),
+      underlayIP: z.string(),
+      podCIDR: z.string(),
+      uplinkPeer: z.string(),
+      /** As the spec gave them: the agent registers with them; `lab label node` changes the store. */
+      labels: z.record(z.string(), z.string()).default({}),
+    }),
   ),
   /** Labels as the spec gave them; `lab label` changes the store, which is the truth. */
   namespaces: z.array(z.object({ name: z.string(), labels: z.record(z.string(), z.string()) })),

@@ -151,7 +151,7 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     createdAt: new Date().toISOString(),
     natsUrl: NATS_URL,
     agents: opts.agents,
-    nodes: plan.nodes.map(({ name, netns, underlayIP, podCIDR, uplinkPeer }) => ({ name, netns, underlayIP, podCIDR, uplinkPeer })),
+    nodes: plan.nodes.map(({ name, netns, underlayIP, podCIDR, uplinkPeer, labels }) => ({ name, netns, underlayIP, podCIDR, uplinkPeer, labels })),
     namespaces: plan.namespaces,
     pods: plan.pods,
     clients: plan.clients,

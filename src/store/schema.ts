@@ -117,10 +117,19 @@ export const nodeRecord = z.object({
   name: z.string(),
   addresses: z.array(ipv4),
   podCIDR: ipv4Cidr.optional(),
+  /**
+   * The node's labels: `kubernetes.io/hostname: <name>` always, the agent's
+   * --node-labels when it first registers, then whatever `lab label node` sets (an
+   * agent restarting keeps them, as a kubelet does).
+   */
+  labels: z.record(z.string(), z.string()).default({}),
   agentVersion: z.string(),
   startedAt: z.string(),
 });
 export type NodeRecord = z.infer<typeof nodeRecord>;
+
+/** The label every node carries, its name (as the kubelet sets it). */
+export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 
 /**
  * tcplane-status, key `<node>`: what the agent has enforced. `revisions` holds, per

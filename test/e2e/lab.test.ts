@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitForAgents } from '../../src/lab/agents.js';
+import { startAgent, waitForAgents } from '../../src/lab/agents.js';
 import { probeTargets, type ProbeTarget } from '../../src/lab/probe.js';
 import { isAlive } from '../../src/lab/procs.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
@@ -419,6 +419,33 @@ describe('lab', () => {
     const rows = JSON.parse((await tcplane(['lab', 'probe', '--json'])).stdout) as { connected: boolean }[];
     expect(rows.length).toBe(144);
     expect(rows.every((x) => x.connected)).toBe(true); // no policies: everything is allowed
+
+    // Node labels: LAB.yaml's and the hostname at registration, `lab label node` after;
+    // an agent that restarts keeps what was set.
+    const nodes = async () =>
+      Object.fromEntries((JSON.parse((await tcplane(['get', 'nodes', '-o', 'json'])).stdout) as { name: string; labels: Record<string, string>; startedAt: string }[]).map((n) => [n.name, n]));
+    expect(Object.fromEntries(Object.entries(await nodes()).map(([k, n]) => [k, n.labels]))).toEqual({
+      n1: { 'kubernetes.io/hostname': 'n1' },
+      n2: { 'kubernetes.io/hostname': 'n2', zone: 'b' },
+      n3: { 'kubernetes.io/hostname': 'n3' },
+    });
+    const labeled = await tcplane(['lab', 'label', 'node', 'n1', 'zone=a', 'tier=edge']);
+    expect(labeled.stdout).toMatch(/^node n1 labeled: .*zone=a/);
+    expect((await tcplane(['lab', 'label', 'node', 'n2', 'zone-'])).code).toBe(0);
+    const refused = await tcplane(['lab', 'label', 'node', 'n1', 'kubernetes.io/hostname=n9']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/kubernetes\.io\/hostname is the node's name and cannot change/);
+    expect((await tcplane(['lab', 'label', 'node', 'n7', 'zone=a'])).stderr).toMatch(/no node n7 has registered/);
+    const before = (await nodes()).n1!;
+    const agent = state.processes.find((p) => p.role === 'agent' && p.name === 'n1')!;
+    process.kill(agent.pid, 'SIGTERM');
+    await until(async () => !(await isAlive(agent.pid)), "n1's agent exits");
+    await startAgent(state.nodes.find((n) => n.name === 'n1')!, state.natsUrl);
+    await until(async () => (await nodes()).n1!.startedAt !== before.startedAt, "n1's new agent registers");
+    expect((await nodes()).n1!.labels).toEqual({ 'kubernetes.io/hostname': 'n1', zone: 'a', tier: 'edge' });
+    expect((await nodes()).n2!.labels).toEqual({ 'kubernetes.io/hostname': 'n2' });
+    expect((await tcplane(['get', 'nodes'])).stdout).toMatch(/tier=edge/);
+
     const r = await tcplane(['lab', 'down']);
     expect(r.code).toBe(0);
     await expectNothingLeft(state.processes.map((p) => p.pid));

@@ -57,6 +57,11 @@ describe('lab spec - valid input', () => {
     expect(plan.namespaces).toEqual([{ name: 'x', labels: { ns: 'x', 'kubernetes.io/metadata.name': 'x' } }]);
   });
 
+  it('lab spec - nodes get kubernetes.io/hostname beside the labels given', () => {
+    const plan = parseLabSpec(lines('nodes:', '  - n1', '  - {name: n2, labels: {zone: b}}'), FILE);
+    expect(plan.nodes.map((n) => n.labels)).toEqual([{ 'kubernetes.io/hostname': 'n1' }, { zone: 'b', 'kubernetes.io/hostname': 'n2' }]);
+  });
+
   it('lab spec - interface names fit IFNAMSIZ and MACs are locally administered', () => {
     const plan = parseLabSpec(spec('pods:', '  - {name: a-very-long-pod-name-indeed, namespace: x, node: n1}'), FILE);
     const p = plan.pods[0];
@@ -180,6 +185,12 @@ describe('lab spec - errors name file, line and field', () => {
       detail: expect.stringMatching(/invalid label value: must be at most 63/),
     });
     expect(onlyError(lines('nodes: [n1]', 'namespaces: [{name: x, labels: {kubernetes.io/metadata.name: y}}]'))).toMatchObject({ line: 2 });
+    expect(onlyError(lines('nodes:', '  - n1', '  - {name: n2, labels: {kubernetes.io/hostname: n1}}'))).toMatchObject({
+      line: 3,
+      field: 'nodes[1].labels.kubernetes.io/hostname',
+      detail: expect.stringMatching(/must be the node's name \(n2\)/),
+    });
+    expect(onlyError(lines('nodes:', '  - {name: n1, labels: {"zone!": a}}'))).toMatchObject({ line: 2, field: 'nodes[0].labels.zone!' });
   });
 
   it('lab spec - ports: range, protocol, duplicates', () => {

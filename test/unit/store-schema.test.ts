@@ -43,6 +43,17 @@ describe('store schema', () => {
     expect(nodeRecord.safeParse(node('10.244.1.0/24', ['10.250.0.256'])).success).toBe(false);
   });
 
+  it('agent options - --node-labels: KEY=VALUE pairs with label syntax, or a refusal naming the bad one', () => {
+    const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
+    expect(agentOptions.parse({ ...base, nodeLabels: 'zone=a,tier=,example.com/rack=r1' }).nodeLabels).toEqual({ zone: 'a', tier: '', 'example.com/rack': 'r1' });
+    expect(agentOptions.parse(base).nodeLabels).toEqual({});
+    for (const [bad, why] of [['zone', /"zone": expected KEY=VALUE/], ['-z=a', /"-z=a": .*invalid|"-z=a": /], ['z=a b', /"z=a b": /]] as const) {
+      const r = agentOptions.safeParse({ ...base, nodeLabels: bad });
+      expect(r.success, bad).toBe(false);
+      expect(r.error?.issues[0]?.message, bad).toMatch(why);
+    }
+  });
+
   it('agent options - a pod CIDR that does not parse is refused at start', () => {
     const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
     expect(agentOptions.safeParse({ ...base, podCIDR: '10.244.1.0/24' }).success).toBe(true);
