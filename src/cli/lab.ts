@@ -21,7 +21,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { Store } from '../store/store.js';
 import { labDown } from '../lab/down.js';
 import { nsenterArgs } from '../lab/exec.js';
-import { labelNamespace, labelNode, labelPod, parseLabelChanges } from '../lab/label.js';
+import { labelNamespace, labelNode, labelPod, parseLabelChanges, type LabelChanges } from '../lab/label.js';
 import { setPodReady, startPod, stopPod } from '../lab/pods.js';
 import { labProbe } from '../lab/probe.js';
 import { probeJson, probeTable, serviceProbeJson, serviceProbeTable } from './probe-output.js';
@@ -151,35 +151,21 @@ export function registerLabCommands(program: Command): void {
     });
 
   const label = lab.command('label').description('change labels at run time (agents follow through the store)');
-  label
-    .command('pod')
-    .argument('<pod>', 'NS/POD')
-    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
-    .action(async (pod: string, changes: string[]) => {
-      podArg('lab label pod', pod);
-      const ch = parseLabelChanges(changes);
-      const r = await withStore((s) => labelPod(s, pod, ch));
-      process.stdout.write(`pod ${pod} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
-    });
-  label
-    .command('namespace')
-    .argument('<namespace>', 'NS')
-    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
-    .action(async (ns: string, changes: string[]) => {
-      const ch = parseLabelChanges(changes);
-      const r = await withStore((s) => labelNamespace(s, ns, ch));
-      process.stdout.write(`namespace ${ns} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
-    });
-
-  label
-    .command('node')
-    .argument('<node>', 'NODE')
-    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
-    .action(async (node: string, changes: string[]) => {
-      const ch = parseLabelChanges(changes);
-      const r = await withStore((s) => labelNode(s, node, ch));
-      process.stdout.write(`node ${node} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
-    });
+  type Labeler = (s: Store, name: string, ch: LabelChanges) => Promise<{ labels: Record<string, string>; revision: number }>;
+  const labelCommand = (kind: 'pod' | 'namespace' | 'node', arg: string, write: Labeler, check?: (name: string) => void) =>
+    label
+      .command(kind)
+      .argument(`<${kind}>`, arg)
+      .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
+      .action(async (name: string, changes: string[]) => {
+        check?.(name);
+        const ch = parseLabelChanges(changes);
+        const r = await withStore((s) => write(s, name, ch));
+        process.stdout.write(`${kind} ${name} labeled: ${formatLabels(r.labels)} (revision ${r.revision})\n`);
+      });
+  labelCommand('pod', 'NS/POD', labelPod, (key) => podArg('lab label pod', key));
+  labelCommand('namespace', 'NS', labelNamespace);
+  labelCommand('node', 'NODE', labelNode);
 
   const pod = lab.command('pod').description("change a pod's readiness, stop it and start it again, as a cluster does");
   pod
