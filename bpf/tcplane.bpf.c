@@ -57,14 +57,14 @@ const volatile struct tp_btf_anchor {
 
 /* A packet of local pod ep, once its endpoint is known: fragment → flow → fragment record. */
 static __always_inline struct tp_result tp_pod_verdict(struct __sk_buff *skb, struct tp_packet *p, const struct tp_endpoint *ep,
-						       __u8 dir, struct tp_ct_entry *room)
+						       __u8 dir, struct tp_ct_entry *room, bool via_uplink)
 {
 	struct tp_result r;
 	__u32 reason;
 
 	if (p->frag == TP_FRAG_LATER && (reason = tp_frag_lookup(p)))
 		return tp_decided(reason);
-	r = tp_pod_flow(skb, p, ep, dir, room);
+	r = tp_pod_flow(skb, p, ep, dir, room, via_uplink);
 	if (p->frag == TP_FRAG_FIRST && tp_goes_on(&r))
 		tp_frag_record(p);
 	return r;
@@ -85,7 +85,7 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 		goto out;
 	}
 	ep = tp_endpoint_of(skb, &p, dir, &reason);
-	r = ep ? tp_pod_verdict(skb, &p, ep, dir, &room) : tp_decided(reason);
+	r = ep ? tp_pod_verdict(skb, &p, ep, dir, &room, false) : tp_decided(reason);
 out:
 	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_TO_POD : TP_HOOK_FROM_POD, r.reason, len);
 	return tp_verdict(&r);
@@ -108,9 +108,9 @@ static __always_inline int tp_uplink_hook(struct __sk_buff *skb)
 
 	if (tp_parse(skb, &p))
 		goto out;
-	if ((ep = tp_local_pod(&p))) {
+	if ((ep = tp_delivery_target(skb, &p))) {
 		hook = TP_HOOK_TO_POD;
-		r = tp_deliver(skb, &p, ep, tp_pod_verdict(skb, &p, ep, TP_DIR_INGRESS, &room));
+		r = tp_deliver(skb, &p, ep, tp_pod_verdict(skb, &p, ep, TP_DIR_INGRESS, &room, true));
 		goto out;
 	}
 	if (p.frag == TP_FRAG_LATER && tp_frag_lookup(&p))

@@ -29,7 +29,7 @@ enum tp_reason {
 	TP_DROP_UNKNOWN_L3 = 131,     /* neither IPv4, IPv6 nor ARP (VLAN tags included) */
 	TP_DROP_INVALID_IP = 132,     /* bad IP version or header length */
 	TP_DROP_FRAGMENT = 133,       /* fragment whose first fragment was not seen (no ports to decide by) */
-	TP_DROP_INVALID_SOURCE = 134, /* from a pod: source address is not that pod's */
+	TP_DROP_INVALID_SOURCE = 134, /* from a pod: source address is not that pod's; from the uplink: this node's or one of its pods' */
 	TP_DROP_UNKNOWN_DEST = 135,   /* to a pod: destination is not that pod's address */
 	TP_DROP_IPV6_EXT = 136,       /* IPv6 extension header chain longer than we walk */
 	TP_REJECT_NO_BACKEND = 137,   /* to a service without endpoints: refused with a TCP RST or ICMP port unreachable (a RST: dropped unanswered) */

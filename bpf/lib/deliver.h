@@ -6,9 +6,13 @@
  * the veth. That saves, per packet, the node's forwarding pass, one veth crossing (with
  * its backlog queue) and one program run (Cilium's model). It is still a routing hop:
  * the TTL drops by one, as the node's forwarding would drop it; a packet whose TTL runs
- * out goes the stack's way (which answers it) and meets tp_to_pod on the veth, as does
- * whatever this stage leaves alone. The node's netfilter FORWARD and POSTROUTING hooks
- * do not see delivered packets (as with Cilium).
+ * out goes the stack's way untouched (which answers it), and whatever this stage leaves
+ * alone meets tp_to_pod on the veth as before. Delivered packets do not see the node's
+ * netfilter FORWARD and POSTROUTING hooks (as with Cilium; a stateful host firewall then
+ * sees one direction of a cross-node connection only), nor the pod veth's egress qdisc
+ * and any tc program after ours there. A new connection from the uplink with this
+ * node's own address or one of its pods' as source is dropped (TP_DROP_INVALID_SOURCE):
+ * the node's stack would have dropped it as a martian.
  *
  * (Sending a pod's packets out of the uplink the same way, after a bpf_fib_lookup, was
  * measured and not kept: the lookup cost what the skipped forwarding saved, and a
@@ -22,41 +26,59 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
 
+#include "endpoint.h"
 #include "maps.h"
 #include "parse.h"
 #include "result.h"
 
-/* The local pod a packet on the uplink is addressed to, or NULL. */
-static __always_inline const struct tp_endpoint *tp_local_pod(const struct tp_packet *p)
+/* The packet's TTL (hop limit): what the routing hop needs to be more than 1. 0 when unreadable. */
+static __always_inline __u8 tp_ttl(struct __sk_buff *skb, const struct tp_packet *p)
 {
-	struct tp_ip_key key = { .family = p->family };
+	__u8 ttl;
 
-	__builtin_memcpy(key.addr, p->daddr, 16);
-	return bpf_map_lookup_elem(&tp_endpoints_v1, &key);
+	if (bpf_skb_load_bytes(skb, p->l3_off + (p->family == TP_FAMILY_IPV4 ? offsetof(struct iphdr, ttl) : offsetof(struct ipv6hdr, hop_limit)),
+			       &ttl, 1))
+		return 0;
+	return ttl;
 }
 
-/* The routing hop: TTL (hop limit) down by one. false when it would reach 0 (the stack answers that). */
-static __always_inline bool tp_hop(struct __sk_buff *skb, const struct tp_packet *p)
+/*
+ * The local pod a packet on the uplink is to be delivered to, or NULL: a packet whose
+ * TTL runs out here goes the stack's way untouched (it answers with ICMP time exceeded).
+ */
+static __always_inline const struct tp_endpoint *tp_delivery_target(struct __sk_buff *skb, const struct tp_packet *p)
 {
-	__u32 off = p->l3_off + (p->family == TP_FAMILY_IPV4 ? offsetof(struct iphdr, ttl) : offsetof(struct ipv6hdr, hop_limit));
-	__u8 ttl, next;
+	const struct tp_endpoint *ep = tp_local_endpoint(p->family, p->daddr);
 
-	if (bpf_skb_load_bytes(skb, off, &ttl, 1) || ttl <= 1)
-		return false;
-	next = ttl - 1;
-	/* The IPv4 checksum covers TTL as the high byte of its 16-bit word with the protocol. */
-	if (p->family == TP_FAMILY_IPV4 &&
-	    bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8), 2))
-		return false;
-	return bpf_skb_store_bytes(skb, off, &next, 1, 0) == 0;
+	return ep && tp_ttl(skb, p) > 1 ? ep : NULL;
+}
+
+/*
+ * The routing hop: TTL (hop limit) down by one, from `ttl`. The IPv4 header checksum
+ * covers TTL as the high byte of its 16-bit word with the protocol; IPv6 has no header
+ * checksum, so a CHECKSUM_COMPLETE skb's sum is recomputed for the changed byte (the
+ * node's forwarding would have dropped it to CHECKSUM_NONE).
+ */
+static __always_inline int tp_hop(struct __sk_buff *skb, const struct tp_packet *p, __u8 ttl)
+{
+	__u8 next = ttl - 1;
+
+	if (p->family == TP_FAMILY_IPV4) {
+		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8), 2))
+			return -1;
+		return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct iphdr, ttl), &next, 1, 0);
+	}
+	return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct ipv6hdr, hop_limit), &next, 1, BPF_F_RECOMPUTE_CSUM);
 }
 
 /* Turns pipeline result r for ep's packet, arrived on the uplink, into its delivery into the pod, where it may go. */
 static __always_inline struct tp_result tp_deliver(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
 						   struct tp_result r)
 {
-	if (!tp_goes_on(&r) || !tp_hop(skb, p))
+	if (!tp_goes_on(&r))
 		return r;
+	if (tp_hop(skb, p, tp_ttl(skb, p)))
+		return tp_decided(TP_DROP_NAT); /* a rewrite that failed half way: never deliver it */
 	return tp_result_to(r.reason, TP_ACT_DELIVER, ep->ifindex);
 }
 

@@ -11,6 +11,15 @@
 #include "maps.h"
 #include "parse.h"
 
+/* The local pod with this address, or NULL. */
+static __always_inline const struct tp_endpoint *tp_local_endpoint(__u8 family, const __u8 *addr)
+{
+	struct tp_ip_key key = { .family = family };
+
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&tp_endpoints_v1, &key);
+}
+
 /* The endpoint of p on this veth, or NULL with *reason set to the drop reason. */
 static __always_inline const struct tp_endpoint *tp_endpoint_of(const struct __sk_buff *skb, const struct tp_packet *p,
 							       __u8 dir, __u32 *reason)

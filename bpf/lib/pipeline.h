@@ -18,6 +18,7 @@
 #define TP_LIB_PIPELINE_H
 
 #include "conntrack.h"
+#include "endpoint.h"
 #include "lb.h"
 #include "nat.h"
 #include "policy.h"
@@ -115,10 +116,12 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 /*
  * Verdict (and rewrite) for an IP packet of endpoint ep; *fresh is room for a new
  * connection's entries (the entry program's: one copy of their 88 bytes per program,
- * which the verifier's 512-byte stack needs).
+ * which the verifier's 512-byte stack needs). `via_uplink`: judged at the uplink
+ * (lib/deliver.h), where a new connection from this node's own address or one of its
+ * pods' is a spoof the node's stack would have dropped as a martian.
  */
 static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
-						    __u8 dir, struct tp_ct_entry *fresh)
+						    __u8 dir, struct tp_ct_entry *fresh, bool via_uplink)
 {
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
 	struct tp_ct_hit hit = {};
@@ -150,6 +153,8 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		return tp_to_service(skb, p, ep, &key, svc, now, fresh);
 	peer = dir == TP_DIR_INGRESS ? p->saddr : p->daddr;
 	identity = tp_identity_of(p->family, peer);
+	if (via_uplink && (identity == TP_IDENTITY_HOST || tp_local_endpoint(p->family, peer)))
+		return tp_decided(TP_DROP_INVALID_SOURCE);
 	if (dir == TP_DIR_EGRESS && (identity == TP_IDENTITY_HOST || identity == TP_IDENTITY_REMOTE_NODE) &&
 	    (svc = tp_lb_nodeport(p, TP_SVC_FROM_POD)))
 		return tp_to_service(skb, p, ep, &key, svc, now, fresh);

@@ -14,6 +14,10 @@
  *      translated no longer matches its entry there, so none is translated twice;
  *   3. detaches the old egress link (or clsact filter): NodeDatapath.finishRetirement,
  *      which the agent calls once every pod hook runs the new programs.
+ * What it does not cover: the mark is a read-modify-write of a live entry (a refresh the
+ * datapath makes in between is undone, and redone by the connection's next packet), and
+ * an entry the walk misses while the table changes, or a backend's own entry evicted
+ * while the uplink's lives, has its replies leave untranslated once the link is gone.
  */
 import type { TypedMap } from '../bpf/map.js';
 import { TP_CT_ENDPOINT, TP_CT_FLAGS, TP_CT_NAT } from './constants.js';

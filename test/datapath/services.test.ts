@@ -705,13 +705,23 @@ const UPLINK_CASES: Case[] = [
     ],
   },
   {
-    description: "services - from the uplink, the pod's policy holds: a peer it does not admit is dropped at the uplink, one it admits is delivered; a packet whose TTL runs out goes the stack's way, unchanged",
+    description: "services - from the uplink, the pod's policy holds: a peer it does not admit is dropped at the uplink; a packet whose TTL runs out goes the stack's way untouched; a new connection from this node's own address or one of its pods' is a spoof, dropped",
     setup: withPolicies(BASE, [guardFromFriend]),
     input: [
       uplink(tcpF(FAR_A, GUARD, { sport: 46020, dport: 8080 })),
       uplink(tcpF(FAR_A, FRIEND, { sport: 46021, dport: 7, ttl: 1 })),
+      uplink(tcpF(N1, GUARD, { sport: 46022, dport: 8080 })),
+      uplink(tcpF(FRIEND, GUARD, { sport: 46023, dport: 8080 })),
+      uplink(tcpF(N2, FRIEND, { sport: 46024, dport: 7 })),
     ],
-    expect: [unchanged('drop_policy_default'), unchanged('pass_default')],
+    expect: [
+      unchanged('drop_policy_default'),
+      { reason: 'pass_uplink', at: UPLINK_IN },
+      unchanged('drop_invalid_source'),
+      unchanged('drop_invalid_source'),
+      // Another node's address is no spoof.
+      delivered('pass_default', tcpF(N2, FRIEND, { sport: 46024, dport: 7, ttl: 63 })),
+    ],
   },
   {
     description: "services - NodePort from outside to a local backend: DNAT at the uplink keeping the client's address; the backend's reply gets the node address and nodePort back in tp_from_pod and is sent out of the uplink",
