@@ -128,13 +128,16 @@ export class Agent {
 
     const hostAddresses = this.hostAddresses();
     // Labels are the store's once the node is registered (`lab label node` may have changed them).
-    const registered = await this.store.get('nodes', opts.node, nodeRecord);
+    const registered = await this.store.get('nodes', opts.node, nodeRecord).catch((err: unknown) => {
+      log.warn({ err }, 'the node record in the store does not parse: registering afresh');
+      return undefined;
+    });
     const self: NodeRecord = {
       v: 1,
       name: opts.node,
       addresses: hostAddresses,
       podCIDR: opts.podCIDR,
-      labels: { ...(registered ? registered.value.labels : opts.nodeLabels), [HOSTNAME_LABEL]: opts.node },
+      labels: { ...(registered?.value.labels ?? opts.nodeLabels), [HOSTNAME_LABEL]: opts.node },
       agentVersion: VERSION,
       startedAt: new Date().toISOString(),
     };
@@ -362,8 +365,9 @@ export class Agent {
       // Every hook runs our programs now: end the conntrack migration (ct-migration.ts).
       this.log.info({ copied: this.dp.finishMigration() }, 'conntrack migrated from tp_ct_v1 to tp_ct_v2');
     }
-    if (this.dp.retiring) {
-      // Likewise: take an earlier build's uplink egress program off (uplink-egress-retirement.ts).
+    if (this.dp.retiring && this.local.pending.size === 0) {
+      // Likewise, once every pod runs our programs (a pending one may still run an earlier
+      // build's on clsact): take that build's uplink egress program off (uplink-egress-retirement.ts).
       this.log.info({ marked: this.dp.finishRetirement() }, 'uplink egress program retired; local backends reply through tp_from_pod');
     }
   }

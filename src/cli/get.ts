@@ -152,7 +152,7 @@ export function registerGetCommands(program: Command): void {
             s ? `${s.revisions.policies ?? 0}/${policiesRev}` : '-',
             s ? `${s.revisions.services ?? 0}/${servicesRev}` : '-',
             s?.updatedAt ?? 'never',
-            selectorText(n.labels),
+            selectorText(n.labels ?? {}),
           ];
         }),
       );

@@ -83,6 +83,6 @@ export async function labelNode(store: Store, name: string, ch: LabelChanges): P
   }
   const cur = await store.get('nodes', name, nodeRecord);
   if (!cur) throw new Error(`lab label: no node ${name} has registered (is its agent running?)`);
-  const record = nodeRecord.parse({ ...cur.value, labels: applyLabelChanges(cur.value.labels, ch) });
-  return { labels: record.labels, revision: await store.put('nodes', name, record) };
+  const labels = applyLabelChanges(cur.value.labels ?? { [HOSTNAME_LABEL]: name }, ch);
+  return { labels, revision: await store.put('nodes', name, nodeRecord.parse({ ...cur.value, labels })) };
 }

@@ -120,9 +120,11 @@ export const nodeRecord = z.object({
   /**
    * The node's labels: `kubernetes.io/hostname: <name>` always, the agent's
    * --node-labels when it first registers, then whatever `lab label node` sets (an
-   * agent restarting keeps them, as a kubelet does).
+   * agent restarting keeps them, as a kubelet does). Absent in a record an agent from
+   * before node labels wrote: the next agent registers as if for the first time. (No
+   * compare-and-set: a label change in the instant an agent restarts can be lost.)
    */
-  labels: z.record(z.string(), z.string()).default({}),
+  labels: z.record(z.string(), z.string()).optional(),
   agentVersion: z.string(),
   startedAt: z.string(),
 });
