@@ -43,14 +43,15 @@ static __always_inline __u8 tp_ttl(struct __sk_buff *skb, const struct tp_packet
 }
 
 /*
- * The local pod a packet on the uplink is to be delivered to, or NULL: a packet whose
- * TTL runs out here goes the stack's way untouched (it answers with ICMP time exceeded).
+ * The local pod a packet on the uplink is to be delivered to, with its TTL in *ttl, or
+ * NULL: a packet whose TTL runs out here goes the stack's way untouched (it answers with
+ * ICMP time exceeded).
  */
-static __always_inline const struct tp_endpoint *tp_delivery_target(struct __sk_buff *skb, const struct tp_packet *p)
+static __always_inline const struct tp_endpoint *tp_delivery_target(struct __sk_buff *skb, const struct tp_packet *p, __u8 *ttl)
 {
 	const struct tp_endpoint *ep = tp_local_endpoint(p->family, p->daddr);
 
-	return ep && tp_ttl(skb, p) > 1 ? ep : NULL;
+	return ep && (*ttl = tp_ttl(skb, p)) > 1 ? ep : NULL;
 }
 
 /*
@@ -71,13 +72,13 @@ static __always_inline int tp_hop(struct __sk_buff *skb, const struct tp_packet 
 	return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct ipv6hdr, hop_limit), &next, 1, BPF_F_RECOMPUTE_CSUM);
 }
 
-/* Turns pipeline result r for ep's packet, arrived on the uplink, into its delivery into the pod, where it may go. */
+/* Turns pipeline result r for ep's packet (TTL ttl), arrived on the uplink, into its delivery into the pod, where it may go. */
 static __always_inline struct tp_result tp_deliver(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
-						   struct tp_result r)
+						   __u8 ttl, struct tp_result r)
 {
 	if (!tp_goes_on(&r))
 		return r;
-	if (tp_hop(skb, p, tp_ttl(skb, p)))
+	if (tp_hop(skb, p, ttl))
 		return tp_decided(TP_DROP_NAT); /* a rewrite that failed half way: never deliver it */
 	return tp_result_to(r.reason, TP_ACT_DELIVER, ep->ifindex);
 }
