@@ -1,26 +1,12 @@
 // Identity allocation against a real nats-server (JetStream), started by the test.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IdentityAllocator } from '../../src/identity/allocator.js';
 import { canonicalLabels, type IdentityLabels } from '../../src/identity/labels.js';
 import { identityEntry, identityRecord } from '../../src/store/schema.js';
-import { Store, type WatchHandle } from '../../src/store/store.js';
-import { startNats, type TestNats } from '../helpers/nats.js';
+import type { WatchHandle } from '../../src/store/store.js';
+import { natsStores } from '../helpers/nats-stores.js';
 
-let nats: TestNats;
-const stores: Store[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const s of stores) await s.close();
-  await nats.stop();
-});
-
-async function store(): Promise<Store> {
-  const s = await Store.connect(nats.url);
-  stores.push(s);
-  return s;
-}
+const store = natsStores();
 
 const labels = (ns: string, pod: Record<string, string>, nsl: Record<string, string> = {}): IdentityLabels => ({
   namespace: ns,

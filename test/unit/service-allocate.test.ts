@@ -1,29 +1,15 @@
 // Service allocation against a real nats-server (JetStream), started by the test:
 // ClusterIPs, node ports and port ids claimed with KV create, all or nothing.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { Allocator, claimKey, claimsOf, serviceRange } from '../../src/services/allocate.js';
 import { ensureClusterConfig, newClusterConfig } from '../../src/services/cluster-config.js';
 import { parseServiceText } from '../../src/services/parse.js';
 import type { Service } from '../../src/services/types.js';
 import { allocationClaim, type ClusterConfig } from '../../src/store/schema.js';
-import { Store } from '../../src/store/store.js';
-import { startNats, type TestNats } from '../helpers/nats.js';
+import type { Store } from '../../src/store/store.js';
+import { natsStores } from '../helpers/nats-stores.js';
 
-let nats: TestNats;
-const stores: Store[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const s of stores) await s.close();
-  await nats.stop();
-});
-
-async function store(): Promise<Store> {
-  const s = await Store.connect(nats.url);
-  stores.push(s);
-  return s;
-}
+const store = natsStores();
 
 /** A small range makes collisions likely: 10.96.0.0/28 has 14 usable addresses. */
 const config: ClusterConfig = { ...newClusterConfig({ serviceCIDR: '10.96.0.0/28', nodePortRange: { min: 30000, max: 30009 } }) };
