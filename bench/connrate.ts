@@ -13,7 +13,9 @@
  *              swapped out for an empty one (TcplaneHooks in lab-bench.ts), the baseline
  *              its ratio is taken against; and that plain client taking the two backends
  *              in turn, as the service spreads it (two server processes share CPU 1 then:
- *              that costs something of its own, which the service pays too)
+ *              that costs something of its own, which the service pays too); and one more
+ *              service over backend-1 alone (svc-solo), whose connections do exactly the
+ *              plain client's work but for the translation
  * The probed service is the last one generated: the last rule of KUBE-SERVICES (the worst
  * case for iptables; the position does not matter to nftables' map nor tcplane's hash).
  *
@@ -93,6 +95,8 @@ function emulated(n: number): EmulatedService[] {
   }));
 }
 const svcName = (i: number) => `svc-${String(i).padStart(5, '0')}`;
+/** One more service, over backend-1 alone (labelled `solo` in the lab): a ClusterIP connection doing exactly the plain one's work besides translation. */
+const SOLO = 'svc-solo';
 
 /** Prepares every client namespace: ports reused from TIME_WAIT, the whole ephemeral range. */
 function tuneClients(): void {
@@ -153,7 +157,7 @@ async function emulations(n: number, withNodeClient: boolean): Promise<{ results
   }
 }
 
-/** The generated manifest of services 0 … n-1 (re-applying the first ones changes nothing). */
+/** The generated manifest of services 0 … n-1 and SOLO (re-applying the first ones changes nothing). */
 function manifest(dir: string, n: number): string {
   const file = join(dir, `services-${n}.yaml`);
   const docs = Array.from({ length: n }, (_, i) =>
@@ -164,6 +168,7 @@ function manifest(dir: string, n: number): string {
       spec: { selector: { app: 'conn-backend' }, ports: [{ name: 'tcp', port: SERVICE_PORT, targetPort: TARGET_PORT }] },
     }),
   );
+  docs.push(stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: SOLO, namespace: 'bench' }, spec: { selector: { app: 'conn-backend', solo: 'yes' }, ports: [{ name: 'tcp', port: SERVICE_PORT, targetPort: TARGET_PORT }] } }));
   writeFileSync(file, docs.join('---\n'));
   return file;
 }
@@ -220,6 +225,8 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
       const all = JSON.parse(tcplane(['get', 'services', '-o', 'json'], { capture: true })) as { namespace: string; name: string; clusterIPs: string[]; backends: unknown[] }[];
       const probed = all.find((s) => s.namespace === 'bench' && s.name === svcName(n - 1));
       if (!probed || probed.backends.length !== BACKENDS.length) throw new Error(`bench connrate: ${svcName(n - 1)} missing or without its backends`);
+      const solo = all.find((s) => s.namespace === 'bench' && s.name === SOLO);
+      if (!solo || solo.backends.length !== 1) throw new Error(`bench connrate: ${SOLO} missing or not on backend-1 alone`);
       console.log(`${n} services: tcplane apply -f --wait ${(applyMs / 1000).toFixed(1)} s (setup, not measured); probing ${probed.clusterIPs[0]}`);
       const off = hooks;
       const results = alternate(
@@ -227,6 +234,7 @@ async function withTcplane(scales: number[]): Promise<Record<number, { results: 
           'plain, tcplane lab': () => off.without(() => sample(CLIENT.plain, BACKENDS[0]!.ip, TARGET_PORT)),
           'plain, tcplane lab, both backends': () => off.without(() => sample(CLIENT.plain, BACKENDS.map((b) => b.ip).join(','), TARGET_PORT)),
           tcplane: () => sample(CLIENT.plain, probed.clusterIPs[0]!, SERVICE_PORT),
+          'tcplane, one backend': () => sample(CLIENT.plain, solo.clusterIPs[0]!, SERVICE_PORT),
           'tcplane pod → pod': () => sample(CLIENT.plain, BACKENDS[0]!.ip, TARGET_PORT),
         },
         ROUNDS,
@@ -260,6 +268,8 @@ async function main(): Promise<void> {
       services: n,
       setups: r,
       ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plainOf(k)])),
+      // The two-backend service against the plain client that spreads over the same two backends.
+      tcplaneToBothBackends: tp[n]!.results.tcplane!.median / tp[n]!.results['plain, tcplane lab, both backends']!.median,
       loadMs: emu[n]!.loadMs,
       tcplaneApplyMs: tp[n]!.applyMs,
       tcplanePrograms: tp[n]!.inPrograms,
@@ -282,6 +292,7 @@ async function main(): Promise<void> {
     ratios: 'each setup to the plain of its own lab: the emulations to "plain", the tcplane setups to "plain, tcplane lab"',
     scales: rows,
   });
+  for (const row of rows) console.log(`${row.services} services: tcplane (two backends) / plain both backends in turn ${row.tcplaneToBothBackends.toFixed(2)}`);
   console.log(`\nwritten: ${file}`);
 }
 
