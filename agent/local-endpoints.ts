@@ -58,7 +58,7 @@ export async function reconcileLocalEndpoints(
       pending.add(key);
       continue;
     }
-    endpoints.push({ key, namespace: pod.namespace, name: pod.name, ips: pod.ips, id: ifindex, ifindex, identity, labels: pod.labels });
+    endpoints.push({ key, namespace: pod.namespace, name: pod.name, ips: pod.ips, id: ifindex, ifindex, identity, labels: pod.labels, ports: pod.ports });
   }
   await publish(node, endpoints, pending, view, store);
   return { endpoints, pending };

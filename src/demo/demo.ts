@@ -22,10 +22,15 @@ type Probe = ProbeRow;
 
 const API_PODS = ['shop/api', 'shop/api-2'];
 
-/** What policies/ allow, restated by hand: shop is isolated, tools is not. */
+/** What policies/ allow, restated by hand: shop is isolated both ways, tools is not. */
 function expected(p: Pick<Probe, 'from' | 'to' | 'port' | 'protocol'>): boolean {
   const from = p.from;
   if (from === p.to) return true; // a pod reaches itself over loopback, which no policy sees
+  // What shop's pods may send (shop-egress.yaml): web to api on TCP 8000-8999, api to db on TCP 5432, db nothing.
+  if (from === 'shop/web' && !(API_PODS.includes(p.to) && p.protocol === 'TCP' && p.port >= 8000 && p.port <= 8999)) return false;
+  if (API_PODS.includes(from) && !(p.to === 'shop/db' && p.protocol === 'TCP' && p.port === 5432)) return false;
+  if (from === 'shop/db') return false;
+  // What they admit (shop-allow*.yaml, shop-default-deny.yaml).
   if (API_PODS.includes(p.to)) return from === 'tools/monitor' || (from === 'shop/web' && p.protocol === 'TCP' && p.port === 8080);
   switch (p.to) {
     case 'shop/web':
@@ -62,7 +67,7 @@ async function throughService(): Promise<number> {
     // Allowed: both pods answer (a fair spread misses one with probability 2 × 2^-20). Denied: none does.
     const ok = allowed ? API_PODS.every((b) => (by.get(b) ?? 0) > 0) && results.every((r) => r.connected) : results.every((r) => !r.connected);
     if (!ok) failures++;
-    for (const [b, n] of [...by].sort()) rows.push([from, b, String(n), allowed ? 'allowed' : 'denied by shop/api-from-web', ok ? '' : 'NOT AS EXPECTED']);
+    for (const [b, n] of [...by].sort()) rows.push([from, b, String(n), allowed ? 'allowed' : 'denied by shop/api-from-web and shop/db-no-egress', ok ? '' : 'NOT AS EXPECTED']);
   }
   console.log(formatTable(['FROM', 'ANSWERED BY', 'CONNECTIONS', 'POLICY', ''], rows));
   return failures;

@@ -8,29 +8,40 @@
  * The output is plain data (codec values), so it can be diffed against what the maps
  * hold and written as the difference.
  *
- * NetworkPolicy semantics (networking.k8s.io/v1), v0 subset:
- *   - a pod is isolated for ingress when any NetworkPolicy of its namespace selects it
- *     (podSelector) and lists Ingress in policyTypes; otherwise all ingress is allowed
- *   - policies are additive: an isolated pod admits what any selecting policy allows
- *   - a rule's peers: `from` missing → any source; podSelector → pods of the policy's
- *     namespace; namespaceSelector → pods of matching namespaces; both → their AND
- *   - a rule's ports: missing → every protocol and port; protocol without port → every
- *     port of that protocol
+ * NetworkPolicy semantics (networking.k8s.io/v1):
+ *   - a pod is isolated in a direction when a NetworkPolicy of its namespace selects it
+ *     (podSelector) and lists that direction in policyTypes; otherwise everything is
+ *     allowed that way
+ *   - policies add up: an isolated pod allows what any selecting policy's rule allows
+ *   - a rule's peers: missing → every peer; podSelector → pods of the policy's
+ *     namespace; namespaceSelector → pods of matching namespaces; both in one peer →
+ *     their AND; several peers → their OR
+ *   - a rule's ports: missing → all traffic; protocol without port → every port of that
+ *     protocol; endPort → the range; a named port (ingress) → the number the pod itself
+ *     declares under that name and protocol, or nothing when it declares none
  *   - traffic from the pod's own node (reserved:host) is always admitted, as kubelet
  *     probes need (Cilium's allow-localhost default)
- * Only allow entries exist in v0. With allow-only entries, "the first hit decides" (the
- * datapath's two lookups, peer identity then any-peer) gives the same answer as "any
- * entry matching allows", so no cross-entry merging is needed; kinds that bring deny or
- * ordered rules must resolve overlaps here before emitting (see tp_policy.h).
+ * Each endpoint's rules per direction go to the resolver (resolve.ts), which writes the
+ * entries whose first hit is the deciding rule's verdict.
  */
 import { createHash } from 'node:crypto';
-import { IDENTITY, DIR_INGRESS, PROTO, TP_POLICY_PREFIX, VERDICT_ALLOW, VERDICT_DENY } from '../datapath/constants.js';
+import { DIR_EGRESS, DIR_INGRESS, IDENTITY, PROTO, VERDICT_ALLOW, VERDICT_DENY, type Direction } from '../datapath/constants.js';
 import { ipcidrKey, ipKey } from '../datapath/addr.js';
 import type { Entry, PolicyMaps, RuleInfo } from '../datapath/desired.js';
+import { policyEntry } from '../datapath/policy-keys.js';
 import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } from '../datapath/structs.js';
 import type { IdentityLabels } from '../identity/labels.js';
+import { resolve } from './resolve.js';
+import type { PolicyRule, RuleTraffic } from './rules.js';
 import { matchesSelector } from './selector.js';
-import type { IngressRule, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort } from './types.js';
+import type { NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
+
+/** A port a pod declares (its containers' ports). */
+export interface DeclaredPort {
+  name?: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+}
 
 export interface LocalEndpoint {
   /** `namespace/name` */
@@ -44,6 +55,8 @@ export interface LocalEndpoint {
   identity: number;
   /** The pod's own labels (policy podSelector matches these). */
   labels: Record<string, string>;
+  /** The ports it declares; named ports in rules that protect it resolve against these. */
+  ports: readonly DeclaredPort[];
 }
 
 export interface ClusterEndpoint {
@@ -82,20 +95,24 @@ export function ruleId(description: string): number {
 }
 
 export function compile(input: DesiredInput): PolicyMaps {
-  const rules = new Map<number, RuleInfo>();
+  const described = new Map<number, RuleInfo>();
   const endpoints: Entry<TpIpKey, TpEndpoint>[] = [];
-  const policy = new Map<string, Entry<TpPolicyKey, TpPolicyValue>>();
+  const policy: Entry<TpPolicyKey, TpPolicyValue>[] = [];
   const networkPolicies = input.policies.filter((p): p is NetworkPolicy => p.kind === 'NetworkPolicy');
   // Only identities some endpoint holds get entries: allocated identities are never
   // reused for other labels, and one nobody holds cannot send a packet.
   const inUse = new Set(input.clusterEndpoints.map((e) => e.identity));
   const liveIdentities = new Map([...input.identities].filter(([id]) => inUse.has(id)));
+  // A rule's peers are the same identities for every endpoint it protects: found once.
+  const peerSets = new WeakMap<readonly PolicyPeer[], Set<number>>();
+  const peersOf = (p: NetworkPolicy, peers: readonly PolicyPeer[]) =>
+    peerSets.get(peers) ?? peerSets.set(peers, peerIdentities(p, peers, liveIdentities)).get(peers)!;
 
   for (const ep of input.localEndpoints) {
-    const selecting = networkPolicies.filter(
-      (p) => p.namespace === ep.namespace && p.policyTypes.includes('Ingress') && matchesSelector(p.podSelector, ep.labels),
-    );
-    const isolated = selecting.length > 0;
+    const selecting = (type: PolicyType) =>
+      networkPolicies.filter((p) => p.namespace === ep.namespace && p.policyTypes.includes(type) && matchesSelector(p.podSelector, ep.labels));
+    const ingress = selecting('Ingress');
+    const egress = selecting('Egress');
     for (const ip of ep.ips) {
       endpoints.push({
         key: ipKey(ip),
@@ -103,32 +120,21 @@ export function compile(input: DesiredInput): PolicyMaps {
           id: ep.id,
           identity: ep.identity,
           ifindex: ep.ifindex,
-          ingress_default: isolated ? VERDICT_DENY : VERDICT_ALLOW,
-          egress_default: VERDICT_ALLOW,
+          ingress_default: ingress.length > 0 ? VERDICT_DENY : VERDICT_ALLOW,
+          egress_default: egress.length > 0 ? VERDICT_DENY : VERDICT_ALLOW,
         },
       });
     }
-    if (!isolated) continue;
-
-    const add = (identity: number, port: PolicyPort | undefined, rule: RuleInfo) => {
-      rules.set(rule.id, rule);
-      const key = policyKey(ep.id, identity, port);
-      const k = `${key.prefixlen}/${key.identity}/${key.protocol}/${key.dport}/${ep.id}`;
-      const existing = policy.get(k);
-      // Several rules may allow the same thing; report the lowest id, whichever order
-      // the policies arrived in.
-      if (!existing || existing.value.rule_id > rule.id) policy.set(k, { key, value: { verdict: VERDICT_ALLOW, rule_id: rule.id } });
-    };
-
-    add(IDENTITY.HOST, undefined, { id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' });
-    for (const p of selecting) {
-      p.ingress.forEach((rule, i) => {
-        const info: RuleInfo = { id: 0, description: `NetworkPolicy ${p.namespace}/${p.name} ingress[${i}]` };
-        info.id = ruleId(info.description);
-        const peers = peerIdentities(p, rule, liveIdentities);
-        const ports = rule.ports ?? [undefined];
-        for (const identity of peers) for (const port of ports) add(identity, port, info);
-      });
+    const isolated: [Direction, NetworkPolicy[]][] = [
+      [DIR_INGRESS, ingress],
+      [DIR_EGRESS, egress],
+    ];
+    for (const [dir, policies] of isolated) {
+      if (policies.length === 0) continue;
+      const rules = endpointRules(ep, dir, policies, peersOf, described);
+      for (const e of resolve(rules, { action: 'deny', ruleId: RULE_ID.DEFAULT })) {
+        policy.push(policyEntry(ep.id, e.identity, dir, e.traffic, e.verdict.action === 'allow', e.verdict.ruleId));
+      }
     }
   }
 
@@ -142,23 +148,55 @@ export function compile(input: DesiredInput): PolicyMaps {
     .filter((n) => n.podCIDR)
     .map((n) => ({ key: ipcidrKey(n.podCIDR!), value: { identity: IDENTITY.UNMANAGED } }));
 
+  const used = new Set(policy.map((e) => e.value.rule_id));
   return {
     endpoints,
     ipcache: [...ipcache.values()],
     ipcidr,
-    policy: [...policy.values()],
-    rules: [...rules.values()].sort((a, b) => a.id - b.id),
+    policy,
+    rules: [...described.values()].filter((r) => used.has(r.id)).sort((a, b) => a.id - b.id),
   };
 }
 
-/** Identities a rule admits; [IDENTITY.ANY] when it admits every source. */
-function peerIdentities(p: NetworkPolicy, rule: IngressRule, identities: ReadonlyMap<number, IdentityLabels>): number[] {
-  if (!rule.from) return [IDENTITY.ANY];
+/**
+ * The rule model of what `policies` (those selecting ep in direction dir) allow it; every
+ * rule's description goes into `described`. `peersOf` gives the identities a rule's peers select.
+ */
+function endpointRules(
+  ep: LocalEndpoint,
+  dir: Direction,
+  policies: readonly NetworkPolicy[],
+  peersOf: (p: NetworkPolicy, peers: readonly PolicyPeer[]) => Set<number>,
+  described: Map<number, RuleInfo>,
+): PolicyRule[] {
+  const rules: PolicyRule[] = [];
+  const add = (info: RuleInfo, peers: PolicyRule['peers'], traffic: RuleTraffic) => {
+    described.set(info.id, info);
+    rules.push({ peers, traffic, action: 'allow', priority: 0, ruleId: info.id });
+  };
+  if (dir === DIR_INGRESS) {
+    add({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' }, new Set([IDENTITY.HOST]), 'any');
+  }
+  for (const p of policies) {
+    const list = dir === DIR_INGRESS ? p.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : p.egress.map((r) => ({ peers: r.to, ports: r.ports }));
+    list.forEach((rule, i) => {
+      const description = `NetworkPolicy ${p.namespace}/${p.name} ${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`;
+      const info: RuleInfo = { id: ruleId(description), description };
+      const peers = rule.peers ? peersOf(p, rule.peers) : 'any';
+      if (peers !== 'any' && peers.size === 0) return; // selects nobody (yet)
+      for (const traffic of rule.ports ? rule.ports.flatMap((port) => trafficOf(port, ep)) : ['any' as const]) add(info, peers, traffic);
+    });
+  }
+  return rules;
+}
+
+/** Identities any of `peers` selects. */
+function peerIdentities(p: NetworkPolicy, peers: readonly PolicyPeer[], identities: ReadonlyMap<number, IdentityLabels>): Set<number> {
   const out = new Set<number>();
   for (const [id, labels] of identities) {
-    if (rule.from.some((peer) => peerMatches(p, peer, labels))) out.add(id);
+    if (peers.some((peer) => peerMatches(p, peer, labels))) out.add(id);
   }
-  return [...out].sort((a, b) => a - b);
+  return out;
 }
 
 function peerMatches(p: NetworkPolicy, peer: PolicyPeer, l: IdentityLabels): boolean {
@@ -170,18 +208,20 @@ function peerMatches(p: NetworkPolicy, peer: PolicyPeer, l: IdentityLabels): boo
   return peer.podSelector ? matchesSelector(peer.podSelector, l.pod) : true;
 }
 
-const PROTOCOL_NUMBER = { TCP: PROTO.TCP, UDP: PROTO.UDP } as const;
+const PROTOCOL_NUMBER = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP } as const;
 
-function policyKey(endpointId: number, identity: number, port: PolicyPort | undefined): TpPolicyKey {
-  if (!port) {
-    return { prefixlen: TP_POLICY_PREFIX.TP_POLICY_PREFIX_ANY_PROTO, endpoint_id: endpointId, identity, direction: DIR_INGRESS, protocol: 0, dport: 0 };
+/**
+ * The traffic one port of a rule matches; a named port (ingress only: the parser refuses
+ * it in egress rules) is the number the destination pod ep declares under that name and
+ * protocol, and matches nothing where it declares none.
+ */
+function trafficOf(port: PolicyPort, ep: LocalEndpoint): RuleTraffic[] {
+  const protocol = PROTOCOL_NUMBER[port.protocol];
+  if (port.port === undefined) return [{ protocol, ports: 'any' }];
+  if (typeof port.port === 'string') {
+    const name = port.port;
+    const declared = ep.ports.filter((d) => d.name === name && d.protocol === port.protocol);
+    return declared.map((d) => ({ protocol, ports: { from: d.port, to: d.port } }));
   }
-  return {
-    prefixlen: port.port === undefined ? TP_POLICY_PREFIX.TP_POLICY_PREFIX_ANY_PORT : TP_POLICY_PREFIX.TP_POLICY_PREFIX_FULL,
-    endpoint_id: endpointId,
-    identity,
-    direction: DIR_INGRESS,
-    protocol: PROTOCOL_NUMBER[port.protocol],
-    dport: port.port ?? 0,
-  };
+  return [{ protocol, ports: { from: port.port, to: port.endPort ?? port.port } }];
 }

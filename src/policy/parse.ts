@@ -1,10 +1,11 @@
 /**
  * Policy files → the normalized model (types.ts). Multi-document YAML; each document is
  * validated with a strict zod schema, so a misspelt field is an error and never a rule
- * silently dropped. Whatever Kubernetes accepts but v0 cannot enforce yet (egress,
- * matchExpressions, ipBlock, named ports, endPort, SCTP, the cluster-scoped kinds) is
- * rejected as "not supported yet" at the field that uses it: a policy enforced with part
- * of its meaning missing would be a security hole.
+ * silently dropped. Whatever Kubernetes accepts but tcplane cannot enforce yet (ipBlock,
+ * named ports in egress rules, the cluster-scoped kinds) is rejected as "not supported
+ * yet" at the field that uses it: a policy enforced with part of its meaning missing
+ * would be a security hole. Kubernetes' own validation (selector operators and values,
+ * endPort after a numeric port) is checked here too, with the same meaning.
  *
  * Every error of every document is collected and thrown at once as `LocatedErrors` of
  * `PolicyError`s (`FILE:LINE: field.path: detail`), sorted by line.
@@ -19,7 +20,7 @@ import {
   type LocatedDoc,
   type LocatedError,
 } from '../yaml/located.js';
-import { validateDns1123Subdomain } from '../yaml/names.js';
+import { validateDns1123Subdomain, validateIanaServiceName } from '../yaml/names.js';
 import {
   Reject,
   apiVersionSchema,
@@ -27,13 +28,15 @@ import {
   checked,
   describeIssue,
   isPlainObject,
+  keyOf,
   labelMap,
+  labelValue,
   metadataSchema,
   notSupportedYet,
   typeOf,
 } from '../yaml/schema-helpers.js';
 import { PolicyError } from './errors.js';
-import type { IngressRule, LabelSelector, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort } from './types.js';
+import type { EgressRule, IngressRule, LabelSelector, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
 
 const NP_API = 'networking.k8s.io/v1';
 /** Kinds tcplane will read (DESIGN.md) that v0 does not yet. */
@@ -115,14 +118,17 @@ export function parseNetworkPolicyDocument(doc: LocatedDoc, file: string, errors
     return undefined;
   }
   const { metadata, spec } = parsed.data;
+  const ingress = (spec.ingress ?? []).map(ingressRule);
+  const egress = (spec.egress ?? []).map(egressRule);
   return {
     kind: 'NetworkPolicy',
     apiVersion: NP_API,
     namespace: metadata.namespace ?? 'default',
     name: metadata.name,
     podSelector: selector(spec.podSelector),
-    policyTypes: ['Ingress'],
-    ingress: (spec.ingress ?? []).map(ingressRule),
+    policyTypes: policyTypes(spec.policyTypes, egress.length > 0),
+    ingress,
+    egress,
     source: { file, line: doc.line },
   };
 }
@@ -130,29 +136,57 @@ export function parseNetworkPolicyDocument(doc: LocatedDoc, file: string, errors
 // ---- normalization (input already validated) ----
 
 type SelectorIn = z.output<typeof labelSelectorSchema>;
-type RuleIn = z.output<typeof ingressRuleSchema>;
+type PeerIn = z.output<typeof peerSchema>;
+type PortIn = z.output<ReturnType<typeof portSchema>>;
 
-function selector(s: SelectorIn): LabelSelector {
-  return { matchLabels: s.matchLabels ?? {} };
+/** Kubernetes' defaulting: without policyTypes, Ingress, and Egress too when there is an egress rule. */
+function policyTypes(given: PolicyType[] | null | undefined, hasEgressRules: boolean): PolicyType[] {
+  if (given && given.length > 0) return (['Ingress', 'Egress'] as const).filter((t) => given.includes(t));
+  return hasEgressRules ? ['Ingress', 'Egress'] : ['Ingress'];
 }
 
-function ingressRule(r: RuleIn): IngressRule {
+function selector(s: SelectorIn): LabelSelector {
+  return {
+    matchLabels: s.matchLabels ?? {},
+    matchExpressions: (s.matchExpressions ?? []).map((e) => ({ key: e.key, operator: e.operator, values: e.values ?? [] })),
+  };
+}
+
+function peers(list: PeerIn[] | null | undefined): PolicyPeer[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  return list.map((p) => {
+    const peer: PolicyPeer = {};
+    if (p.podSelector) peer.podSelector = selector(p.podSelector);
+    if (p.namespaceSelector) peer.namespaceSelector = selector(p.namespaceSelector);
+    return peer;
+  });
+}
+
+function ports(list: PortIn[] | null | undefined): PolicyPort[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  return list.map((p) => {
+    const port: PolicyPort = { protocol: p.protocol };
+    if (p.port !== undefined) port.port = p.port;
+    if (p.endPort !== undefined) port.endPort = p.endPort;
+    return port;
+  });
+}
+
+function ingressRule(r: z.output<typeof ingressRuleSchema>): IngressRule {
   const rule: IngressRule = {};
-  if (r.from && r.from.length > 0) {
-    rule.from = r.from.map((p) => {
-      const peer: PolicyPeer = {};
-      if (p.podSelector) peer.podSelector = selector(p.podSelector);
-      if (p.namespaceSelector) peer.namespaceSelector = selector(p.namespaceSelector);
-      return peer;
-    });
-  }
-  if (r.ports && r.ports.length > 0) {
-    rule.ports = r.ports.map((p) => {
-      const port: PolicyPort = { protocol: p.protocol };
-      if (p.port !== undefined) port.port = p.port;
-      return port;
-    });
-  }
+  const from = peers(r.from);
+  const p = ports(r.ports);
+  if (from) rule.from = from;
+  if (p) rule.ports = p;
+  return rule;
+}
+
+function egressRule(r: z.output<typeof egressRuleSchema>): EgressRule {
+  const rule: EgressRule = {};
+  const to = peers(r.to);
+  const p = ports(r.ports);
+  if (to) rule.to = to;
+  if (p) rule.ports = p;
   return rule;
 }
 
@@ -160,9 +194,32 @@ function ingressRule(r: RuleIn): IngressRule {
 // Optional fields accept null as absent (`ingress:` with nothing after it), as the
 // Kubernetes API does.
 
+const OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+const operatorSchema = checked((v) => {
+  if (typeof v === 'string' && (OPERATORS as readonly string[]).includes(v)) return v as (typeof OPERATORS)[number];
+  return new Reject(v == null ? `required (one of ${OPERATORS.join(', ')})` : `unknown operator ${JSON.stringify(v)} (one of ${OPERATORS.join(', ')})`);
+});
+
+const requirementSchema = z
+  .strictObject({
+    key: keyOf('label'),
+    operator: operatorSchema,
+    values: z.array(labelValue).nullish(),
+  })
+  .superRefine((r, ctx) => {
+    const n = r.values?.length ?? 0;
+    if ((r.operator === 'In' || r.operator === 'NotIn') && n === 0) {
+      ctx.addIssue({ code: 'custom', path: ['values'], message: `operator ${r.operator} needs at least one value` });
+    }
+    if ((r.operator === 'Exists' || r.operator === 'DoesNotExist') && n > 0) {
+      ctx.addIssue({ code: 'custom', path: ['values'], message: `operator ${r.operator} takes no values` });
+    }
+  });
+
 const labelSelectorShape = {
   matchLabels: labelMap.nullish(),
-  matchExpressions: notSupportedYet('matchExpressions is not supported yet (use matchLabels)'),
+  matchExpressions: z.array(requirementSchema).nullish(),
 };
 const labelSelectorSchema = z.strictObject(labelSelectorShape);
 
@@ -180,35 +237,52 @@ const peerSchema = z
 
 const protocolSchema = checked((v) => {
   if (v == null || v === 'TCP') return 'TCP' as const;
-  if (v === 'UDP') return 'UDP' as const;
-  if (v === 'SCTP') return new Reject('protocol SCTP is not supported yet');
-  return new Reject(`unknown protocol ${JSON.stringify(v)} (supported: TCP, UDP)`);
+  if (v === 'UDP' || v === 'SCTP') return v;
+  return new Reject(`unknown protocol ${JSON.stringify(v)} (supported: TCP, UDP, SCTP)`);
 });
 
-const portNumberSchema = checked((v) => {
-  if (v == null) return undefined;
-  if (typeof v === 'string') return new Reject(`named port ${JSON.stringify(v)} is not supported yet (use the port number)`);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) {
-    return new Reject(`must be an integer from 1 to 65535, got ${JSON.stringify(v)}`);
-  }
-  return v;
-});
+const portNumber = (v: unknown): number | Reject =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : new Reject(`must be an integer from 1 to 65535, got ${JSON.stringify(v)}`);
 
-const portSchema = z.strictObject({
-  protocol: protocolSchema,
-  port: portNumberSchema,
-  endPort: notSupportedYet('endPort (port ranges) is not supported yet'),
-});
+/** A port number, or the name of a port the destination pod declares. */
+const portSchema = (named: boolean) =>
+  z
+    .strictObject({
+      protocol: protocolSchema,
+      port: checked((v) => {
+        if (v == null) return undefined;
+        if (typeof v === 'string') {
+          if (!named) return new Reject(`named port ${JSON.stringify(v)} in an egress rule is not supported yet (use the port number)`);
+          const bad = validateIanaServiceName(v);
+          return bad ? new Reject(`invalid port name ${JSON.stringify(v)}: ${bad}`) : v;
+        }
+        return portNumber(v);
+      }),
+      endPort: checked((v) => (v == null ? undefined : portNumber(v))),
+    })
+    .superRefine((p, ctx) => {
+      if (p.endPort === undefined) return;
+      if (typeof p.port !== 'number') {
+        const why = p.port === undefined ? 'needs port' : 'needs a numeric port, not a named one';
+        ctx.addIssue({ code: 'custom', path: ['endPort'], message: `endPort ${why}` });
+      } else if (p.endPort < p.port) {
+        ctx.addIssue({ code: 'custom', path: ['endPort'], message: `endPort ${p.endPort} is below port ${p.port}` });
+      }
+    });
 
 const ingressRuleSchema = z.strictObject({
   from: z.array(peerSchema).nullish(),
-  ports: z.array(portSchema).nullish(),
+  ports: z.array(portSchema(true)).nullish(),
+});
+
+const egressRuleSchema = z.strictObject({
+  to: z.array(peerSchema).nullish(),
+  ports: z.array(portSchema(false)).nullish(),
 });
 
 const policyTypeSchema = checked((v) => {
-  if (v === 'Ingress') return v;
-  if (v === 'Egress') return new Reject('policy type Egress is not supported yet');
-  return new Reject(`unknown policy type ${JSON.stringify(v)} (supported: Ingress)`);
+  if (v === 'Ingress' || v === 'Egress') return v;
+  return new Reject(`unknown policy type ${JSON.stringify(v)} (supported: Ingress, Egress)`);
 });
 
 const networkPolicySchema = z.strictObject({
@@ -219,9 +293,8 @@ const networkPolicySchema = z.strictObject({
     podSelector: z.strictObject(labelSelectorShape, {
       error: (iss) => (iss.input == null ? 'required (use {} to select every pod in the namespace)' : undefined),
     }),
-    // Kubernetes defaults policyTypes to [Ingress] (+ Egress with spec.egress); v0 always ends up with [Ingress].
     policyTypes: z.array(policyTypeSchema).nullish(),
     ingress: z.array(ingressRuleSchema).nullish(),
-    egress: notSupportedYet('egress is not supported yet (v0 enforces ingress only)'),
+    egress: z.array(egressRuleSchema).nullish(),
   }),
 });

@@ -3,13 +3,29 @@
  * into BPF map entries. Every default Kubernetes applies is already applied here, so a
  * consumer never has to know how the user spelled a document.
  *
- * v0 subset: NetworkPolicy (`networking.k8s.io/v1`), ingress only, matchLabels selectors,
- * numeric ports. Everything else is rejected by the parser as "not supported yet".
+ * NetworkPolicy (`networking.k8s.io/v1`): ingress and egress, matchLabels and
+ * matchExpressions, numeric and (ingress) named ports, port ranges, TCP, UDP and SCTP.
+ * What is not there yet (ipBlock, named ports in egress rules) is rejected by the parser
+ * as "not supported yet".
  */
 
-/** Pods (or namespaces) whose labels include every pair of `matchLabels`; `{}` selects everything. */
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+/** `values` is non-empty for In and NotIn, empty for Exists and DoesNotExist. */
+export interface SelectorRequirement {
+  key: string;
+  operator: SelectorOperator;
+  values: string[];
+}
+
+/**
+ * Pods (or namespaces) whose labels include every pair of `matchLabels` and meet every
+ * requirement of `matchExpressions` (NotIn and DoesNotExist are met by a missing key);
+ * `{}` selects everything.
+ */
 export interface LabelSelector {
   matchLabels: Record<string, string>;
+  matchExpressions: SelectorRequirement[];
 }
 
 /**
@@ -22,12 +38,17 @@ export interface PolicyPeer {
   namespaceSelector?: LabelSelector;
 }
 
-export type PolicyProtocol = 'TCP' | 'UDP';
+export type PolicyProtocol = 'TCP' | 'UDP' | 'SCTP';
 
-/** `port` undefined = every port of that protocol. */
+/**
+ * `port` undefined = every port of that protocol; a string names a port of the
+ * destination pod (matched by name and protocol: a pod without it is not matched);
+ * `endPort`: the range port…endPort (port is then a number).
+ */
 export interface PolicyPort {
   protocol: PolicyProtocol;
-  port?: number;
+  port?: number | string;
+  endPort?: number;
 }
 
 export interface IngressRule {
@@ -36,6 +57,15 @@ export interface IngressRule {
   /** undefined = every port and protocol (missing or empty `ports`). */
   ports?: PolicyPort[];
 }
+
+export interface EgressRule {
+  /** undefined = every destination (missing or empty `to`). */
+  to?: PolicyPeer[];
+  /** undefined = every port and protocol (missing or empty `ports`). */
+  ports?: PolicyPort[];
+}
+
+export type PolicyType = 'Ingress' | 'Egress';
 
 /** Where a document starts: `file` as the user named it, 1-based `line`. */
 export interface SourceRef {
@@ -51,10 +81,15 @@ export interface NetworkPolicy {
   name: string;
   /** The pods this policy isolates and admits traffic to, in `namespace`. */
   podSelector: LabelSelector;
-  /** v0: only Ingress (also the Kubernetes default when `spec.egress` is absent). */
-  policyTypes: 'Ingress'[];
+  /**
+   * The directions the policy isolates the selected pods in, defaulted as Kubernetes
+   * does: given, else Ingress, plus Egress when `spec.egress` has a rule.
+   */
+  policyTypes: PolicyType[];
   /** Rules are additive; `[]` with policyTypes Ingress = deny all ingress to the selected pods. */
   ingress: IngressRule[];
+  /** The same for what the selected pods send, with policyTypes Egress. */
+  egress: EgressRule[];
   /** Where the document starts. */
   source: SourceRef;
 }

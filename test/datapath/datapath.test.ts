@@ -90,8 +90,8 @@ const BASE: ModelCluster = {
 
 const denyAllX = netpol('x', 'deny-all');
 /** A policy in x selecting x/a with these rules. */
-const toA = (name: string, ingress: IngressRule[]): NetworkPolicy => netpol('x', name, { podSelector: { matchLabels: { app: 'a' } }, ingress });
-const sel = (matchLabels: Record<string, string>) => ({ matchLabels });
+const toA = (name: string, ingress: IngressRule[]): NetworkPolicy => netpol('x', name, { podSelector: { matchLabels: { app: 'a' }, matchExpressions: [] }, ingress });
+const sel = (matchLabels: Record<string, string>) => ({ matchLabels, matchExpressions: [] });
 
 // ---- packets ----
 

@@ -1,8 +1,10 @@
 // The real datapath against the independent model (test/helpers/model.ts), on random
 // clusters, NetworkPolicies and packets: every hook a packet crosses must agree on
 // pass/drop and on the reason counted. Maps are filled by the agent's compiler; frames
-// run through BPF_PROG_TEST_RUN. Bounded: 100 cases per property, a few seconds.
-// Needs root (BPF_PROG_TEST_RUN) and `make` first.
+// run through BPF_PROG_TEST_RUN. Bounded: 2,000 random clusters with their packets (about
+// 15 s; TCPLANE_MODEL_RUNS changes it), 100 cases for the other properties. A failure
+// prints its seed; `TCPLANE_MODEL_SEED=<seed>` replays it. Needs root (BPF_PROG_TEST_RUN)
+// and `make` first.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testRun, TC_ACT } from '../../src/bpf/testrun.js';
@@ -10,13 +12,15 @@ import { TP_REASON, reasonName } from '../../src/datapath/reasons.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import { compile } from '../../src/policy/compile.js';
-import type { IngressRule, NetworkPolicy, PolicyPeer, PolicyPort } from '../../src/policy/types.js';
+import type { EgressRule, IngressRule, NetworkPolicy, PolicyPeer, PolicyPort, PolicyType, SelectorRequirement } from '../../src/policy/types.js';
 import { netpol } from '../helpers/cluster.js';
 import { frameOf } from '../helpers/frames.js';
 import { desiredInputOf, fragmentOf, fragmentsOf, PolicyModel, reply, type Hook, type Labels, type ModelCluster, type ModelPacket, type ModelPod } from '../helpers/model.js';
 import { OBJECT_PATH } from '../helpers/paths.js';
 
 const RUNS = 100;
+const RANDOM_RUNS = Number(process.env.TCPLANE_MODEL_RUNS ?? 2000);
+const SEED = process.env.TCPLANE_MODEL_SEED === undefined ? {} : { seed: Number(process.env.TCPLANE_MODEL_SEED) };
 
 // ---- arbitraries: small alphabets, so selectors often match and tuples often repeat ----
 
@@ -25,9 +29,21 @@ const labels = (keys: string[], values: string[], maxKeys: number) =>
   fc.dictionary(fc.constantFrom(...keys), fc.constantFrom(...values), { maxKeys });
 const podLabels = labels(['app', 'tier'], ['a', 'b'], 2);
 const nsLabels = labels(['team', 'env'], ['a', 'b'], 2);
-const selector = (l: fc.Arbitrary<Labels>) => l.map((matchLabels) => ({ matchLabels }));
-const smallPodSelector = selector(labels(['app', 'tier'], ['a', 'b'], 1));
-const smallNsSelector = selector(labels(['team', 'env'], ['a', 'b'], 1));
+/** matchExpressions over the same small alphabet: 0 to 2 requirements, any operator. */
+const requirements = (keys: string[], values: string[]): fc.Arbitrary<SelectorRequirement[]> =>
+  fc.array(
+    fc.oneof(
+      fc.record({ key: fc.constantFrom(...keys), operator: fc.constantFrom('In' as const, 'NotIn' as const), values: fc.subarray(values, { minLength: 1 }) }),
+      fc.record({ key: fc.constantFrom(...keys), operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const), values: fc.constant<string[]>([]) }),
+    ),
+    { maxLength: 2 },
+  );
+const selector = (l: fc.Arbitrary<Labels>, keys: string[], values: string[]) =>
+  fc
+    .tuple(l, fc.oneof({ weight: 2, arbitrary: fc.constant<SelectorRequirement[]>([]) }, { weight: 1, arbitrary: requirements(keys, values) }))
+    .map(([matchLabels, matchExpressions]) => ({ matchLabels, matchExpressions }));
+const smallPodSelector = selector(labels(['app', 'tier'], ['a', 'b'], 1), ['app', 'tier'], ['a', 'b']);
+const smallNsSelector = selector(labels(['team', 'env'], ['a', 'b'], 1), ['team', 'env'], ['a', 'b']);
 
 const peer: fc.Arbitrary<PolicyPeer> = fc.oneof(
   smallPodSelector.map((podSelector) => ({ podSelector })),
@@ -35,21 +51,36 @@ const peer: fc.Arbitrary<PolicyPeer> = fc.oneof(
   fc.record({ podSelector: smallPodSelector, namespaceSelector: smallNsSelector }),
 );
 const PORTS = [53, 80, 443] as const;
-const port: fc.Arbitrary<PolicyPort> = fc.record(
-  { protocol: fc.constantFrom('TCP' as const, 'UDP' as const), port: fc.constantFrom(...PORTS) },
-  { requiredKeys: ['protocol'] },
-);
-// The normalized v0 shape: `from` and `ports` are either absent (all) or non-empty.
-const rule: fc.Arbitrary<IngressRule> = fc
-  .record({
-    from: fc.option(fc.array(peer, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 3 }),
-    ports: fc.option(fc.array(port, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }),
-  })
-  .map(({ from, ports }) => ({ ...(from ? { from } : {}), ...(ports ? { ports } : {}) }));
+/** Names pods declare (see `pods`); a rule may name one. */
+const PORT_NAMES = ['web', 'dns'] as const;
+const protocol = fc.constantFrom('TCP' as const, 'UDP' as const);
+/** A rule's port: every port of a protocol, one port, a range (endPort), or (ingress) a name. */
+const port = (named: boolean): fc.Arbitrary<PolicyPort> =>
+  fc.oneof(
+    fc.record({ protocol }),
+    fc.record({ protocol, port: fc.constantFrom(...PORTS) }),
+    fc.record({ protocol, port: fc.constantFrom(53, 80, 443), endPort: fc.constantFrom(80, 443, 8080) }).map((p) => ({ ...p, endPort: Math.max(p.port, p.endPort) })),
+    ...(named ? [fc.record({ protocol, port: fc.constantFrom<string>(...PORT_NAMES) })] : []),
+  );
+// The normalized shape: peers and `ports` are either absent (all) or non-empty.
+const rule = (named: boolean) =>
+  fc.record({
+    peers: fc.option(fc.array(peer, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 3 }),
+    ports: fc.option(fc.array(port(named), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }),
+  });
+const ingressRule: fc.Arbitrary<IngressRule> = rule(true).map(({ peers, ports }) => ({ ...(peers ? { from: peers } : {}), ...(ports ? { ports } : {}) }));
+const egressRule: fc.Arbitrary<EgressRule> = rule(false).map(({ peers, ports }) => ({ ...(peers ? { to: peers } : {}), ...(ports ? { ports } : {}) }));
+const policyTypes = fc.constantFrom<PolicyType[]>(['Ingress'], ['Ingress'], ['Egress'], ['Ingress', 'Egress']);
 const policy = (i: number): fc.Arbitrary<NetworkPolicy> =>
   fc
-    .record({ ns: fc.constantFrom(...NAMESPACES), podSelector: smallPodSelector, ingress: fc.array(rule, { maxLength: 2 }) })
-    .map(({ ns, podSelector, ingress }) => netpol(ns, `p${i}`, { podSelector, ingress }));
+    .record({
+      ns: fc.constantFrom(...NAMESPACES),
+      podSelector: smallPodSelector,
+      policyTypes,
+      ingress: fc.array(ingressRule, { maxLength: 2 }),
+      egress: fc.array(egressRule, { maxLength: 2 }),
+    })
+    .map(({ ns, podSelector, policyTypes, ingress, egress }) => netpol(ns, `p${i}`, { podSelector, policyTypes, ingress, egress }));
 const policies: fc.Arbitrary<NetworkPolicy[]> = fc
   .oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: 3 }) })
   .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => policy(i))));
@@ -59,7 +90,22 @@ const OUTSIDE = ['192.0.2.1', HOST, '10.250.0.11', '10.244.2.250'] as const; // 
 const OUTSIDE6 = '2001:db8::1';
 
 const pods = fc
-  .array(fc.record({ ns: fc.constantFrom(...NAMESPACES), labels: podLabels, local: fc.boolean(), v6: fc.boolean() }), { minLength: 1, maxLength: 6 })
+  .array(
+    fc.record({
+      ns: fc.constantFrom(...NAMESPACES),
+      labels: podLabels,
+      local: fc.boolean(),
+      v6: fc.boolean(),
+      // Two pods may give one name different numbers, or not declare it at all.
+      ports: fc.subarray([
+        { name: 'web', port: 80, protocol: 'TCP' as const },
+        { name: 'web', port: 8080, protocol: 'TCP' as const },
+        { name: 'dns', port: 53, protocol: 'UDP' as const },
+        { name: 'dns', port: 5353, protocol: 'TCP' as const },
+      ]),
+    }),
+    { minLength: 1, maxLength: 6 },
+  )
   .map((ps) =>
     ps.map((p, i): ModelPod => {
       const local = i === 0 || p.local; // at least one pod on the node under test
@@ -70,6 +116,8 @@ const pods = fc
         labels: p.labels,
         node: local ? 'n1' : 'n2',
         ips: [`10.244.${n}.${10 + i}`, ...(p.v6 ? [`fd00:244:${n}::${10 + i}`] : [])],
+        // One number per name and protocol, as a pod declares them.
+        ports: p.ports.filter((d, j) => p.ports.findIndex((e) => e.name === d.name && e.protocol === d.protocol) === j),
       };
     }),
   );
@@ -123,7 +171,7 @@ const packetChoice: fc.Arbitrary<PacketChoice> = fc.record({
   v6: fc.constantFrom(false, false, true),
   protocol: fc.constantFrom('TCP' as const, 'UDP' as const, 'ICMP' as const),
   sport: fc.constantFrom(1000, 1001),
-  dport: fc.constantFrom(53, 80, 443, 8080),
+  dport: fc.constantFrom(53, 80, 443, 5353, 8080),
   icmpType: fc.constantFrom('request' as const, 'reply' as const, 'unreachable' as const),
   icmpId: fc.constantFrom(1, 2),
   replyToPrevious: fc.constantFrom(false, false, true),
@@ -243,8 +291,8 @@ function deliver(model: PolicyModel, s: Sent): string[] {
 const describeCase = (c: ModelCluster) =>
   JSON.stringify({
     namespaces: c.namespaces.map((n) => [n.name, n.labels]),
-    pods: c.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ips.join(','), p.labels]),
-    policies: c.policies.map((p) => ({ ns: p.namespace, sel: p.podSelector.matchLabels, ingress: p.ingress })),
+    pods: c.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ips.join(','), p.labels, p.ports]),
+    policies: c.policies.map((p) => ({ ns: p.namespace, sel: p.podSelector, types: p.policyTypes, ingress: p.ingress, egress: p.egress })),
   });
 
 describe('model', () => {
@@ -262,7 +310,7 @@ describe('model', () => {
           previous = s;
         }
       }),
-      { numRuns: RUNS },
+      { numRuns: RANDOM_RUNS, ...SEED },
     );
   });
 

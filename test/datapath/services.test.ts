@@ -436,7 +436,7 @@ const TRAFFIC_POLICY_CASES: Case[] = [
 // -- hairpin and policy after translation --
 
 const denyAllX = netpol('x', 'deny-all');
-const guardFromFriend = netpol('x', 'guard-from-friend', { podSelector: { matchLabels: { app: 'guard' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'friend' } } }] }] });
+const guardFromFriend = netpol('x', 'guard-from-friend', { podSelector: { matchLabels: { app: 'guard' }, matchExpressions: [] }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'friend' }, matchExpressions: [] } }] }] });
 const hpSyn: TcpSeg = { sport: 41000, dport: 80, flags: 'S', seq: 1000 };
 const hpSynAck: TcpSeg = { sport: 9090, dport: 41000, flags: 'SA', seq: 9000, ack: 1001 };
 const hpAck: TcpSeg = { sport: 41000, dport: 80, flags: 'PA', seq: 1001, ack: 9001, payload: 5 };

@@ -15,8 +15,8 @@ const pods: PodSpec[] = [
 ];
 const denyX = netpol('x', 'deny-all');
 const allowC = netpol('x', 'allow-c', {
-  podSelector: { matchLabels: { app: 'a' } },
-  ingress: [{ from: [{ namespaceSelector: { matchLabels: {} }, podSelector: { matchLabels: { app: 'c' } } }], ports: [{ protocol: 'TCP', port: 80 }] }],
+  podSelector: { matchLabels: { app: 'a' }, matchExpressions: [] },
+  ingress: [{ from: [{ namespaceSelector: { matchLabels: {}, matchExpressions: [] }, podSelector: { matchLabels: { app: 'c' }, matchExpressions: [] } }], ports: [{ protocol: 'TCP', port: 80 }] }],
 });
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);

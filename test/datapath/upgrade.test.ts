@@ -38,8 +38,8 @@ const pods: PodSpec[] = [
 const policies = [
   netpol('x', 'deny-all'),
   netpol('x', 'allow-c', {
-    podSelector: { matchLabels: { app: 'a' } },
-    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'c' } } }], ports: [{ protocol: 'TCP', port: 80 }] }],
+    podSelector: { matchLabels: { app: 'a' }, matchExpressions: [] },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'c' }, matchExpressions: [] } }], ports: [{ protocol: 'TCP', port: 80 }] }],
   }),
 ];
 

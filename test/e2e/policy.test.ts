@@ -23,6 +23,7 @@ const DENY = 'test/e2e/fixtures/x-default-deny.yaml';
 const ALLOW = 'test/e2e/fixtures/x-allow.yaml';
 const INERT = 'test/e2e/fixtures/y-select-nothing.yaml';
 const ONE_MORE = 'test/e2e/fixtures/x-a-from-db.yaml';
+const V1 = 'test/e2e/fixtures/v1-egress-named.yaml';
 const FLOW_CLIENT = `${ROOT}test/e2e/fixtures/flow-client.mjs`;
 const UDP_ONCE = `${ROOT}test/e2e/fixtures/udp-once.mjs`;
 /** Whether this host had /sys/fs/bpf/tcplane before the lab (an agent of its own): then it stays. */
@@ -42,6 +43,18 @@ const policiesApplied: Expect = ({ from, to, port, protocol }) => {
   const src = podLabels.get(from)!;
   if (nsLabels.get(from.split('/')[0]!)?.trusted === 'yes') return true;
   return src.app === 'client' && podLabels.get(to)!.app === 'web' && protocol === 'TCP' && port === 80;
+};
+
+/** test/e2e/fixtures/v1-egress-named.yaml: y's db pods send only outside y on TCP 80–443 and UDP 53; x's client admits https from non-web pods. */
+const v1Applied: Expect = ({ from, to, port, protocol }) => {
+  if (from === to) return true;
+  const [src, dst] = [podLabels.get(from)!, podLabels.get(to)!];
+  if (from.startsWith('y/') && src.app === 'db') {
+    const allowed = !to.startsWith('y/') && ((protocol === 'TCP' && port >= 80 && port <= 443) || (protocol === 'UDP' && port === 53));
+    if (!allowed) return false;
+  }
+  if (to.startsWith('x/') && dst.app === 'client') return protocol === 'TCP' && port === 443 && src.app !== 'web';
+  return true;
 };
 
 async function probe(extra: string[] = []): Promise<ProbeRow[]> {
@@ -334,6 +347,20 @@ describe('policy e2e', () => {
   it('policy e2e - after delete -f every pod reaches every pod again', async () => {
     const r = await apply('delete', '-f', DENY, '-f', ALLOW, '--wait');
     expect(r.stdout).toMatch(/enforced on 3 nodes/);
+    await expectMatrix(everything);
+  });
+
+  it('policy e2e - egress rules, matchExpressions, endPort and a named port: exactly the expected pairs connect', async () => {
+    const r = await apply('apply', '-f', V1, '--wait');
+    expect(r.stdout).toMatch(/enforced on 3 nodes/);
+    try {
+      const rows = await expectMatrix(v1Applied);
+      // The file must change something both ways, or this proves little.
+      expect(rows.filter((x) => !x.connected).length).toBeGreaterThan(10);
+      expect(rows.filter((x) => x.from.startsWith('y/') && podLabels.get(x.from)!.app === 'db' && x.connected && x.from !== x.to).length).toBeGreaterThan(2);
+    } finally {
+      await apply('delete', '-f', V1, '--wait');
+    }
     await expectMatrix(everything);
   });
 

@@ -1,6 +1,6 @@
 /** Small builders for compiler input in tests. */
 import type { IdentityLabels } from '../../src/identity/labels.js';
-import type { DesiredInput, LocalEndpoint } from '../../src/policy/compile.js';
+import type { DeclaredPort, DesiredInput, LocalEndpoint } from '../../src/policy/compile.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 
 export function netpol(namespace: string, name: string, spec: Partial<NetworkPolicy> = {}): NetworkPolicy {
@@ -9,9 +9,10 @@ export function netpol(namespace: string, name: string, spec: Partial<NetworkPol
     apiVersion: 'networking.k8s.io/v1',
     namespace,
     name,
-    podSelector: { matchLabels: {} },
+    podSelector: { matchLabels: {}, matchExpressions: [] },
     policyTypes: ['Ingress'],
     ingress: [],
+    egress: [],
     source: { file: 'test.yaml', line: 1 },
     ...spec,
   };
@@ -24,6 +25,8 @@ export interface PodSpec {
   labels: Record<string, string>;
   identity: number;
   local?: { id: number; ifindex?: number };
+  /** The ports it declares (named ports in rules resolve against them). */
+  ports?: DeclaredPort[];
 }
 
 /** Compiler input for a set of pods and policies; namespace labels default to the name label. */
@@ -47,6 +50,7 @@ export function inputOf(pods: PodSpec[], policies: NetworkPolicy[], nsLabels: Re
       ifindex: p.local!.ifindex ?? 1,
       identity: p.identity,
       labels: p.labels,
+      ports: p.ports ?? [],
     }));
   return {
     node: 'n1',

@@ -20,18 +20,25 @@
  *   - conntrack, per pod and per direction: a packet of a connection the pod already
  *     allowed passes (pass_established), a reply to one passes the other way
  *     (pass_reply), whatever policies say now; ICMP echo is tracked by its identifier
- *   - ingress: a pod no NetworkPolicy selects for Ingress admits everything
- *     (pass_default); a selected pod admits what any selecting policy's rule allows
- *     (pass_policy) and drops the rest (drop_policy_default); its own node
+ *   - each direction alike: a pod no NetworkPolicy of its namespace selects with that
+ *     direction in policyTypes allows everything that way (pass_default); a selected
+ *     pod allows what any selecting policy's rule of that direction allows
+ *     (pass_policy) and drops the rest (drop_policy_default); ingress from its own node
  *     (reserved:host) is always admitted, as kubelet probes need
- *   - egress is never isolated in v0 (pass_default)
+ *   - a rule's peer is a pod: namespaceSelector over its namespace's labels (else the
+ *     policy's namespace), podSelector over its labels, both ANDed; several peers ORed;
+ *     selectors are matchLabels ANDed with matchExpressions (In, NotIn, Exists,
+ *     DoesNotExist; NotIn and DoesNotExist hold for a missing key)
+ *   - a rule's port: the protocol, and the port, the range port…endPort, or a name the
+ *     destination pod declares for that protocol (a pod that declares none is not
+ *     matched); missing ports: all traffic
  *
  * The bottom of the file bridges a model cluster to the agent's compiler input, for the
  * tests; the model itself does not use it.
  */
 import type { DesiredInput, LocalEndpoint } from '../../src/policy/compile.js';
 import type { IdentityLabels } from '../../src/identity/labels.js';
-import type { LabelSelector, NetworkPolicy, PolicyPeer } from '../../src/policy/types.js';
+import type { LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort } from '../../src/policy/types.js';
 
 export type Labels = Record<string, string>;
 
@@ -49,6 +56,8 @@ export interface ModelPod {
   node: string;
   /** Local pods: the host-side veth the pod's packets are seen on (default 1, loopback, as in BPF_PROG_TEST_RUN). */
   ifindex?: number;
+  /** The ports it declares, by name (named ports in rules resolve against them). */
+  ports?: { name?: string; port: number; protocol: 'TCP' | 'UDP' | 'SCTP' }[];
 }
 
 export interface ModelNode {
@@ -168,7 +177,29 @@ export function canonicalIp(ip: string): string {
 }
 
 function selects(sel: LabelSelector, labels: Labels): boolean {
-  return Object.entries(sel.matchLabels).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
+  const has = (k: string) => Object.hasOwn(labels, k);
+  if (!Object.entries(sel.matchLabels).every(([k, v]) => has(k) && labels[k] === v)) return false;
+  return sel.matchExpressions.every((e) => {
+    switch (e.operator) {
+      case 'In':
+        return has(e.key) && e.values.includes(labels[e.key]!);
+      case 'NotIn':
+        return !(has(e.key) && e.values.includes(labels[e.key]!));
+      case 'Exists':
+        return has(e.key);
+      case 'DoesNotExist':
+        return !has(e.key);
+    }
+  });
+}
+
+/** A rule's port against a packet to `destination` (the pod a named port is looked up on). */
+function portMatches(pp: PolicyPort, p: Seen, destination: ModelPod | undefined): boolean {
+  if (pp.protocol !== p.protocol) return false;
+  if (pp.port === undefined) return true;
+  if (typeof pp.port === 'number') return p.dport >= pp.port && p.dport <= (pp.endPort ?? pp.port);
+  const name = pp.port;
+  return (destination?.ports ?? []).some((d) => d.name === name && d.protocol === pp.protocol && d.port === p.dport);
 }
 
 /** The ports a packet is tracked and matched by: TCP/UDP ports, the echo identifier, else 0. */
@@ -291,10 +322,10 @@ export class PolicyModel {
     const ct = this.conntrack(pod, hook, seen);
     if (ct) return decided(ct);
 
+    const type = hook === 'to_pod' ? 'Ingress' : 'Egress';
     let reason: ReasonLabel;
-    if (hook === 'from_pod') reason = 'pass_default';
-    else if (!this.isolatedForIngress(pod)) reason = 'pass_default';
-    else reason = this.ingressAllowed(pod, seen) ? 'pass_policy' : 'drop_policy_default';
+    if (this.selecting(pod, type).length === 0) reason = 'pass_default';
+    else reason = this.allowed(pod, type, seen) ? 'pass_policy' : 'drop_policy_default';
     if (reason.startsWith('pass_')) this.track(pod, hook, seen);
     return decided(reason);
   }
@@ -307,28 +338,27 @@ export class PolicyModel {
 
   /** Selected by a policy of its namespace that has Ingress in policyTypes. */
   isolatedForIngress(pod: ModelPod): boolean {
-    return this.selecting(pod).length > 0;
+    return this.selecting(pod, 'Ingress').length > 0;
   }
 
-  private selecting(pod: ModelPod): NetworkPolicy[] {
-    return this.cluster.policies.filter(
-      (np) => np.namespace === pod.namespace && np.policyTypes.includes('Ingress') && selects(np.podSelector, pod.labels),
-    );
+  private selecting(pod: ModelPod, type: 'Ingress' | 'Egress'): NetworkPolicy[] {
+    return this.cluster.policies.filter((np) => np.namespace === pod.namespace && np.policyTypes.includes(type) && selects(np.podSelector, pod.labels));
   }
 
-  /** Some rule of some selecting policy admits the source on this protocol and port; the own node always is. */
-  private ingressAllowed(pod: ModelPod, p: Seen): boolean {
-    if (this.hostAddrs.has(canonicalIp(p.src))) return true;
-    const src = this.podOf(p.src);
-    return this.selecting(pod).some((np) =>
-      np.ingress.some((rule) => {
-        // Missing or empty `from` / `ports` mean "all", as in Kubernetes.
-        const fromOk = !rule.from || rule.from.length === 0 || rule.from.some((peer) => this.peerMatches(np, peer, src));
-        const portOk =
-          !rule.ports ||
-          rule.ports.length === 0 ||
-          rule.ports.some((pp) => pp.protocol === p.protocol && (pp.port === undefined || pp.port === p.dport));
-        return fromOk && portOk;
+  /**
+   * Some rule of that direction of some selecting policy admits the peer on this
+   * protocol and port; ingress from the own node always is.
+   */
+  private allowed(pod: ModelPod, type: 'Ingress' | 'Egress', p: Seen): boolean {
+    if (type === 'Ingress' && this.hostAddrs.has(canonicalIp(p.src))) return true;
+    const peer = this.podOf(type === 'Ingress' ? p.src : p.dst);
+    const destination = type === 'Ingress' ? pod : peer;
+    return this.selecting(pod, type).some((np) =>
+      (type === 'Ingress' ? np.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : np.egress.map((r) => ({ peers: r.to, ports: r.ports }))).some((rule) => {
+        // Missing or empty peers / ports mean "all", as in Kubernetes.
+        const peerOk = !rule.peers || rule.peers.length === 0 || rule.peers.some((x) => this.peerMatches(np, x, peer));
+        const portOk = !rule.ports || rule.ports.length === 0 || rule.ports.some((pp) => portMatches(pp, p, destination));
+        return peerOk && portOk;
       }),
     );
   }
@@ -450,6 +480,7 @@ export function desiredInputOf(cluster: ModelCluster, firstEndpointId = 100): Br
         ifindex: p.ifindex ?? 1,
         identity: podIdentity.get(key)!,
         labels: p.labels,
+        ports: p.ports ?? [],
       };
     });
   return {

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { PolicyError } from '../../src/policy/errors.js';
 import { parsePolicyFile, parsePolicyText } from '../../src/policy/parse.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import { LocatedErrors } from '../../src/yaml/located.js';
+import { ROOT } from '../helpers/paths.js';
 
 const FILE = 'policies/test.yaml';
 
@@ -77,20 +79,21 @@ describe('policy parse - valid input', () => {
         apiVersion: 'networking.k8s.io/v1',
         namespace: 'x',
         name: 'allow-web',
-        podSelector: { matchLabels: { app: 'web' } },
+        podSelector: { matchLabels: { app: 'web' }, matchExpressions: [] },
         policyTypes: ['Ingress'],
         ingress: [
           {
             from: [
-              { podSelector: { matchLabels: {} } },
-              { namespaceSelector: { matchLabels: { team: 'a' } }, podSelector: { matchLabels: { role: 'client' } } },
-              { namespaceSelector: { matchLabels: {} } },
+              { podSelector: { matchLabels: {}, matchExpressions: [] } },
+              { namespaceSelector: { matchLabels: { team: 'a' }, matchExpressions: [] }, podSelector: { matchLabels: { role: 'client' }, matchExpressions: [] } },
+              { namespaceSelector: { matchLabels: {}, matchExpressions: [] } },
             ],
             ports: [{ protocol: 'TCP', port: 80 }, { protocol: 'UDP', port: 53 }, { protocol: 'UDP' }],
           },
           {},
           {},
         ],
+        egress: [],
         source: { file: FILE, line: 2 },
       },
       {
@@ -98,9 +101,10 @@ describe('policy parse - valid input', () => {
         apiVersion: 'networking.k8s.io/v1',
         namespace: 'x',
         name: 'deny-all',
-        podSelector: { matchLabels: {} },
+        podSelector: { matchLabels: {}, matchExpressions: [] },
         policyTypes: ['Ingress'],
         ingress: [],
+        egress: [],
         source: { file: FILE, line: 25 },
       },
     ];
@@ -121,7 +125,7 @@ describe('policy parse - valid input', () => {
 
   it('policy parse - null optional fields read as absent', () => {
     const [p] = parsePolicyText(np('web', '  podSelector: {matchLabels: null}', '  policyTypes: []', '  ingress:'), FILE);
-    expect(p.podSelector).toEqual({ matchLabels: {} });
+    expect(p.podSelector).toEqual({ matchLabels: {}, matchExpressions: [] });
     expect(p.policyTypes).toEqual(['Ingress']);
     expect(p.ingress).toEqual([]);
   });
@@ -153,13 +157,20 @@ describe('policy parse - valid input', () => {
     expect(p.name).toBe('web');
     expect(p.namespace).toBe('prod');
     expect(Object.keys(p).sort()).toEqual(
-      ['apiVersion', 'ingress', 'kind', 'name', 'namespace', 'podSelector', 'policyTypes', 'source'].sort(),
+      ['apiVersion', 'egress', 'ingress', 'kind', 'name', 'namespace', 'podSelector', 'policyTypes', 'source'].sort(),
     );
   });
 
   it('policy parse - the same name in two namespaces is not a duplicate', () => {
     const text = np('a', '  podSelector: {}') + '---\n' + np('a', '  podSelector: {}').replace('{name: a}', '{name: a, namespace: b}');
     expect(parsePolicyText(text, FILE).map((p) => `${p.namespace}/${p.name}`)).toEqual(['default/a', 'b/a']);
+  });
+
+  it('policy parse - every example in policies/ parses', async () => {
+    const dir = join(ROOT, 'policies');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) expect((await parsePolicyFile(join(dir, f))).length, f).toBeGreaterThan(0);
   });
 
   it('policy parse - parsePolicyFile reads a file and names it in errors', async () => {
@@ -196,22 +207,6 @@ describe('policy parse - errors', () => {
   });
 
   it.each([
-    ['spec.egress', ['  podSelector: {}', '  egress: []'], 6, 'spec.egress', 'egress is not supported yet'],
-    ['policyTypes Egress', ['  podSelector: {}', '  policyTypes:', '    - Ingress', '    - Egress'], 8, 'spec.policyTypes[1]', 'Egress is not supported yet'],
-    [
-      'matchExpressions in podSelector',
-      ['  podSelector:', '    matchExpressions:', '      - {key: app, operator: In, values: [web]}'],
-      6,
-      'spec.podSelector.matchExpressions',
-      'matchExpressions is not supported yet',
-    ],
-    [
-      'matchExpressions deep in a peer',
-      ['  podSelector: {}', '  ingress:', '    - from:', '        - namespaceSelector:', '            matchExpressions: [{key: a, operator: Exists}]'],
-      9,
-      'spec.ingress[0].from[0].namespaceSelector.matchExpressions',
-      'matchExpressions is not supported yet',
-    ],
     [
       'ipBlock peer',
       ['  podSelector: {}', '  ingress:', '    - from:', '        - podSelector: {}', '        - ipBlock: {cidr: 10.0.0.0/8}'],
@@ -220,29 +215,77 @@ describe('policy parse - errors', () => {
       'ipBlock peers are not supported yet',
     ],
     [
-      'named port',
-      ['  podSelector: {}', '  ingress:', '    - ports:', '        - port: http'],
+      'named port in an egress rule',
+      ['  podSelector: {}', '  egress:', '    - ports:', '        - port: http'],
       8,
-      'spec.ingress[0].ports[0].port',
-      'named port "http" is not supported yet',
-    ],
-    [
-      'endPort',
-      ['  podSelector: {}', '  ingress:', '    - ports:', '        - port: 8000', '          endPort: 8080'],
-      9,
-      'spec.ingress[0].ports[0].endPort',
-      'endPort (port ranges) is not supported yet',
-    ],
-    [
-      'protocol SCTP',
-      ['  podSelector: {}', '  ingress:', '    - ports:', '        - {protocol: SCTP, port: 80}'],
-      8,
-      'spec.ingress[0].ports[0].protocol',
-      'protocol SCTP is not supported yet',
+      'spec.egress[0].ports[0].port',
+      'named port "http" in an egress rule is not supported yet',
     ],
   ])('policy parse - %s is rejected as not supported yet', (_, spec, line, field, detail) => {
     const e = onlyError(np('p', ...spec));
     expect(e).toEqual({ line, field, detail: expect.stringContaining(detail) });
+  });
+
+  it('policy parse - policyTypes defaults as Kubernetes does: Egress joins only with an egress rule', () => {
+    const types = (...spec: string[]) => parsePolicyText(np('p', '  podSelector: {}', ...spec), FILE)[0]!.policyTypes;
+    expect(types()).toEqual(['Ingress']);
+    expect(types('  egress: []')).toEqual(['Ingress']);
+    expect(types('  egress: [{}]')).toEqual(['Ingress', 'Egress']);
+    expect(types('  policyTypes: [Egress]')).toEqual(['Egress']);
+    expect(types('  policyTypes: [Egress, Ingress, Egress]', '  egress: [{}]')).toEqual(['Ingress', 'Egress']);
+    expect(onlyError(np('p', '  podSelector: {}', '  policyTypes: [Both]'))).toEqual({
+      line: 6,
+      field: 'spec.policyTypes[0]',
+      detail: 'unknown policy type "Both" (supported: Ingress, Egress)',
+    });
+  });
+
+  it('policy parse - egress rules, matchExpressions, named ports, endPort and SCTP normalize exactly', () => {
+    const [p] = parsePolicyText(
+      np(
+        'p',
+        '  podSelector:',
+        '    matchExpressions:',
+        '      - {key: tier, operator: In, values: [front, edge]}',
+        '      - {key: canary, operator: DoesNotExist}',
+        '  ingress:',
+        '    - ports: [{port: http}, {protocol: UDP, port: 5000, endPort: 5100}, {protocol: SCTP, port: 9}]',
+        '  egress:',
+        '    - to: [{namespaceSelector: {matchExpressions: [{key: team, operator: NotIn, values: [b]}]}}]',
+        '      ports: [{port: 443}]',
+      ),
+      FILE,
+    );
+    expect(p).toMatchObject({
+      podSelector: {
+        matchLabels: {},
+        matchExpressions: [
+          { key: 'tier', operator: 'In', values: ['front', 'edge'] },
+          { key: 'canary', operator: 'DoesNotExist', values: [] },
+        ],
+      },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ ports: [{ protocol: 'TCP', port: 'http' }, { protocol: 'UDP', port: 5000, endPort: 5100 }, { protocol: 'SCTP', port: 9 }] }],
+      egress: [
+        {
+          to: [{ namespaceSelector: { matchLabels: {}, matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['b'] }] } }],
+          ports: [{ protocol: 'TCP', port: 443 }],
+        },
+      ],
+    });
+  });
+
+  it.each([
+    ['In without values', ['  podSelector:', '    matchExpressions: [{key: a, operator: In}]'], 6, 'spec.podSelector.matchExpressions[0].values', 'operator In needs at least one value'],
+    ['Exists with values', ['  podSelector:', '    matchExpressions: [{key: a, operator: Exists, values: [x]}]'], 6, 'spec.podSelector.matchExpressions[0].values', 'operator Exists takes no values'],
+    ['an unknown operator', ['  podSelector:', '    matchExpressions: [{key: a, operator: Gt, values: ["1"]}]'], 6, 'spec.podSelector.matchExpressions[0].operator', 'unknown operator "Gt"'],
+    ['a bad key', ['  podSelector:', '    matchExpressions: [{key: "-a", operator: Exists}]'], 6, 'spec.podSelector.matchExpressions[0].key', 'invalid label key'],
+    ['endPort without port', ['  podSelector: {}', '  ingress: [{ports: [{endPort: 90}]}]'], 6, 'spec.ingress[0].ports[0].endPort', 'endPort needs port'],
+    ['endPort after a named port', ['  podSelector: {}', '  ingress: [{ports: [{port: http, endPort: 90}]}]'], 6, 'spec.ingress[0].ports[0].endPort', 'endPort needs a numeric port'],
+    ['endPort below port', ['  podSelector: {}', '  ingress: [{ports: [{port: 90, endPort: 80}]}]'], 6, 'spec.ingress[0].ports[0].endPort', 'endPort 80 is below port 90'],
+    ['a bad port name', ['  podSelector: {}', '  ingress: [{ports: [{port: "web--ui"}]}]'], 6, 'spec.ingress[0].ports[0].port', 'invalid port name "web--ui"'],
+  ])('policy parse - %s is a located error', (_, spec, line, field, detail) => {
+    expect(onlyError(np('p', ...spec))).toEqual({ line, field, detail: expect.stringContaining(detail) });
   });
 
   it.each(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy', 'Service'])(
@@ -322,7 +365,7 @@ describe('policy parse - errors', () => {
 
   it('policy parse - an unknown protocol is rejected', () => {
     expect(onlyError(np('web', '  podSelector: {}', '  ingress: [{ports: [{protocol: tcp}]}]')).detail).toBe(
-      'unknown protocol "tcp" (supported: TCP, UDP)',
+      'unknown protocol "tcp" (supported: TCP, UDP, SCTP)',
     );
   });
 
@@ -397,7 +440,7 @@ describe('policy parse - errors', () => {
       'metadata: {name: b}',
       'spec:',
       '  podSelector: {}', // 15
-      '  egress: [{}]', // 16
+      '  egress: [{ports: [{port: web}]}]', // 16
       '  ingress:',
       '    - from:',
       '        - ipBlock: {cidr: 10.0.0.0/8}', // 19
@@ -412,7 +455,7 @@ describe('policy parse - errors', () => {
     expect(errors.map((e) => `${e.line} ${e.field}`)).toEqual([
       '7 spec.ingress[0].ports[0].port',
       '9 kind',
-      '16 spec.egress',
+      '16 spec.egress[0].ports[0].port',
       '19 spec.ingress[0].from[0].ipBlock',
       '20 spec.ingress[0].extra',
     ]);

@@ -9,39 +9,41 @@ import {
   validateLabelKey,
   validateLabelValue,
 } from '../../src/policy/selector.js';
+import type { SelectorRequirement } from '../../src/policy/types.js';
 
 const labelName = fc.stringMatching(/^[a-z0-9]([-a-z0-9_.]{0,10}[a-z0-9])?$/);
 const labelMap = fc.dictionary(labelName, labelName, { maxKeys: 8 });
+const sel = (matchLabels: Record<string, string>, matchExpressions: SelectorRequirement[] = []) => ({ matchLabels, matchExpressions });
 
 describe('selector', () => {
   it('selector - empty matchLabels selects everything', () => {
-    expect(matchesSelector({ matchLabels: {} }, {})).toBe(true);
-    expect(matchesSelector({ matchLabels: {} }, { app: 'web' })).toBe(true);
+    expect(matchesSelector(sel({}), {})).toBe(true);
+    expect(matchesSelector(sel({}), { app: 'web' })).toBe(true);
   });
 
   it('selector - every pair must match', () => {
-    const sel = { matchLabels: { app: 'web', tier: 'front' } };
-    expect(matchesSelector(sel, { app: 'web', tier: 'front', extra: 'x' })).toBe(true);
-    expect(matchesSelector(sel, { app: 'web' })).toBe(false);
-    expect(matchesSelector(sel, { app: 'web', tier: 'back' })).toBe(false);
+    const s = sel({ app: 'web', tier: 'front' });
+    expect(matchesSelector(s, { app: 'web', tier: 'front', extra: 'x' })).toBe(true);
+    expect(matchesSelector(s, { app: 'web' })).toBe(false);
+    expect(matchesSelector(s, { app: 'web', tier: 'back' })).toBe(false);
   });
 
   it('selector - an empty value matches only a label present with an empty value', () => {
-    const sel = { matchLabels: { canary: '' } };
-    expect(matchesSelector(sel, { canary: '' })).toBe(true);
-    expect(matchesSelector(sel, {})).toBe(false);
+    const s = sel({ canary: '' });
+    expect(matchesSelector(s, { canary: '' })).toBe(true);
+    expect(matchesSelector(s, {})).toBe(false);
   });
 
   it('selector - keys inherited from Object.prototype are not labels', () => {
-    expect(matchesSelector({ matchLabels: { constructor: 'x' } }, {})).toBe(false);
-    expect(matchesSelector({ matchLabels: { toString: 'x' } }, { toString: 'x' })).toBe(true);
+    expect(matchesSelector(sel({ constructor: 'x' }), {})).toBe(false);
+    expect(matchesSelector(sel({ toString: 'x' }), { toString: 'x' })).toBe(true);
   });
 
   it('selector - a selector built from a subset of the labels always matches them', () => {
     fc.assert(
       fc.property(labelMap, fc.func(fc.boolean()), (labels, keep) => {
         const matchLabels = Object.fromEntries(Object.entries(labels).filter(([k]) => keep(k)));
-        return matchesSelector({ matchLabels }, labels);
+        return matchesSelector(sel(matchLabels), labels);
       }),
     );
   });
@@ -56,9 +58,39 @@ describe('selector', () => {
           const keys = Object.keys(labels);
           const key = keys[pick % keys.length];
           fc.pre(other !== labels[key]);
-          return !matchesSelector({ matchLabels: { ...labels, [key]: other } }, labels);
+          return !matchesSelector(sel({ ...labels, [key]: other }), labels);
         },
       ),
+    );
+  });
+
+  it('selector - matchExpressions: In and Exists need the key, NotIn and DoesNotExist are met without it', () => {
+    const req = (operator: SelectorRequirement['operator'], values: string[] = []) => sel({}, [{ key: 'tier', operator, values }]);
+    const front = { tier: 'front' };
+    const back = { tier: 'back' };
+    const none = { app: 'web' };
+    expect([front, back, none].map((l) => matchesSelector(req('In', ['front', 'edge']), l))).toEqual([true, false, false]);
+    expect([front, back, none].map((l) => matchesSelector(req('NotIn', ['front']), l))).toEqual([false, true, true]);
+    expect([front, back, none].map((l) => matchesSelector(req('Exists'), l))).toEqual([true, true, false]);
+    expect([front, back, none].map((l) => matchesSelector(req('DoesNotExist'), l))).toEqual([false, false, true]);
+  });
+
+  it('selector - matchLabels and every expression are ANDed', () => {
+    const s = sel({ app: 'web' }, [
+      { key: 'tier', operator: 'In', values: ['front'] },
+      { key: 'canary', operator: 'DoesNotExist', values: [] },
+    ]);
+    expect(matchesSelector(s, { app: 'web', tier: 'front' })).toBe(true);
+    expect(matchesSelector(s, { app: 'db', tier: 'front' })).toBe(false);
+    expect(matchesSelector(s, { app: 'web', tier: 'back' })).toBe(false);
+    expect(matchesSelector(s, { app: 'web', tier: 'front', canary: '' })).toBe(false);
+  });
+
+  it('selector - an In expression of one value means the same as that matchLabels pair', () => {
+    fc.assert(
+      fc.property(labelMap, labelName, labelName, (labels, key, value) => {
+        return matchesSelector(sel({}, [{ key, operator: 'In', values: [value] }]), labels) === matchesSelector(sel({ [key]: value }), labels);
+      }),
     );
   });
 
@@ -66,7 +98,7 @@ describe('selector', () => {
     fc.assert(
       fc.property(labelMap, labelName, labelName, (labels, key, value) => {
         fc.pre(!Object.hasOwn(labels, key));
-        return !matchesSelector({ matchLabels: { [key]: value } }, labels);
+        return !matchesSelector(sel({ [key]: value }), labels);
       }),
     );
   });
