@@ -36,6 +36,7 @@ import {
 } from '../helpers/model.js';
 import { eth, IPPROTO, type Frame } from '../helpers/packet.js';
 import { OBJECT_PATH } from '../helpers/paths.js';
+import { sctpF } from '../helpers/sctp.js';
 
 // ---- the cluster every case starts from ----
 
@@ -74,7 +75,13 @@ const BASE: ModelCluster = {
   ],
   namespaces: [ns('x', { team: 'a' }), ns('y', { team: 'b' }), ns('z', { team: 'a' })],
   pods: [
-    pod('x', 'a', 'n1', { app: 'a' }, [A, A6]),
+    {
+      ...pod('x', 'a', 'n1', { app: 'a' }, [A, A6]),
+      ports: [
+        { name: 'web', port: 8080, protocol: 'TCP' },
+        { name: 'dns', port: 53, protocol: 'UDP' },
+      ],
+    },
     pod('x', 'b', 'n1', { app: 'b' }, [B]),
     pod('x', 'far', 'n1', { app: 'far' }, [FAR], 999),
     pod('x', 'c', 'n2', { app: 'c' }, [XC, XC6]),
@@ -164,7 +171,7 @@ const DEFAULT_CASES: Case[] = [
     expect: ['pass_default'],
   },
   {
-    description: 'default - egress is never isolated: an isolated pod still opens connections',
+    description: 'default - ingress isolation leaves egress open: an isolated pod still opens connections',
     setup: { policies: [denyAllX] },
     input: [fromPod(tcp(A, WORLD, 443)), fromPod(udp(A, YC, 53)), fromPod(ping(A, XC))],
     expect: ['pass_default', 'pass_default', 'pass_default'],
@@ -172,6 +179,52 @@ const DEFAULT_CASES: Case[] = [
 ];
 
 const POLICY_CASES: Case[] = [
+  {
+    description: 'policy - egress: [] isolates what the pod sends; the replies to what it admits still pass',
+    setup: { policies: [netpol('x', 'a-sends-nothing', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'] })] },
+    input: [fromPod(tcp(A, XC, 80)), fromPod(ping(A, WORLD)), toPod(tcp(XC, A, 80)), fromPod(tcp(A, XC, 40000, 80, SYN | ACK))],
+    expect: ['drop_policy_default', 'drop_policy_default', 'pass_default', 'pass_reply'],
+  },
+  {
+    description: "policy - an egress rule admits its peers on its ports only; the peer's replies pass",
+    setup: {
+      policies: [
+        netpol('x', 'a-to-c', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'], egress: [{ to: [{ podSelector: sel({ app: 'c' }) }], ports: [{ protocol: 'TCP', port: 443 }] }] }),
+      ],
+    },
+    input: [fromPod(tcp(A, XC, 443)), toPod(tcp(XC, A, 40000, 443, SYN | ACK)), fromPod(tcp(A, YC, 443)), fromPod(tcp(A, XC, 80)), fromPod(tcp(A, WORLD, 443))],
+    expect: ['pass_policy', 'pass_reply', 'drop_policy_default', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: 'policy - endPort admits its range exactly, ends included',
+    setup: { policies: [toA('range', [{ ports: [{ protocol: 'TCP', port: 8000, endPort: 8080 }] }])] },
+    input: [7999, 8000, 8063, 8064, 8080, 8081].map((dport) => toPod(tcp(WORLD, A, dport))),
+    expect: ['drop_policy_default', 'pass_policy', 'pass_policy', 'pass_policy', 'pass_policy', 'drop_policy_default'],
+  },
+  {
+    description: 'policy - matchExpressions pick peers: NotIn holds for a pod without the key, Exists needs it',
+    setup: {
+      policies: [
+        toA('not-db', [{ from: [{ namespaceSelector: sel({}), podSelector: { matchLabels: {}, matchExpressions: [{ key: 'role', operator: 'NotIn', values: ['db'] }] } }], ports: [{ protocol: 'TCP', port: 80 }] }]),
+        toA('with-role', [{ from: [{ namespaceSelector: sel({}), podSelector: { matchLabels: {}, matchExpressions: [{ key: 'role', operator: 'Exists', values: [] }] } }], ports: [{ protocol: 'TCP', port: 81 }] }]),
+      ],
+    },
+    input: [toPod(tcp(YC, A, 80)), toPod(tcp(YB, A, 80)), toPod(tcp(YC, A, 81)), toPod(tcp(YB, A, 81))],
+    expect: ['drop_policy_default', 'pass_policy', 'pass_policy', 'drop_policy_default'],
+  },
+  {
+    description: 'policy - a named port is the number the protected pod declares under that name and protocol',
+    setup: { policies: [toA('by-name', [{ ports: [{ protocol: 'TCP', port: 'web' }, { protocol: 'TCP', port: 'dns' }] }])] },
+    // x/a declares web = TCP 8080 and dns = UDP 53 only: TCP "dns" matches nothing.
+    input: [toPod(tcp(WORLD, A, 8080)), toPod(tcp(WORLD, A, 80)), toPod(udp(WORLD, A, 8080)), toPod(tcp(WORLD, A, 53))],
+    expect: ['pass_policy', 'drop_policy_default', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: 'policy - an SCTP port admits SCTP to it, not another port and not TCP to it',
+    setup: { policies: [toA('sctp-9', [{ ports: [{ protocol: 'SCTP', port: 9 }] }])] },
+    input: [rawTo(sctpF(XC, A, 40000, 9)), rawTo(sctpF(XC, A, 40000, 10)), toPod(tcp(XC, A, 9))],
+    expect: ['pass_policy', 'drop_policy_default', 'drop_policy_default'],
+  },
   {
     description: 'policy - ingress: [] isolates the pod: TCP, UDP and ICMP drop',
     setup: { policies: [toA('deny', [])] },
