@@ -172,23 +172,18 @@ function ports(list: PortIn[] | null | undefined): PolicyPort[] | undefined {
   });
 }
 
-function ingressRule(r: z.output<typeof ingressRuleSchema>): IngressRule {
-  const rule: IngressRule = {};
-  const from = peers(r.from);
-  const p = ports(r.ports);
-  if (from) rule.from = from;
+/** A rule's peers under `key` (from, to) and its ports; absent ones stay absent (all). */
+function ruleOf<K extends 'from' | 'to'>(key: K, peerList: PeerIn[] | null | undefined, portList: PortIn[] | null | undefined) {
+  const rule: Partial<Record<K, PolicyPeer[]>> & { ports?: PolicyPort[] } = {};
+  const ps = peers(peerList);
+  const p = ports(portList);
+  if (ps) rule[key] = ps as (typeof rule)[K];
   if (p) rule.ports = p;
   return rule;
 }
 
-function egressRule(r: z.output<typeof egressRuleSchema>): EgressRule {
-  const rule: EgressRule = {};
-  const to = peers(r.to);
-  const p = ports(r.ports);
-  if (to) rule.to = to;
-  if (p) rule.ports = p;
-  return rule;
-}
+const ingressRule = (r: z.output<typeof ingressRuleSchema>): IngressRule => ruleOf('from', r.from, r.ports);
+const egressRule = (r: z.output<typeof egressRuleSchema>): EgressRule => ruleOf('to', r.to, r.ports);
 
 // ---- schemas ----
 // Optional fields accept null as absent (`ingress:` with nothing after it), as the

@@ -11,6 +11,7 @@ import { addrBytes } from '../../src/datapath/addr.js';
 import { DIR_INGRESS, TP_CT_ENDPOINT, TP_CT_FLAGS, TP_CT_NAT, TP_FAMILY } from '../../src/datapath/constants.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
 import type { TpCtEntry, TpCtKey } from '../../src/datapath/structs.js';
+import { PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import { BENCH_EMPTY_PATH, OBJECT_PATH } from '../helpers/paths.js';
 
 const dev = `tp-at${process.pid % 10000}`;
@@ -45,9 +46,24 @@ afterAll(() => {
 
 describe('attach - tcx', () => {
   it('attach - tcx links are pinned, adopted by the next datapath and swapped to its programs', () => {
+    // The program each pinned link runs now, and the programs of a datapath, by hook.
+    const running = () =>
+      Object.fromEntries(
+        (['ingress', 'egress'] as const).map((dir) => {
+          const link = TcxLink.adopt(`${pinDir}/links/${ifindex}-${dir}`)!;
+          try {
+            return [dir, link.programId()];
+          } finally {
+            link.close();
+          }
+        }),
+      );
+    const programsOf = (d: NodeDatapath) => ({ ingress: d.obj.program(PROGRAM_NAMES.tp_from_pod).id(), egress: d.obj.program(PROGRAM_NAMES.tp_to_pod).id() });
     const first = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'tcx' });
     first.attach(ifindex);
     expect(readdirSync(`${pinDir}/links`).sort()).toEqual([`${ifindex}-egress`, `${ifindex}-ingress`]);
+    const firstPrograms = programsOf(first);
+    expect(running()).toEqual(firstPrograms);
     first.close();
 
     const second = NodeDatapath.open({ objectPath: OBJECT_PATH, pinDir, attachMode: 'tcx' });
@@ -55,6 +71,9 @@ describe('attach - tcx', () => {
       expect(second.attachedInterfaces()).toEqual([ifindex]);
       second.attach(ifindex); // idempotent: already adopted
       expect(readdirSync(`${pinDir}/links`)).toHaveLength(2);
+      // The same links, now running the second datapath's programs.
+      expect(running()).toEqual(programsOf(second));
+      expect(programsOf(second).ingress).not.toBe(firstPrograms.ingress);
       second.detach(ifindex);
       expect(readdirSync(`${pinDir}/links`)).toEqual([]);
       expect(second.attachedInterfaces()).toEqual([]);

@@ -2,8 +2,9 @@
 // Needs root and `make build` first: creates tp-* network namespaces, links and processes,
 // /run/tcplane/lab and a nats-server on 10.250.0.1:4222. Tears everything down in
 // afterAll, also when a test fails.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, waitForAgents } from '../../src/lab/agents.js';
@@ -410,6 +411,25 @@ describe('lab', () => {
     const r = await tcplane(['lab', 'up', '-f', 'labs/does-not-exist.yaml']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/read labs\/does-not-exist.yaml/);
+    const dir = mkdtempSync(join(tmpdir(), 'tp-lab-spec-'));
+    try {
+      const spec = (name: string, ...lines: string[]) => {
+        const file = join(dir, name);
+        writeFileSync(file, ['nodes: [n1]', 'namespaces:', '  - {name: x}', 'pods:', ...lines, ''].join('\n'));
+        return file;
+      };
+      // Line 5 names a node the lab lacks; line 6 a field no pod has.
+      for (const [file, want] of [
+        [spec('node.yaml', '  - {name: a, namespace: x, node: n9}'), ':5: pods[0].node: unknown node n9'],
+        [spec('field.yaml', '  - {name: a, namespace: x, node: n1}', '  - {name: b, namespace: x, node: n1, colour: red}'), ':6: pods[1].colour: unknown field'],
+      ]) {
+        const bad = await tcplane(['lab', 'up', '-f', file!]);
+        expect(bad.code).toBe(1);
+        expect(bad.stderr).toContain(`${file}${want}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     expect(netnsLeft()).toEqual([]);
   });
 

@@ -270,9 +270,16 @@ describe('policy e2e', () => {
     const eps = JSON.parse(e.stdout) as { namespace: string; name: string; identity: number; labels: { pod: Record<string, string> } }[];
     expect(eps).toHaveLength(plan.pods.length);
     const idOf = (k: string) => eps.find((x) => `${x.namespace}/${x.name}` === k)!.identity;
-    // y/e and y/f now carry the same labels (app=client, pod differs) → different identities, still ≥ 256.
-    expect(idOf('y/e')).toBeGreaterThanOrEqual(256);
+    // y/e was relabelled app=client like y/f, but their pod labels still differ: two identities.
     expect(eps.find((x) => x.name === 'e')!.labels.pod.app).toBe('client');
+    expect(idOf('y/e')).not.toBe(idOf('y/f'));
+    // In general: one identity per namespace and label set, and no two label sets share one.
+    const setOf = (x: (typeof eps)[number]) => JSON.stringify([x.namespace, Object.entries(x.labels.pod).sort()]);
+    const bySet = new Map<string, Set<number>>();
+    for (const x of eps) (bySet.get(setOf(x)) ?? bySet.set(setOf(x), new Set()).get(setOf(x))!).add(x.identity);
+    for (const ids of bySet.values()) expect(ids.size).toBe(1);
+    expect(new Set(eps.map((x) => x.identity)).size).toBe(bySet.size);
+    for (const x of eps) expect(x.identity).toBeGreaterThanOrEqual(256);
     const n = await apply('get', 'nodes');
     expect(n.stdout.trim().split('\n')).toHaveLength(4);
   });
