@@ -15,6 +15,7 @@ import type { Command } from 'commander';
 import { Allocator, claimsOf } from '../services/allocate.js';
 import { ensureClusterConfig } from '../services/cluster-config.js';
 import { serviceOf, storedServices } from '../services/stored.js';
+import { storedPolicy } from '../policy/schema.js';
 import type { Service } from '../services/types.js';
 import { nodeRecord, policyRecord, serviceRecord, statusRecord, type BucketKind, type PolicyRecord, type ServiceRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
@@ -126,11 +127,12 @@ function policyWrites(store: Store, current: Current[]): Write[] {
   for (const c of current) {
     if (c.m.kind !== 'policy') continue;
     const d = c.m.doc;
-    if (c.existing && sameSpec(c.existing.spec, d)) {
+    const spec = storedPolicy(d);
+    if (c.existing && sameSpec(c.existing.spec, spec)) {
       console.log(`${displayName(d)} unchanged`);
       continue;
     }
-    const rec: PolicyRecord = { v: 1, kind: d.kind, apiVersion: d.apiVersion, namespace: d.namespace, name: d.name, spec: d, source: d.source };
+    const rec: PolicyRecord = { v: 1, kind: d.kind, apiVersion: d.apiVersion, namespace: d.namespace, name: d.name, spec, source: d.source };
     writes.push({ name: displayName(d), outcome: c.existing ? 'configured' : 'created', send: () => store.put('policies', c.key, policyRecord.parse(rec)) });
   }
   return writes;

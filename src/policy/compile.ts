@@ -19,8 +19,8 @@
  *   - a rule's ports: missing → all traffic; protocol without port → every port of that
  *     protocol; endPort → the range; a named port (ingress) → the number the pod itself
  *     declares under that name and protocol, or nothing when it declares none
- *   - traffic from the pod's own node (reserved:host) is always admitted, as kubelet
- *     probes need (Cilium's allow-localhost default)
+ *   - traffic to and from the pod's own node (reserved:host) is always allowed, as
+ *     Kubernetes says (kubelet probes, node-local services; Cilium's allow-localhost)
  * Each endpoint's rules per direction go to the resolver (resolve.ts), which writes the
  * entries whose first hit is the deciding rule's verdict.
  */
@@ -87,6 +87,7 @@ export interface DesiredInput {
 export const RULE_ID = {
   DEFAULT: 0,
   ALLOW_HOST: 1,
+  ALLOW_TO_HOST: 2,
 } as const;
 
 /** A stable 31-bit id for a policy rule (top bit set), the same on every node and run. */
@@ -103,10 +104,13 @@ export function compile(input: DesiredInput): PolicyMaps {
   // reused for other labels, and one nobody holds cannot send a packet.
   const inUse = new Set(input.clusterEndpoints.map((e) => e.identity));
   const liveIdentities = new Map([...input.identities].filter(([id]) => inUse.has(id)));
-  // A rule's peers are the same identities for every endpoint it protects: found once.
-  const peerSets = new WeakMap<readonly PolicyPeer[], Set<number>>();
-  const peersOf = (p: NetworkPolicy, peers: readonly PolicyPeer[]) =>
-    peerSets.get(peers) ?? peerSets.set(peers, peerIdentities(p, peers, liveIdentities)).get(peers)!;
+  // A rule's peers are the same identities for every endpoint it protects: found once
+  // per policy (its namespace is part of what they mean) and rule.
+  const peerSets = new WeakMap<NetworkPolicy, WeakMap<readonly PolicyPeer[], Set<number>>>();
+  const peersOf = (p: NetworkPolicy, peers: readonly PolicyPeer[]) => {
+    const of = peerSets.get(p) ?? peerSets.set(p, new WeakMap()).get(p)!;
+    return of.get(peers) ?? of.set(peers, peerIdentities(p, peers, liveIdentities)).get(peers)!;
+  };
 
   for (const ep of input.localEndpoints) {
     const selecting = (type: PolicyType) =>
@@ -174,8 +178,12 @@ function endpointRules(
     described.set(info.id, info);
     rules.push({ peers, traffic, action: 'allow', priority: 0, ruleId: info.id });
   };
+  // Traffic to and from the pod's own node is always allowed (Kubernetes: whatever the
+  // policies say; kubelet probes, node-local services).
   if (dir === DIR_INGRESS) {
     add({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' }, new Set([IDENTITY.HOST]), 'any');
+  } else {
+    add({ id: RULE_ID.ALLOW_TO_HOST, description: 'tcplane: allow to the local node (reserved:host)' }, new Set([IDENTITY.HOST]), 'any');
   }
   for (const p of policies) {
     const list = dir === DIR_INGRESS ? p.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : p.egress.map((r) => ({ peers: r.to, ports: r.ports }));
@@ -184,7 +192,7 @@ function endpointRules(
       const info: RuleInfo = { id: ruleId(description), description };
       const peers = rule.peers ? peersOf(p, rule.peers) : 'any';
       if (peers !== 'any' && peers.size === 0) return; // selects nobody (yet)
-      for (const traffic of rule.ports ? rule.ports.flatMap((port) => trafficOf(port, ep)) : ['any' as const]) add(info, peers, traffic);
+      for (const traffic of rule.ports ? rule.ports.flatMap((port) => trafficOf(port, dir, ep)) : ['any' as const]) add(info, peers, traffic);
     });
   }
   return rules;
@@ -211,14 +219,17 @@ function peerMatches(p: NetworkPolicy, peer: PolicyPeer, l: IdentityLabels): boo
 const PROTOCOL_NUMBER = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP } as const;
 
 /**
- * The traffic one port of a rule matches; a named port (ingress only: the parser refuses
- * it in egress rules) is the number the destination pod ep declares under that name and
- * protocol, and matches nothing where it declares none.
+ * The traffic one port of a rule matches; a named port of an ingress rule is the number
+ * the destination pod ep declares under that name and protocol, and matches nothing where
+ * it declares none.
  */
-function trafficOf(port: PolicyPort, ep: LocalEndpoint): RuleTraffic[] {
+function trafficOf(port: PolicyPort, dir: Direction, ep: LocalEndpoint): RuleTraffic[] {
   const protocol = PROTOCOL_NUMBER[port.protocol];
   if (port.port === undefined) return [{ protocol, ports: 'any' }];
   if (typeof port.port === 'string') {
+    // The destination of egress is the peer, not ep: the parser and the store schema
+    // refuse such a rule until peers are resolved per address.
+    if (dir === DIR_EGRESS) throw new Error(`named port ${port.port} in an egress rule (not supported yet)`);
     const name = port.port;
     const declared = ep.ports.filter((d) => d.name === name && d.protocol === port.protocol);
     return declared.map((d) => ({ protocol, ports: { from: d.port, to: d.port } }));

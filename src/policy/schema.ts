@@ -1,18 +1,26 @@
 /**
  * The normalized policy model as it travels through the store: `tcplane apply` writes
- * documents `parsePolicyText` produced, agents check them with this schema where they
- * arrive (a corrupt or foreign value is reported and skipped, never enforced half-read).
- * A record from an earlier tcplane (no matchExpressions, no egress) reads as the same
- * policy: those fields default to empty.
+ * documents `parsePolicyText` produced (as `storedPolicy` shapes them), agents check them
+ * with this schema where they arrive (a corrupt or foreign value is reported and skipped,
+ * never enforced half-read). The schema holds what the parser guarantees, so a record
+ * that did not come from it cannot mean something else than it says: lists of peers and
+ * ports are absent or non-empty, named ports appear in ingress rules only.
+ *
+ * Versions: a record from an earlier tcplane (no matchExpressions, no egress) reads as
+ * the same policy, those fields default to empty; and `storedPolicy` leaves them out when
+ * empty, so an earlier agent (whose schema knows neither) still reads every policy that
+ * does not use them. One that does use them it refuses and logs: upgrade agents first.
  */
 import { z } from 'zod';
-import type { PolicyDocument } from './types.js';
+import type { LabelSelector, PolicyDocument, PolicyPeer } from './types.js';
 
-const requirement = z.strictObject({
-  key: z.string().min(1),
-  operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-  values: z.array(z.string()),
-});
+const requirement = z
+  .strictObject({
+    key: z.string().min(1),
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+    values: z.array(z.string()),
+  })
+  .refine((r) => (r.operator === 'In' || r.operator === 'NotIn' ? r.values.length > 0 : r.values.length === 0), 'In and NotIn need values, Exists and DoesNotExist take none');
 const labelSelector = z.strictObject({
   matchLabels: z.record(z.string(), z.string()),
   matchExpressions: z.array(requirement).default([]),
@@ -20,13 +28,16 @@ const labelSelector = z.strictObject({
 const peer = z
   .strictObject({ podSelector: labelSelector.optional(), namespaceSelector: labelSelector.optional() })
   .refine((p) => p.podSelector || p.namespaceSelector, 'a peer needs podSelector or namespaceSelector');
-const port = z
-  .strictObject({
-    protocol: z.enum(['TCP', 'UDP', 'SCTP']),
-    port: z.union([z.number().int().min(1).max(65535), z.string().min(1)]).optional(),
-    endPort: z.number().int().min(1).max(65535).optional(),
-  })
-  .refine((p) => p.endPort === undefined || (typeof p.port === 'number' && p.endPort >= p.port), 'endPort needs a numeric port at or below it');
+const port = (named: boolean) =>
+  z
+    .strictObject({
+      protocol: z.enum(['TCP', 'UDP', 'SCTP']),
+      port: (named ? z.union([z.number().int().min(1).max(65535), z.string().min(1)]) : z.number().int().min(1).max(65535)).optional(),
+      endPort: z.number().int().min(1).max(65535).optional(),
+    })
+    .refine((p) => p.endPort === undefined || (typeof p.port === 'number' && p.endPort >= p.port), 'endPort needs a numeric port at or below it');
+const ingressRule = z.strictObject({ from: z.array(peer).min(1).optional(), ports: z.array(port(true)).min(1).optional() });
+const egressRule = z.strictObject({ to: z.array(peer).min(1).optional(), ports: z.array(port(false)).min(1).optional() });
 
 export const networkPolicySchema = z.strictObject({
   kind: z.literal('NetworkPolicy'),
@@ -35,9 +46,26 @@ export const networkPolicySchema = z.strictObject({
   name: z.string().min(1),
   podSelector: labelSelector,
   policyTypes: z.array(z.enum(['Ingress', 'Egress'])),
-  ingress: z.array(z.strictObject({ from: z.array(peer).optional(), ports: z.array(port).optional() })),
-  egress: z.array(z.strictObject({ to: z.array(peer).optional(), ports: z.array(port).optional() })).default([]),
+  ingress: z.array(ingressRule),
+  egress: z.array(egressRule).default([]),
   source: z.strictObject({ file: z.string(), line: z.number().int() }),
 });
+
+/**
+ * The document as the store keeps it: empty matchExpressions and an empty egress list
+ * left out (see the header), everything else as parsed.
+ */
+export function storedPolicy(p: PolicyDocument): unknown {
+  const sel = (s: LabelSelector) => (s.matchExpressions.length > 0 ? s : { matchLabels: s.matchLabels });
+  const peers = (list: PolicyPeer[]) =>
+    list.map((x) => ({ ...(x.podSelector ? { podSelector: sel(x.podSelector) } : {}), ...(x.namespaceSelector ? { namespaceSelector: sel(x.namespaceSelector) } : {}) }));
+  const { egress, ...rest } = p;
+  return {
+    ...rest,
+    podSelector: sel(p.podSelector),
+    ingress: p.ingress.map((r) => ({ ...r, ...(r.from ? { from: peers(r.from) } : {}) })),
+    ...(egress.length > 0 ? { egress: egress.map((r) => ({ ...r, ...(r.to ? { to: peers(r.to) } : {}) })) } : {}),
+  };
+}
 
 export const policyDocumentSchema: z.ZodType<PolicyDocument, unknown> = networkPolicySchema;

@@ -182,8 +182,9 @@ const POLICY_CASES: Case[] = [
   {
     description: 'policy - egress: [] isolates what the pod sends; the replies to what it admits still pass',
     setup: { policies: [netpol('x', 'a-sends-nothing', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'] })] },
-    input: [fromPod(tcp(A, XC, 80)), fromPod(ping(A, WORLD)), toPod(tcp(XC, A, 80)), fromPod(tcp(A, XC, 40000, 80, SYN | ACK))],
-    expect: ['drop_policy_default', 'drop_policy_default', 'pass_default', 'pass_reply'],
+    // Its own node it always reaches (Kubernetes: traffic to and from it is always allowed).
+    input: [fromPod(tcp(A, XC, 80)), fromPod(ping(A, WORLD)), toPod(tcp(XC, A, 80)), fromPod(tcp(A, XC, 40000, 80, SYN | ACK)), fromPod(udp(A, HOST, 53)), fromPod(tcp(A, REMOTE_NODE, 10250))],
+    expect: ['drop_policy_default', 'drop_policy_default', 'pass_default', 'pass_reply', 'pass_policy', 'drop_policy_default'],
   },
   {
     description: "policy - an egress rule admits its peers on its ports only; the peer's replies pass",

@@ -437,6 +437,13 @@ const TRAFFIC_POLICY_CASES: Case[] = [
 
 const denyAllX = netpol('x', 'deny-all');
 const guardFromFriend = netpol('x', 'guard-from-friend', { podSelector: { matchLabels: { app: 'guard' }, matchExpressions: [] }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'friend' }, matchExpressions: [] } }] }] });
+/** x/client may send only to x/guard on TCP `port`. */
+const clientEgressTo = (port: number) =>
+  netpol('x', `client-to-guard-${port}`, {
+    podSelector: { matchLabels: { app: 'client' }, matchExpressions: [] },
+    policyTypes: ['Egress'],
+    egress: [{ to: [{ podSelector: { matchLabels: { app: 'guard' }, matchExpressions: [] } }], ports: [{ protocol: 'TCP', port }] }],
+  });
 const hpSyn: TcpSeg = { sport: 41000, dport: 80, flags: 'S', seq: 1000 };
 const hpSynAck: TcpSeg = { sport: 9090, dport: 41000, flags: 'SA', seq: 9000, ack: 1001 };
 const hpAck: TcpSeg = { sport: 41000, dport: 80, flags: 'PA', seq: 1001, ack: 9001, payload: 5 };
@@ -487,6 +494,18 @@ const POLICY_CASES: Case[] = [
       unchanged('pass_reply'),
       translated('pass_reply', tcpF(GUARD_VIP, FRIEND, { sport: 80, dport: 42000, flags: 'SA', seq: 7000, ack: 1001 })),
     ],
+  },
+  {
+    description: "services - egress policy after translation: the client's egress is judged against the backend and its targetPort, not the ClusterIP and its port",
+    setup: withPolicies(BASE, [clientEgressTo(8080)]),
+    input: [from(tcpF(CLIENT, GUARD_VIP, { sport: 43000, dport: 80 })), from(tcpF(CLIENT, WEB_VIP, { sport: 43001, dport: 80 }))],
+    expect: [translated('pass_policy', tcpF(CLIENT, GUARD, { sport: 43000, dport: 8080 })), unchanged('drop_policy_default')],
+  },
+  {
+    description: "services - egress policy after translation: a rule naming only the service's port admits nothing through it",
+    setup: withPolicies(BASE, [clientEgressTo(80)]),
+    input: [from(tcpF(CLIENT, GUARD_VIP, { sport: 43000, dport: 80 }))],
+    expect: [unchanged('drop_policy_default')],
   },
 ];
 

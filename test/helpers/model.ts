@@ -23,8 +23,8 @@
  *   - each direction alike: a pod no NetworkPolicy of its namespace selects with that
  *     direction in policyTypes allows everything that way (pass_default); a selected
  *     pod allows what any selecting policy's rule of that direction allows
- *     (pass_policy) and drops the rest (drop_policy_default); ingress from its own node
- *     (reserved:host) is always admitted, as kubelet probes need
+ *     (pass_policy) and drops the rest (drop_policy_default); traffic to and from its own
+ *     node (reserved:host) is always allowed, as Kubernetes says
  *   - a rule's peer is a pod: namespaceSelector over its namespace's labels (else the
  *     policy's namespace), podSelector over its labels, both ANDed; several peers ORed;
  *     selectors are matchLabels ANDed with matchExpressions (In, NotIn, Exists,
@@ -347,10 +347,10 @@ export class PolicyModel {
 
   /**
    * Some rule of that direction of some selecting policy admits the peer on this
-   * protocol and port; ingress from the own node always is.
+   * protocol and port; the own node always is, both ways.
    */
   private allowed(pod: ModelPod, type: 'Ingress' | 'Egress', p: Seen): boolean {
-    if (type === 'Ingress' && this.hostAddrs.has(canonicalIp(p.src))) return true;
+    if (this.hostAddrs.has(canonicalIp(type === 'Ingress' ? p.src : p.dst))) return true;
     const peer = this.podOf(type === 'Ingress' ? p.src : p.dst);
     const destination = type === 'Ingress' ? pod : peer;
     return this.selecting(pod, type).some((np) =>

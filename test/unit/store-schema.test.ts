@@ -1,6 +1,8 @@
 // Records arriving from the store are checked before anything compiles them into map keys.
 import { describe, expect, it } from 'vitest';
 import { agentOptions } from '../../agent/options.js';
+import { parsePolicyText } from '../../src/policy/parse.js';
+import { policyDocumentSchema, storedPolicy } from '../../src/policy/schema.js';
 import { nodeRecord, podRecord } from '../../src/store/schema.js';
 
 const pod = (ips: string[]) => ({
@@ -60,5 +62,43 @@ describe('store schema', () => {
     const r = agentOptions.safeParse({ ...base, podCIDR: '10.244.1.0/99' });
     expect(r.success).toBe(false);
     expect(r.error?.issues[0]?.message).toMatch(/IPv4 CIDR/);
+  });
+});
+
+describe('store schema - policies', () => {
+  const text = [
+    'apiVersion: networking.k8s.io/v1',
+    'kind: NetworkPolicy',
+    'metadata: {name: p, namespace: x}',
+    'spec:',
+    '  podSelector: {matchExpressions: [{key: app, operator: In, values: [a]}]}',
+    '  ingress: [{from: [{podSelector: {matchLabels: {app: b}}}], ports: [{port: http}]}]',
+    '  egress: [{to: [{namespaceSelector: {}}], ports: [{protocol: UDP, port: 53, endPort: 60}]}]',
+    '',
+  ].join('\n');
+  const [full] = parsePolicyText(text, 'p.yaml');
+  const [plain] = parsePolicyText(['apiVersion: networking.k8s.io/v1', 'kind: NetworkPolicy', 'metadata: {name: q, namespace: x}', 'spec:', '  podSelector: {matchLabels: {app: a}}', '  ingress: [{ports: [{port: 80}]}]', ''].join('\n'), 'q.yaml');
+
+  it('store schema - what apply stores reads back as the document parsed, with or without the newer fields', () => {
+    for (const doc of [full!, plain!]) expect(policyDocumentSchema.parse(JSON.parse(JSON.stringify(storedPolicy(doc))))).toStrictEqual(doc);
+  });
+
+  it('store schema - a policy without egress or matchExpressions is stored in the shape earlier agents read', () => {
+    const stored = JSON.stringify(storedPolicy(plain!));
+    expect(stored).not.toMatch(/matchExpressions|egress/);
+    expect(JSON.stringify(storedPolicy(full!))).toMatch(/matchExpressions/);
+  });
+
+  it('store schema - a record the parser could not have produced is refused, not compiled into something else', () => {
+    const bad = (change: (d: Record<string, unknown>) => void) => {
+      const d = JSON.parse(JSON.stringify(storedPolicy(full!))) as Record<string, unknown>;
+      change(d);
+      return policyDocumentSchema.safeParse(d).success;
+    };
+    expect(bad(() => {})).toBe(true);
+    expect(bad((d) => ((d.egress as { ports: unknown[] }[])[0]!.ports = [{ protocol: 'TCP', port: 'http' }]))).toBe(false); // named port in egress
+    expect(bad((d) => ((d.ingress as { from: unknown[] }[])[0]!.from = []))).toBe(false); // empty peers ("all" in Kubernetes, "none" read literally)
+    expect(bad((d) => ((d.ingress as { ports: unknown[] }[])[0]!.ports = []))).toBe(false);
+    expect(bad((d) => ((d.podSelector as { matchExpressions: { values: string[] }[] }).matchExpressions[0]!.values = []))).toBe(false); // In without values
   });
 });
