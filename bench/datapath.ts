@@ -10,7 +10,8 @@
  *                 packet at a time, corrected by an established packet timed alike)
  * Each case runs with small maps and again with 10k ipcache entries and 10k policy
  * entries, to show the cost does not grow with the number of policies or peers.
- * Writes bench/results/datapath-*.json.
+ * TCPLANE_BENCH_OBJECT: another build of the object to measure (an earlier commit, to
+ * compare). Writes bench/results/datapath-*.json.
  */
 import { BpfObject } from '../src/bpf/object.js';
 import { testRun } from '../src/bpf/testrun.js';
@@ -36,7 +37,7 @@ function nsPerPacket(run: () => number): number {
 }
 
 function setup(dp: NodeDatapath, scale: number): void {
-  dp.endpoints.update(ipKey(POD), { id: EP, identity: 300, ifindex: 1, ingress_default: VERDICT_DENY, egress_default: VERDICT_ALLOW });
+  dp.endpoints.update(ipKey(POD), { id: EP, identity: 300, ifindex: 1, ingress_default: VERDICT_DENY, egress_default: VERDICT_ALLOW, policy_gen: 0 });
   dp.ipcache.update(ipKey('10.244.2.10'), { identity: 400 }); // the allowed peer
   dp.ipcache.update(ipKey('10.244.2.11'), { identity: 401 }); // a peer with no entry
   dp.policy.update(
@@ -67,7 +68,7 @@ interface Case {
 }
 
 function cases(scale: number): Case[] {
-  const dp = NodeDatapath.open({ objectPath: DATAPATH_OBJECT });
+  const dp = NodeDatapath.open({ objectPath: process.env.TCPLANE_BENCH_OBJECT ?? DATAPATH_OBJECT });
   try {
     setup(dp, scale);
     const toPod = dp.obj.program('tp_to_pod');

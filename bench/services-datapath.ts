@@ -66,7 +66,7 @@ const pods: PodRecord[] = BACKENDS.map((ip, i) => ({
 /** A client node's datapath with `n` services programmed as the agent would. */
 function open(n: number): { dp: NodeDatapath; probed: string } {
   const dp = NodeDatapath.open({ objectPath: DATAPATH_OBJECT });
-  dp.endpoints.update(ipKey(CLIENT), { id: EP, identity: 300, ifindex: 1, ingress_default: VERDICT_ALLOW, egress_default: VERDICT_ALLOW });
+  dp.endpoints.update(ipKey(CLIENT), { id: EP, identity: 300, ifindex: 1, ingress_default: VERDICT_ALLOW, egress_default: VERDICT_ALLOW, policy_gen: 0 });
   for (const b of BACKENDS) dp.ipcache.update(ipKey(b), { identity: 400 });
   dp.setLbSeed(SEED);
   const t = performance.now();

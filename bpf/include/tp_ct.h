@@ -51,8 +51,8 @@ struct tp_ct_key {
 /*
  * expires_ns:  bpf_ktime_get_coarse_ns() after which the entry is treated as absent
  * rule_id:     rule that allowed the connection (0: endpoint default)
- * policy_gen:  the endpoint's policy generation the connection was judged under
- *              (reserved: written 0 until policy changes re-judge connections)
+ * policy_gen:  the endpoint's policy generation (tp_endpoint.policy_gen, 16 bits of
+ *              it) the connection was last judged under
  * service_id:  the service port the connection came through (reverse-NAT index); 0: none
  * backend_id:  TP_CT_NAT_DNAT: index of the chosen backend in tp_backends_v1
  * flags:       TP_CT_F_*

@@ -26,6 +26,34 @@
 #include "result.h"
 #include "uplink.h"
 
+/*
+ * A known connection whose endpoint's policy generation moved since it was judged (see
+ * tp_endpoint.h): judged again as it was opened — its direction, its peer's identity now
+ * (the backend for a service connection), its original destination port. 0 when it is
+ * still allowed (the entry then records this generation and the deciding rule), else
+ * the drop reason. A pod's hairpin through a service is always allowed.
+ */
+static __always_inline __u32 tp_rejudge(const struct tp_packet *p, const struct tp_endpoint *ep, const struct tp_ct_key *k,
+					struct tp_ct_entry *e)
+{
+	const __u8 *peer = k->peer_addr;
+	__u16 dport = e->opened == TP_DIR_INGRESS ? k->pod_port : k->peer_port;
+	__u32 reason, rule_id = 0;
+
+	if (!(e->flags & TP_CT_F_HAIRPIN)) {
+		if (e->nat == TP_CT_NAT_DNAT) {
+			peer = e->backend_addr;
+			dport = e->backend_port;
+		}
+		reason = tp_policy_decide(ep, tp_identity_of(p->family, peer), e->opened, p->protocol, dport, &rule_id);
+		if (reason >= TP_DROP_POLICY)
+			return reason;
+		e->rule_id = rule_id;
+	}
+	e->policy_gen = ep->policy_gen;
+	return 0;
+}
+
 /* A reply of a service connection: the backend's source becomes the frontend again. */
 static __always_inline struct tp_result tp_rnat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_key *k,
 						 const struct tp_ct_entry *e)
@@ -103,6 +131,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 			return tp_decided(reason);
 	}
 	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
+	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
 	tp_ct_create_service(k, p, &x, svc, fresh);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
@@ -133,12 +162,16 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	tp_ct_key_of(&key, p, ep->id, dir);
 	switch (tp_ct_lookup(&key, p, dir, now, &hit)) {
 	case TP_CT_REPLY:
+		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry)))
+			return tp_decided(reason);
 		if (hit.entry->nat == TP_CT_NAT_RNAT)
 			return tp_rnat(skb, p, &key, hit.entry);
 		if (hit.entry->flags & TP_CT_F_OUTSIDE)
 			return tp_external_reply(skb, p, now);
 		return tp_decided(TP_PASS_REPLY);
 	case TP_CT_ESTABLISHED:
+		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry)))
+			return tp_decided(reason);
 		if (hit.entry->nat != TP_CT_NAT_DNAT)
 			return tp_decided(TP_PASS_ESTABLISHED);
 		if (tp_lb_established(hit.entry, p, hit.refreshed, now))
@@ -162,6 +195,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	if (reason >= TP_DROP_POLICY)
 		return tp_decided(reason);
 	tp_ct_entry_init(fresh, p, dir, now, rule_id);
+	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
 	if (dir == TP_DIR_INGRESS && !tp_identity_in_pods(identity))
 		fresh->flags |= TP_CT_F_OUTSIDE;
 	tp_ct_create(&key, fresh);

@@ -23,7 +23,7 @@ import { updateConfig } from './runtime-config.js';
 import { LutTables, ServiceMapSet } from './service-maps.js';
 import { TP_REASON } from './reasons.js';
 import type { PolicyMaps } from './desired.js';
-import { MapMirror, OrderedMaps, POLICY_MAP_ORDER, type PolicyMapRole, type PolicyMapSet } from './sync.js';
+import { MapMirror, PolicyMapSet } from './sync.js';
 import * as S from './structs.js';
 
 export interface DatapathOptions {
@@ -107,7 +107,7 @@ export class NodeDatapath {
     this.backends = obj.map(MAP_NAMES.tp_backends_v1).typed(S.u32Key, S.tpBackend);
     this.affinity = obj.map(MAP_NAMES.tp_affinity_v1).typed(S.tpAffinityKey, S.tpAffinityValue);
     this.services = new ServiceMapSet(new MapMirror(this.svc), new MapMirror(this.backends), new LutTables(new MapOfMaps(obj.map(MAP_NAMES.tp_lut_v1))));
-    this.maps = new OrderedMaps<PolicyMaps, PolicyMapRole>(POLICY_MAP_ORDER, {
+    this.maps = new PolicyMapSet({
       policy: new MapMirror(this.policy),
       ipcidr: new MapMirror(this.ipcidr),
       ipcache: new MapMirror(this.ipcache),

@@ -3,7 +3,7 @@
  * C order with padding written out. Checked field by field against the compiled
  * object's BTF by test/datapath/layout.test.ts.
  */
-import { be16, bytes, pad, scalar, struct, u32, u64, u8, type Infer } from '../codec/struct.js';
+import { be16, bytes, pad, scalar, struct, u16, u32, u64, u8, type Infer } from '../codec/struct.js';
 
 /** A `__u32` key: array indexes and ids. */
 export const u32Key = scalar('__u32', u32);
@@ -23,7 +23,7 @@ export const tpEndpoint = struct('tp_endpoint', {
   ifindex: u32,
   ingress_default: u8,
   egress_default: u8,
-  pad: pad(2),
+  policy_gen: u16,
 });
 export type TpEndpoint = Infer<typeof tpEndpoint>;
 

@@ -12,6 +12,7 @@
  */
 import { MAP_TYPE, type TypedMap } from '../bpf/map.js';
 import type { Entry, PolicyMaps } from './desired.js';
+import { withGenerations, type GenerationMirrors } from './policy-generation.js';
 
 export interface MapDiff {
   upserts: [Buffer, Buffer][];
@@ -151,4 +152,14 @@ export class OrderedMaps<D, R extends keyof D & string> {
 export type PolicyMapRole = 'policy' | 'ipcidr' | 'ipcache' | 'endpoints';
 /** Policy entries first, then what makes them reachable. */
 export const POLICY_MAP_ORDER: readonly PolicyMapRole[] = ['policy', 'ipcidr', 'ipcache', 'endpoints'];
-export type PolicyMapSet = OrderedMaps<PolicyMaps, PolicyMapRole>;
+
+/** The policy maps: written in POLICY_MAP_ORDER, each endpoint with its policy generation (policy-generation.ts). */
+export class PolicyMapSet extends OrderedMaps<PolicyMaps, PolicyMapRole> {
+  constructor(mirrors: Mirrors<PolicyMaps, PolicyMapRole>) {
+    super(POLICY_MAP_ORDER, mirrors);
+  }
+
+  override sync(desired: PolicyMaps): SyncResult {
+    return super.sync(withGenerations(this.mirrors as unknown as GenerationMirrors, desired));
+  }
+}

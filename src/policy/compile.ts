@@ -126,6 +126,7 @@ export function compile(input: DesiredInput): PolicyMaps {
           ifindex: ep.ifindex,
           ingress_default: ingress.length > 0 ? VERDICT_DENY : VERDICT_ALLOW,
           egress_default: egress.length > 0 ? VERDICT_DENY : VERDICT_ALLOW,
+          policy_gen: 0, // the map writer moves it (src/datapath/policy-generation.ts)
         },
       });
     }

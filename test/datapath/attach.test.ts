@@ -205,8 +205,8 @@ describe('attach - uplink egress retirement', () => {
       // uplink RNAT entry and the backend's own entry), one SNATed to another node's
       // backend (nothing to mark here), and a pod's connection from outside without
       // translation.
-      dp.endpoints.update({ family: BACKEND.family, addr: BACKEND.addr }, { id: 7, identity: 300, ifindex: 7, ingress_default: 0, egress_default: 0 });
-      dp.endpoints.update({ family: OTHER.family, addr: OTHER.addr }, { id: 8, identity: 301, ifindex: 8, ingress_default: 0, egress_default: 0 });
+      dp.endpoints.update({ family: BACKEND.family, addr: BACKEND.addr }, { id: 7, identity: 300, ifindex: 7, ingress_default: 0, egress_default: 0, policy_gen: 0 });
+      dp.endpoints.update({ family: OTHER.family, addr: OTHER.addr }, { id: 8, identity: 301, ifindex: 8, ingress_default: 0, egress_default: 0, policy_gen: 0 });
       dp.ct.update(key(BACKEND.addr, CLIENT.addr, UPLINK), rnat);
       dp.ct.update(key(BACKEND.addr, CLIENT.addr, 7), entry({}));
       dp.ct.update(key(OTHER.addr, CLIENT.addr, UPLINK, 61000), { ...rnat, flags: rnat.flags | TP_CT_FLAGS.TP_CT_F_SNAT });

@@ -383,10 +383,34 @@ const CONNTRACK_CASES: Case[] = [
     expect: ['pass_policy', 'pass_reply', 'pass_established'],
   },
   {
-    description: 'conntrack - an established connection outlives a policy that now denies it; new ones do not',
+    description: 'conntrack - a policy that now denies an established connection cuts it at its next packet, both ways',
     setup: {},
     input: [toPod(tcp(WORLD, A, 80)), { policies: [denyAllX] }, toPod(tcp(WORLD, A, 80, 40000, ACK)), fromPod(reply(tcp(WORLD, A, 80))), toPod(tcp(WORLD, A, 80, 40001))],
+    expect: ['pass_default', 'drop_policy_default', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: 'conntrack - a policy change that still allows an established connection keeps it, judged again once',
+    setup: {},
+    input: [
+      toPod(tcp(XC, A, 80)),
+      { policies: [toA('c-80', [{ from: [{ podSelector: sel({ app: 'c' }) }], ports: [{ protocol: 'TCP', port: 80 }] }])] },
+      toPod(tcp(XC, A, 80, 40000, ACK)),
+      fromPod(reply(tcp(XC, A, 80))),
+      toPod(tcp(YC, A, 80)),
+    ],
     expect: ['pass_default', 'pass_established', 'pass_reply', 'drop_policy_default'],
+  },
+  {
+    description: "conntrack - egress isolation added later cuts the pod's own connection, not the replies to one it admitted",
+    setup: {},
+    input: [
+      fromPod(tcp(A, XC, 443)),
+      toPod(tcp(WORLD, A, 80)),
+      { policies: [netpol('x', 'a-sends-nothing', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'] })] },
+      fromPod(tcp(A, XC, 443, 40000, ACK)),
+      fromPod(reply(tcp(WORLD, A, 80))),
+    ],
+    expect: ['pass_default', 'pass_default', 'drop_policy_default', 'pass_reply'],
   },
   {
     description: 'conntrack - a SYN on the ports of a connection that closed opens a new one, judged by policy again',
@@ -395,11 +419,10 @@ const CONNTRACK_CASES: Case[] = [
       toPod(tcp(WORLD, A, 80, 40002)),
       fromPod(reply(tcp(WORLD, A, 80, 40002))),
       toPod(tcp(WORLD, A, 80, 40002, FIN_ACK)),
-      { policies: [denyAllX] },
       toPod(tcp(WORLD, A, 80, 40002, ACK)), // the last ACK of the close still belongs to it
-      toPod(tcp(WORLD, A, 80, 40002)), // a new SYN, same ports
+      toPod(tcp(WORLD, A, 80, 40002)), // a new SYN, same ports: a new connection
     ],
-    expect: ['pass_default', 'pass_reply', 'pass_established', 'pass_established', 'drop_policy_default'],
+    expect: ['pass_default', 'pass_reply', 'pass_established', 'pass_established', 'pass_default'],
   },
   {
     description: 'conntrack - ICMP echo reply is matched to its request by identifier',
@@ -907,8 +930,9 @@ describe('conntrack - expiry', () => {
     const c: Case = {
       description: 'expiry',
       setup: {},
-      input: [toPod(flow), { policies: [denyAllX] }, toPod(flow), toPod(flow), fromPod(reply(flow))],
-      expect: ['pass_default', 'pass_established', 'drop_policy_default', 'pass_default'],
+      input: [toPod(flow), toPod(flow), toPod(flow), fromPod(reply(flow))],
+      // The third is a new flow again (not established), and the pod's answer is its reply.
+      expect: ['pass_default', 'pass_established', 'pass_default', 'pass_reply'],
     };
     // 250 ms of silence before the third packet: more than the 100 ms lifetime.
     await runCase(short, c, lifetimes, async (i) => void (i === 2 && (await sleep(250))));
@@ -919,7 +943,7 @@ describe('conntrack - expiry', () => {
     const c: Case = {
       description: 'refresh',
       setup: {},
-      input: [toPod(flow), { policies: [denyAllX] }, ...Array.from({ length: 6 }, () => toPod(flow)), fromPod(reply(flow))],
+      input: [toPod(flow), ...Array.from({ length: 6 }, () => toPod(flow)), fromPod(reply(flow))],
       expect: ['pass_default', ...Array<ReasonLabel>(6).fill('pass_established'), 'pass_reply'],
     };
     // A packet every 40 ms for 240 ms: well past 100 ms, never 100 ms apart.
@@ -937,12 +961,12 @@ describe('conntrack - expiry', () => {
         fromPod(reply(closing)),
         toPod(open),
         fromPod(reply(open)),
-        { policies: [denyAllX] },
         toPod({ ...closing, tcpFlags: FIN_ACK }),
         toPod({ ...closing, tcpFlags: ACK }),
         toPod({ ...open, tcpFlags: ACK }),
       ],
-      expect: ['pass_default', 'pass_reply', 'pass_default', 'pass_reply', 'pass_established', 'drop_policy_default', 'pass_established'],
+      // After 250 ms the closed one is gone (its ACK is judged as new), the open one is not.
+      expect: ['pass_default', 'pass_reply', 'pass_default', 'pass_reply', 'pass_established', 'pass_default', 'pass_established'],
     };
     await runCase(short, c, lifetimes, async (i) => void (i === 5 && (await sleep(250))));
   });

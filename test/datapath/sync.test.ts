@@ -3,6 +3,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureBpffs } from '../../src/bpf/bpffs.js';
+import { ipKey } from '../../src/datapath/addr.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
 import { compile } from '../../src/policy/compile.js';
 import { inputOf, netpol, type PodSpec } from '../helpers/cluster.js';
@@ -20,6 +21,7 @@ const allowC = netpol('x', 'allow-c', {
 });
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+const gen = (dp: NodeDatapath, ip: string) => dp.endpoints.lookup(ipKey(ip))!.policy_gen;
 
 describe('sync', () => {
   it('sync - applying one more policy writes only the entries that changed', () => {
@@ -35,28 +37,35 @@ describe('sync', () => {
       const desired = compile(inputOf(pods, [denyX, allowC]));
       const before = dp.policy.raw.stats.updates;
       const second = dp.maps.sync(desired);
-      // allow-c adds exactly one entry (c → a on TCP/80); endpoints and ipcache untouched.
-      expect(second.writes).toEqual({ tp_policy_v1: 1, tp_ipcidr_v1: 0, tp_ipcache_v1: 0, tp_endpoints_v1: 0 });
+      // allow-c adds exactly one entry (c → a on TCP/80), and moves a's policy generation
+      // (its connections are judged again); b and the ipcache are untouched.
+      expect(second.writes).toEqual({ tp_policy_v1: 1, tp_ipcidr_v1: 0, tp_ipcache_v1: 0, tp_endpoints_v1: 1 });
+      expect([gen(dp, '10.244.1.10'), gen(dp, '10.244.1.11')]).toEqual([1, 0]);
       expect(sum(second.deletes)).toBe(0);
       expect(dp.policy.raw.stats.updates - before).toBe(1);
       expect(dp.policy.lookup({ prefixlen: 96, endpoint_id: 11, identity: 302, direction: 0, protocol: 6, dport: 80 })).toBeDefined();
 
       const third = dp.maps.sync(compile(inputOf(pods, [denyX])));
       expect(third.deletes).toEqual({ tp_policy_v1: 1, tp_ipcidr_v1: 0, tp_ipcache_v1: 0, tp_endpoints_v1: 0 });
-      expect(sum(third.writes)).toBe(0);
+      expect(third.writes).toEqual({ tp_policy_v1: 0, tp_ipcidr_v1: 0, tp_ipcache_v1: 0, tp_endpoints_v1: 1 });
+      expect([gen(dp, '10.244.1.10'), gen(dp, '10.244.1.11')]).toEqual([2, 0]);
     } finally {
       dp.close();
     }
   });
 
-  it('sync - a relabelled peer moves its entries and nothing else', () => {
+  it('sync - a relabelled peer moves its entries, and the generation of every endpoint (any may have a connection with it)', () => {
     const dp = NodeDatapath.open({ objectPath: OBJECT_PATH });
     try {
       dp.maps.sync(compile(inputOf(pods, [denyX, allowC])));
       const relabelled = pods.map((p) => (p.name === 'c' ? { ...p, labels: { app: 'other' }, identity: 303 } : p));
       const r = dp.maps.sync(compile(inputOf(relabelled, [denyX, allowC])));
-      expect(r.writes).toEqual({ tp_policy_v1: 0, tp_ipcidr_v1: 0, tp_ipcache_v1: 1, tp_endpoints_v1: 0 });
+      expect(r.writes).toEqual({ tp_policy_v1: 0, tp_ipcidr_v1: 0, tp_ipcache_v1: 1, tp_endpoints_v1: 2 });
       expect(r.deletes).toEqual({ tp_policy_v1: 1, tp_ipcidr_v1: 0, tp_ipcache_v1: 0, tp_endpoints_v1: 0 });
+      expect([gen(dp, '10.244.1.10'), gen(dp, '10.244.1.11')]).toEqual([1, 1]);
+      // A new pod elsewhere moves nothing: no connection has judged its address yet.
+      const more = [...relabelled, { ns: 'y', name: 'd', ip: '10.244.2.11', labels: { app: 'd' }, identity: 304 }];
+      expect(dp.maps.sync(compile(inputOf(more, [denyX, allowC]))).writes.tp_endpoints_v1).toBe(0);
     } finally {
       dp.close();
     }

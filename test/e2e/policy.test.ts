@@ -174,6 +174,43 @@ describe('policy e2e', () => {
     expect(seen).toEqual({ 'reason="drop_policy_default",verdict="drop"}': 3, 'reason="drop_fragment",verdict="drop"}': 6 });
   });
 
+  it('policy e2e - a change that now denies an established connection cuts it at its next packets: a relabelled client, an egress policy added', async () => {
+    const control = join(tmpdir(), `tp-cut-${process.pid}`);
+    const egressFile = join(tmpdir(), `tp-cut-egress-${process.pid}.yaml`);
+    writeFileSync(
+      egressFile,
+      ['apiVersion: networking.k8s.io/v1', 'kind: NetworkPolicy', 'metadata: {name: a-sends-nothing, namespace: x}', 'spec:', '  podSelector: {matchLabels: {pod: a}}', '  policyTypes: [Egress]', ''].join('\n'),
+    );
+    const flows: Promise<CliResult>[] = [];
+    try {
+      // Both allowed now: y/f is a client (x-allow: clients reach web's TCP 80), and x/a's egress is open.
+      flows.push(tcplane(['lab', 'exec', 'y/f', '--', process.execPath, FLOW_CLIENT, 'tcp', podIp('x/a'), '80', `${control}-tcp`]));
+      flows.push(tcplane(['lab', 'exec', 'x/a', '--', process.execPath, FLOW_CLIENT, 'udp', podIp('y/b'), '80', `${control}-udp`]));
+      await until(() => existsSync(`${control}-tcp.ready`) && existsSync(`${control}-udp.ready`), 'both flows echo');
+      await sleep(200);
+      await apply('lab', 'label', 'pod', 'y/f', 'app=former-client');
+      await apply('apply', '-f', egressFile, '--wait');
+      await sleep(500); // at one message per 10 ms, dozens sent after the change
+      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
+      const [tcp, udp] = (await Promise.all(flows)).map((r) => JSON.parse(r.stdout) as { sent: number; echoed: number; lost: number[]; error: string | null });
+      // The stream stalls (no reset: a drop, as policy drops), after the first echoes.
+      expect(tcp!.echoed).toBeGreaterThan(0);
+      expect(tcp!.sent - tcp!.echoed, JSON.stringify(tcp)).toBeGreaterThan(20);
+      // The datagrams before the change came back, none after: the lost ones are one tail.
+      expect(udp!.lost.length, JSON.stringify(udp)).toBeGreaterThan(20);
+      expect(udp!.lost[0]).toBeGreaterThan(0);
+      expect(udp!.lost).toEqual(Array.from({ length: udp!.sent - udp!.lost[0]! }, (_, i) => udp!.lost[0]! + i));
+    } finally {
+      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
+      await Promise.allSettled(flows);
+      for (const f of ['tcp', 'udp']) for (const x of ['ready', 'stop']) rmSync(`${control}-${f}.${x}`, { force: true });
+      await tcplane(['lab', 'label', 'pod', 'y/f', 'app=client']);
+      await tcplane(['delete', '-f', egressFile, '--ignore-not-found', '--wait']);
+      rmSync(egressFile, { force: true });
+    }
+    await expectMatrix(policiesApplied);
+  });
+
   it('policy e2e - agents count verdicts per reason and serve them as Prometheus metrics', async () => {
     const res = await fetch('http://10.250.0.10:9962/metrics'); // n1's agent, on its underlay address
     const text = await res.text();
@@ -296,14 +333,19 @@ describe('policy e2e', () => {
       return ['n1', 'n2', 'n3'].map((_, i) => growth(before[i]!, after[i]!, 'tcplane_map_writes_total'));
     };
 
-    // x/a lives on n1: one policy entry per db identity (TCP 80), nothing else anywhere.
-    const added = await writesDuring(() => apply('apply', '-f', ONE_MORE, '--wait'));
-    expect(added).toEqual([{ '{map="tp_policy_v1",op="write"}': dbIdentities.size }, {}, {}]);
-    const db = [...podLabels].find(([, l]) => l.app === 'db')![0];
-    await untilConnects(db, 'x/a', 80, true); // enforced means in force: the new peer gets in
+    // x/a lives on n1: one policy entry per db identity (TCP 80), and x/a's endpoint entry
+    // (its policy generation moves, so its connections are judged again); nothing else anywhere.
+    try {
+      const added = await writesDuring(() => apply('apply', '-f', ONE_MORE, '--wait'));
+      expect(added).toEqual([{ '{map="tp_policy_v1",op="write"}': dbIdentities.size, '{map="tp_endpoints_v1",op="write"}': 1 }, {}, {}]);
+      const db = [...podLabels].find(([, l]) => l.app === 'db')![0];
+      await untilConnects(db, 'x/a', 80, true); // enforced means in force: the new peer gets in
 
-    const removed = await writesDuring(() => apply('delete', '-f', ONE_MORE, '--wait'));
-    expect(removed).toEqual([{ '{map="tp_policy_v1",op="delete"}': dbIdentities.size }, {}, {}]);
+      const removed = await writesDuring(() => apply('delete', '-f', ONE_MORE, '--wait'));
+      expect(removed).toEqual([{ '{map="tp_policy_v1",op="delete"}': dbIdentities.size, '{map="tp_endpoints_v1",op="write"}': 1 }, {}, {}]);
+    } finally {
+      await tcplane(['delete', '-f', ONE_MORE, '--ignore-not-found', '--wait']);
+    }
     await expectMatrix(policiesApplied);
   });
 

@@ -19,7 +19,9 @@
  *     when it passes: the later fragments of a refused datagram drop as drop_fragment
  *   - conntrack, per pod and per direction: a packet of a connection the pod already
  *     allowed passes (pass_established), a reply to one passes the other way
- *     (pass_reply), whatever policies say now; ICMP echo is tracked by its identifier
+ *     (pass_reply), as long as the policies still allow the packet that opened it: when
+ *     they change and no longer do, its next packet either way drops
+ *     (drop_policy_default); ICMP echo is tracked by its identifier
  *   - each direction alike: a pod no NetworkPolicy of its namespace selects with that
  *     direction in policyTypes allows everything that way (pass_default); a selected
  *     pod allows what any selecting policy's rule of that direction allows
@@ -223,6 +225,9 @@ export function reply(p: ModelPacket): ModelPacket {
 interface CtEntry {
   flags: number;
   expires: bigint;
+  /** The hook and packet that opened the connection: what it is judged by again. */
+  opened: Hook;
+  first: Seen;
 }
 const CT_SEEN_REPLY = 1;
 const CT_CLOSING = 2;
@@ -418,6 +423,9 @@ export class PolicyModel {
           e.flags = flags;
           e.expires = expires;
         }
+        // Policies now decide, for what opened it: a connection they no longer allow drops.
+        const type = e.opened === 'to_pod' ? 'Ingress' : 'Egress';
+        if (this.selecting(pod, type).length > 0 && !this.allowed(pod, type, e.first)) return 'drop_policy_default';
         return reason;
       }
     }
@@ -426,7 +434,7 @@ export class PolicyModel {
 
   private track(pod: ModelPod, hook: Hook, p: Seen): void {
     const flags = this.flagsAfter(p, 0, false);
-    this.ct.set(this.ctKey(pod, hook, p, false), { flags, expires: this.now + this.lifetime(p, flags) });
+    this.ct.set(this.ctKey(pod, hook, p, false), { flags, expires: this.now + this.lifetime(p, flags), opened: hook, first: p });
   }
 }
 
