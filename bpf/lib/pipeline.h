@@ -31,10 +31,12 @@
  * tp_endpoint.h): judged again as it was opened — its direction, its peer's identity now
  * (the backend for a service connection), its original destination port. 0 when it is
  * still allowed (the entry then records this generation and the deciding rule), else
- * the drop reason. A pod's hairpin through a service is always allowed.
+ * the drop reason, and the entry is marked closing: the packets it drops do not keep it
+ * for hours. A pod's hairpin through a service is always allowed. A service connection
+ * whose backend went away is not judged here: it chooses again first (tp_pod_flow).
  */
 static __always_inline __u32 tp_rejudge(const struct tp_packet *p, const struct tp_endpoint *ep, const struct tp_ct_key *k,
-					struct tp_ct_entry *e)
+					struct tp_ct_entry *e, __u64 now)
 {
 	const __u8 *peer = k->peer_addr;
 	__u16 dport = e->opened == TP_DIR_INGRESS ? k->pod_port : k->peer_port;
@@ -46,8 +48,13 @@ static __always_inline __u32 tp_rejudge(const struct tp_packet *p, const struct 
 			dport = e->backend_port;
 		}
 		reason = tp_policy_decide(ep, tp_identity_of(p->family, peer), e->opened, p->protocol, dport, &rule_id);
-		if (reason >= TP_DROP_POLICY)
+		if (reason >= TP_DROP_POLICY) {
+			/* Cut: closing, so the packets it drops keep it no longer than a closed one. */
+			e->flags |= TP_CT_F_CLOSING;
+			if (e->expires_ns > now + tp_ct_lifetime_tcp_closing_ns)
+				e->expires_ns = now + tp_ct_lifetime_tcp_closing_ns;
 			return reason;
+		}
 		e->rule_id = rule_id;
 	}
 	e->policy_gen = ep->policy_gen;
@@ -162,23 +169,26 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	tp_ct_key_of(&key, p, ep->id, dir);
 	switch (tp_ct_lookup(&key, p, dir, now, &hit)) {
 	case TP_CT_REPLY:
-		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry)))
+		break;
+	case TP_CT_ESTABLISHED:
+		/* A backend that stopped serving it: chosen again (and judged) as for a new connection. */
+		if (hit.entry->nat == TP_CT_NAT_DNAT && !tp_lb_established(hit.entry, p, hit.refreshed, now))
+			hit.entry = NULL;
+		break;
+	default:
+		hit.entry = NULL;
+		break;
+	}
+	if (hit.entry) {
+		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry, now)))
 			return tp_decided(reason);
+		if (hit.entry->opened == dir)
+			return hit.entry->nat == TP_CT_NAT_DNAT ? tp_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED) : tp_decided(TP_PASS_ESTABLISHED);
 		if (hit.entry->nat == TP_CT_NAT_RNAT)
 			return tp_rnat(skb, p, &key, hit.entry);
 		if (hit.entry->flags & TP_CT_F_OUTSIDE)
 			return tp_external_reply(skb, p, now);
 		return tp_decided(TP_PASS_REPLY);
-	case TP_CT_ESTABLISHED:
-		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry)))
-			return tp_decided(reason);
-		if (hit.entry->nat != TP_CT_NAT_DNAT)
-			return tp_decided(TP_PASS_ESTABLISHED);
-		if (tp_lb_established(hit.entry, p, hit.refreshed, now))
-			return tp_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED);
-		break; /* its backend stopped serving it: choose again, as for a new connection */
-	default:
-		break;
 	}
 
 	/* A service address first: a new connection to a ClusterIP needs no identity lookup. */

@@ -5,49 +5,63 @@
  * at its next packet. That is the case when
  *   - one of its policy entries is written or deleted, or its defaults change, or
  *   - a peer address changes identity or goes away (an ipcache or CIDR entry rewritten
- *     or deleted): any endpoint's connection with it may be judged otherwise now. A new
- *     address moves nothing: no connection has judged it yet.
+ *     or deleted): any isolated endpoint's connection with it may be judged otherwise
+ *     now. A new address moves nothing: no connection has judged it yet (but see the
+ *     README: an address in a pod range judged as unmanaged before its pod was known).
  * The generation is read back from the map, so a restarted agent writing the same
  * entries moves nothing.
  */
+import { VERDICT_ALLOW } from './constants.js';
 import type { PolicyMaps } from './desired.js';
 import type { MapMirror } from './sync.js';
-import type { TpEndpoint, TpIpKey, TpPolicyKey, TpPolicyValue } from './structs.js';
+import type { TpEndpoint, TpIpcidrKey, TpIpKey, TpPolicyKey, TpPolicyValue } from './structs.js';
 import type { Entry } from './desired.js';
 
 export interface GenerationMirrors {
   policy: MapMirror<TpPolicyKey, TpPolicyValue>;
   ipcache: MapMirror<TpIpKey, unknown>;
-  ipcidr: MapMirror<unknown, unknown>;
+  ipcidr: MapMirror<TpIpcidrKey, unknown>;
   endpoints: MapMirror<TpIpKey, TpEndpoint>;
 }
 
-/** `desired` with each endpoint's generation: the one it has, or the next where it must move. */
-export function withGenerations(m: GenerationMirrors, desired: PolicyMaps): PolicyMaps {
+/**
+ * Each endpoint's generation for `desired`: `staged` keeps the generation it has (written
+ * with the other entries, so a default flips in order), `moved` holds the endpoints whose
+ * generation must move, with the next one — written last, once every entry the change
+ * deletes is gone, so no packet is judged again against a rule on its way out.
+ */
+export function generationsFor(m: GenerationMirrors, desired: PolicyMaps): { staged: PolicyMaps; moved: Entry<TpIpKey, TpEndpoint>[] } {
   const policy = m.policy.diff(desired.policy);
-  const moved = new Set<number>();
-  for (const [k] of policy.upserts) moved.add(m.policy.map.keyCodec.decode(k).endpoint_id);
-  for (const k of policy.deletes) moved.add(m.policy.map.keyCodec.decode(k).endpoint_id);
-  const peersMoved = [m.ipcache.diff(desired.ipcache), (m.ipcidr as MapMirror<unknown, unknown>).diff(desired.ipcidr)].some(
+  const touched = new Set<number>();
+  for (const [k] of policy.upserts) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
+  for (const k of policy.deletes) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
+  const peersMoved = [m.ipcache.diff(desired.ipcache), m.ipcidr.diff(desired.ipcidr)].some(
     (d) => d.deletes.length > 0 || d.upserts.some(([k]) => holds(m.ipcache, m.ipcidr, k)),
   );
-  const endpoints: Entry<TpIpKey, TpEndpoint>[] = desired.endpoints.map((e) => {
+  const staged: Entry<TpIpKey, TpEndpoint>[] = [];
+  const moved: Entry<TpIpKey, TpEndpoint>[] = [];
+  for (const e of desired.endpoints) {
     const now = m.endpoints.get(e.key);
-    if (!now) return { key: e.key, value: { ...e.value, policy_gen: 0 } };
+    const gen = now?.policy_gen ?? 0;
+    staged.push({ key: e.key, value: { ...e.value, policy_gen: gen } });
+    if (!now) continue;
+    // A pod isolated in neither direction allows whatever its peers are: peers moving
+    // change none of its verdicts.
+    const isolated = e.value.ingress_default !== VERDICT_ALLOW || e.value.egress_default !== VERDICT_ALLOW;
     const changed =
-      peersMoved ||
-      moved.has(e.value.id) ||
+      (peersMoved && isolated) ||
+      touched.has(e.value.id) ||
       now.id !== e.value.id ||
       now.identity !== e.value.identity ||
       now.ingress_default !== e.value.ingress_default ||
       now.egress_default !== e.value.egress_default;
-    return { key: e.key, value: { ...e.value, policy_gen: changed ? (now.policy_gen + 1) & 0xffff : now.policy_gen } };
-  });
-  return { ...desired, endpoints };
+    if (changed) moved.push({ key: e.key, value: { ...e.value, policy_gen: (gen + 1) & 0xffff } });
+  }
+  return { staged: { ...desired, endpoints: staged }, moved };
 }
 
 /** Whether key k (of either peer map) is one the maps hold already: an existing address rewritten. */
-function holds(ipcache: MapMirror<TpIpKey, unknown>, ipcidr: MapMirror<unknown, unknown>, k: Buffer): boolean {
+function holds(ipcache: MapMirror<TpIpKey, unknown>, ipcidr: MapMirror<TpIpcidrKey, unknown>, k: Buffer): boolean {
   const hex = k.toString('hex');
   return ipcache.holds(hex) || ipcidr.holds(hex);
 }

@@ -12,7 +12,7 @@
  */
 import { MAP_TYPE, type TypedMap } from '../bpf/map.js';
 import type { Entry, PolicyMaps } from './desired.js';
-import { withGenerations, type GenerationMirrors } from './policy-generation.js';
+import { generationsFor, type GenerationMirrors } from './policy-generation.js';
 
 export interface MapDiff {
   upserts: [Buffer, Buffer][];
@@ -153,13 +153,22 @@ export type PolicyMapRole = 'policy' | 'ipcidr' | 'ipcache' | 'endpoints';
 /** Policy entries first, then what makes them reachable. */
 export const POLICY_MAP_ORDER: readonly PolicyMapRole[] = ['policy', 'ipcidr', 'ipcache', 'endpoints'];
 
-/** The policy maps: written in POLICY_MAP_ORDER, each endpoint with its policy generation (policy-generation.ts). */
+/**
+ * The policy maps: written in POLICY_MAP_ORDER, then the endpoints whose policy
+ * generation moves (policy-generation.ts), after every delete.
+ */
 export class PolicyMapSet extends OrderedMaps<PolicyMaps, PolicyMapRole> {
   constructor(mirrors: Mirrors<PolicyMaps, PolicyMapRole>) {
     super(POLICY_MAP_ORDER, mirrors);
   }
 
   override sync(desired: PolicyMaps): SyncResult {
-    return super.sync(withGenerations(this.mirrors as unknown as GenerationMirrors, desired));
+    const { staged, moved } = generationsFor(this.mirrors as unknown as GenerationMirrors, desired);
+    const result = super.sync(staged);
+    const endpoints = this.mirrors.endpoints;
+    const last = { upserts: endpoints.upsertsOf(moved), deletes: [] };
+    endpoints.applyUpserts(last);
+    result.writes[endpoints.map.raw.name] = (result.writes[endpoints.map.raw.name] ?? 0) + last.upserts.length;
+    return result;
   }
 }

@@ -543,6 +543,31 @@ const LIVENESS_CASES: Case[] = [
     ],
   },
   {
+    description: "services - liveness: an egress-isolated client's UDP flow whose backend goes away moves to another backend its policy admits (judged there), rather than being cut",
+    setup: withPolicies(BASE, [
+      netpol('x', 'client-to-pair', {
+        podSelector: { matchLabels: { app: 'client' }, matchExpressions: [] },
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ podSelector: { matchLabels: { app: 'pair' }, matchExpressions: [] } }], ports: [{ protocol: 'UDP', port: 5353 }] }],
+      }),
+    ]),
+    input: [
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      to(udpF(PAIR_A, CLIENT, 5353, uA!)),
+      change((c) => withoutPod(c, 'pair-a')), // its address leaves the ipcache: the client's generation moves
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+      to(udpF(PAIR_B, CLIENT, 5353, uA!)),
+      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+    ],
+    expect: [
+      translated('pass_policy', udpF(CLIENT, PAIR_A, uA!, 5353)),
+      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+      translated('pass_policy', udpF(CLIENT, PAIR_B, uA!, 5353)),
+      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+      translated('pass_established', udpF(CLIENT, PAIR_B, uA!, 5353)),
+    ],
+  },
+  {
     description: 'services - liveness: a TCP connection whose backend turns not ready keeps it; new connections go elsewhere; a UDP flow to it moves on',
     setup: BASE,
     input: [
