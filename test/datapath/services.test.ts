@@ -522,25 +522,30 @@ const aTerminating = podChanged(BASE, 'pair-a', { ready: false, terminating: tru
 const laterToB = sportsTo(BASE, pairHttp, 'x/pair-b', 2, 48000);
 const laterToA = sportsTo(BASE, pairHttp, 'x/pair-a', 2, 48000);
 
+/** A UDP flow to x/pair through PAIR_VIP, its backend pair-a removed between two datagrams. */
+const udpMovesOff = (): Step[] => [
+  from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+  to(udpF(PAIR_A, CLIENT, 5353, uA!)),
+  change((c) => withoutPod(c, 'pair-a')),
+  from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+  to(udpF(PAIR_B, CLIENT, 5353, uA!)),
+  from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
+];
+/** What udpMovesOff must give: to pair-a, then to pair-b, each new datagram passing by `verdict`. */
+const udpMovedOff = (verdict: 'pass_default' | 'pass_policy') => [
+  translated(verdict, udpF(CLIENT, PAIR_A, uA!, 5353)),
+  translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+  translated(verdict, udpF(CLIENT, PAIR_B, uA!, 5353)),
+  translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
+  translated('pass_established', udpF(CLIENT, PAIR_B, uA!, 5353)),
+];
+
 const LIVENESS_CASES: Case[] = [
   {
     description: 'services - liveness: an established UDP flow whose backend leaves the service moves to another backend on its next datagram, and its answers still come from the ClusterIP',
     setup: BASE,
-    input: [
-      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
-      to(udpF(PAIR_A, CLIENT, 5353, uA!)),
-      change((c) => withoutPod(c, 'pair-a')),
-      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
-      to(udpF(PAIR_B, CLIENT, 5353, uA!)),
-      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
-    ],
-    expect: [
-      translated('pass_default', udpF(CLIENT, PAIR_A, uA!, 5353)),
-      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
-      translated('pass_default', udpF(CLIENT, PAIR_B, uA!, 5353)),
-      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
-      translated('pass_established', udpF(CLIENT, PAIR_B, uA!, 5353)),
-    ],
+    input: udpMovesOff(),
+    expect: udpMovedOff('pass_default'),
   },
   {
     description: "services - liveness: an egress-isolated client's UDP flow whose backend goes away moves to another backend its policy admits (judged there), rather than being cut",
@@ -551,21 +556,8 @@ const LIVENESS_CASES: Case[] = [
         egress: [{ to: [{ podSelector: { matchLabels: { app: 'pair' }, matchExpressions: [] } }], ports: [{ protocol: 'UDP', port: 5353 }] }],
       }),
     ]),
-    input: [
-      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
-      to(udpF(PAIR_A, CLIENT, 5353, uA!)),
-      change((c) => withoutPod(c, 'pair-a')), // its address leaves the ipcache: the client's generation moves
-      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
-      to(udpF(PAIR_B, CLIENT, 5353, uA!)),
-      from(udpF(CLIENT, PAIR_VIP, uA!, 53)),
-    ],
-    expect: [
-      translated('pass_policy', udpF(CLIENT, PAIR_A, uA!, 5353)),
-      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
-      translated('pass_policy', udpF(CLIENT, PAIR_B, uA!, 5353)),
-      translated('pass_reply', udpF(PAIR_VIP, CLIENT, 53, uA!)),
-      translated('pass_established', udpF(CLIENT, PAIR_B, uA!, 5353)),
-    ],
+    input: udpMovesOff(), // pair-a's address leaves the ipcache: the client's generation moves
+    expect: udpMovedOff('pass_policy'),
   },
   {
     description: 'services - liveness: a TCP connection whose backend turns not ready keeps it; new connections go elsewhere; a UDP flow to it moves on',
