@@ -104,13 +104,13 @@ static __always_inline int tp_uplink_hook(struct __sk_buff *skb)
 	struct tp_result r = tp_decided(TP_PASS_UPLINK);
 	struct tp_ct_entry room; /* a new connection's entries are built here */
 	const struct tp_endpoint *ep;
-	__u8 hook = TP_HOOK_FROM_UPLINK, ttl = 0;
+	__u8 hook = TP_HOOK_FROM_UPLINK;
 
 	if (tp_parse(skb, &p))
 		goto out;
-	if ((ep = tp_delivery_target(skb, &p, &ttl))) {
+	if ((ep = tp_delivery_target(&p))) {
 		hook = TP_HOOK_TO_POD;
-		r = tp_deliver(skb, &p, ep, ttl, tp_pod_verdict(skb, &p, ep, TP_DIR_INGRESS, &room, true));
+		r = tp_deliver(skb, &p, ep, tp_pod_verdict(skb, &p, ep, TP_DIR_INGRESS, &room, true));
 		goto out;
 	}
 	if (p.frag == TP_FRAG_LATER && tp_frag_lookup(&p))

@@ -31,38 +31,25 @@
 #include "parse.h"
 #include "result.h"
 
-/* The packet's TTL (hop limit): what the routing hop needs to be more than 1. 0 when unreadable. */
-static __always_inline __u8 tp_ttl(struct __sk_buff *skb, const struct tp_packet *p)
-{
-	__u8 ttl;
-
-	if (bpf_skb_load_bytes(skb, p->l3_off + (p->family == TP_FAMILY_IPV4 ? offsetof(struct iphdr, ttl) : offsetof(struct ipv6hdr, hop_limit)),
-			       &ttl, 1))
-		return 0;
-	return ttl;
-}
-
 /*
- * The local pod a packet on the uplink is to be delivered to, with its TTL in *ttl, or
- * NULL: a packet whose TTL runs out here goes the stack's way untouched (it answers with
- * ICMP time exceeded).
+ * The local pod a packet on the uplink is to be delivered to, or NULL: a packet whose TTL
+ * (hop limit, read by the parser) runs out here goes the stack's way untouched (it
+ * answers with ICMP time exceeded).
  */
-static __always_inline const struct tp_endpoint *tp_delivery_target(struct __sk_buff *skb, const struct tp_packet *p, __u8 *ttl)
+static __always_inline const struct tp_endpoint *tp_delivery_target(const struct tp_packet *p)
 {
-	const struct tp_endpoint *ep = tp_local_endpoint(p->family, p->daddr);
-
-	return ep && (*ttl = tp_ttl(skb, p)) > 1 ? ep : NULL;
+	return p->ttl > 1 ? tp_local_endpoint(p->family, p->daddr) : NULL;
 }
 
 /*
- * The routing hop: TTL (hop limit) down by one, from `ttl`. The IPv4 header checksum
+ * The routing hop: TTL (hop limit) down by one. The IPv4 header checksum
  * covers TTL as the high byte of its 16-bit word with the protocol; IPv6 has no header
  * checksum, so a CHECKSUM_COMPLETE skb's sum is recomputed for the changed byte (the
  * node's forwarding would have dropped it to CHECKSUM_NONE).
  */
-static __always_inline int tp_hop(struct __sk_buff *skb, const struct tp_packet *p, __u8 ttl)
+static __always_inline int tp_hop(struct __sk_buff *skb, const struct tp_packet *p)
 {
-	__u8 next = ttl - 1;
+	__u8 ttl = p->ttl, next = ttl - 1;
 
 	if (p->family == TP_FAMILY_IPV4) {
 		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8), 2))
@@ -72,13 +59,13 @@ static __always_inline int tp_hop(struct __sk_buff *skb, const struct tp_packet 
 	return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct ipv6hdr, hop_limit), &next, 1, BPF_F_RECOMPUTE_CSUM);
 }
 
-/* Turns pipeline result r for ep's packet (TTL ttl), arrived on the uplink, into its delivery into the pod, where it may go. */
+/* Turns pipeline result r for ep's packet, arrived on the uplink, into its delivery into the pod, where it may go. */
 static __always_inline struct tp_result tp_deliver(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
-						   __u8 ttl, struct tp_result r)
+						   struct tp_result r)
 {
 	if (!tp_goes_on(&r))
 		return r;
-	if (tp_hop(skb, p, ttl))
+	if (tp_hop(skb, p))
 		return tp_decided(TP_DROP_NAT); /* a rewrite that failed half way: never deliver it */
 	return tp_result_to(r.reason, TP_ACT_DELIVER, ep->ifindex);
 }

@@ -84,6 +84,7 @@ struct tp_packet {
 	__u8 frag;
 	__u32 frag_id;
 	__u8 frag_proto;
+	__u8 ttl; /* IPv4 TTL, IPv6 hop limit */
 };
 
 /*
@@ -227,6 +228,7 @@ static __always_inline __u32 tp_parse_ipv4(struct __sk_buff *skb, struct tp_pack
 	p->family = TP_FAMILY_IPV4;
 	p->l3_off = ETH_HLEN;
 	p->protocol = ip.protocol;
+	p->ttl = ip.ttl;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
 	if (ip.frag_off & bpf_htons(TP_IP_MF | TP_IP_OFFSET)) {
@@ -257,6 +259,7 @@ static __always_inline __u32 tp_parse_ipv6(struct __sk_buff *skb, struct tp_pack
 		return TP_DROP_TRUNCATED;
 	p->family = TP_FAMILY_IPV6;
 	p->l3_off = ETH_HLEN;
+	p->ttl = ip6.hop_limit;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
 	next = ip6.nexthdr;
