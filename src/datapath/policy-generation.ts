@@ -13,7 +13,7 @@
  */
 import { VERDICT_ALLOW } from './constants.js';
 import type { PolicyMaps } from './desired.js';
-import type { MapMirror } from './sync.js';
+import type { MapDiff, MapMirror } from './sync.js';
 import type { TpEndpoint, TpIpcidrKey, TpIpKey, TpPolicyKey, TpPolicyValue } from './structs.js';
 import type { Entry } from './desired.js';
 
@@ -28,15 +28,20 @@ export interface GenerationMirrors {
  * Each endpoint's generation for `desired`: `staged` keeps the generation it has (written
  * with the other entries, so a default flips in order), `moved` holds the endpoints whose
  * generation must move, with the next one — written last, once every entry the change
- * deletes is gone, so no packet is judged again against a rule on its way out.
+ * deletes is gone, so no packet is judged again against a rule on its way out. `diffs`:
+ * the differences of the other maps it computed on the way, for the writer to apply.
  */
-export function generationsFor(m: GenerationMirrors, desired: PolicyMaps): { staged: PolicyMaps; moved: Entry<TpIpKey, TpEndpoint>[] } {
-  const policy = m.policy.diff(desired.policy);
+export function generationsFor(
+  m: GenerationMirrors,
+  desired: PolicyMaps,
+): { staged: PolicyMaps; moved: Entry<TpIpKey, TpEndpoint>[]; diffs: { policy: MapDiff; ipcache: MapDiff; ipcidr: MapDiff } } {
+  const diffs = { policy: m.policy.diff(desired.policy), ipcache: m.ipcache.diff(desired.ipcache), ipcidr: m.ipcidr.diff(desired.ipcidr) };
   const touched = new Set<number>();
-  for (const [k] of policy.upserts) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
-  for (const k of policy.deletes) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
-  const peersMoved = [m.ipcache.diff(desired.ipcache), m.ipcidr.diff(desired.ipcidr)].some(
-    (d) => d.deletes.length > 0 || d.upserts.some(([k]) => holds(m.ipcache, m.ipcidr, k)),
+  for (const [k] of diffs.policy.upserts) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
+  for (const k of diffs.policy.deletes) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
+  // An address rewritten (held already) or gone.
+  const peersMoved = ([['ipcache', m.ipcache], ['ipcidr', m.ipcidr]] as const).some(
+    ([role, mirror]) => diffs[role].deletes.length > 0 || diffs[role].upserts.some(([k]) => mirror.holds(k.toString('hex'))),
   );
   const staged: Entry<TpIpKey, TpEndpoint>[] = [];
   const moved: Entry<TpIpKey, TpEndpoint>[] = [];
@@ -57,11 +62,5 @@ export function generationsFor(m: GenerationMirrors, desired: PolicyMaps): { sta
       now.egress_default !== e.value.egress_default;
     if (changed) moved.push({ key: e.key, value: { ...e.value, policy_gen: (gen + 1) & 0xffff } });
   }
-  return { staged: { ...desired, endpoints: staged }, moved };
-}
-
-/** Whether key k (of either peer map) is one the maps hold already: an existing address rewritten. */
-function holds(ipcache: MapMirror<TpIpKey, unknown>, ipcidr: MapMirror<TpIpcidrKey, unknown>, k: Buffer): boolean {
-  const hex = k.toString('hex');
-  return ipcache.holds(hex) || ipcidr.holds(hex);
+  return { staged: { ...desired, endpoints: staged }, moved, diffs };
 }

@@ -130,10 +130,13 @@ export class OrderedMaps<D, R extends keyof D & string> {
     readonly mirrors: Mirrors<D, R>,
   ) {}
 
-  /** Makes the maps hold exactly `desired`; returns how many entries each map wrote and deleted. */
-  sync(desired: Pick<D, R>): SyncResult {
+  /**
+   * Makes the maps hold exactly `desired`; returns how many entries each map wrote and
+   * deleted. `known`: differences a caller already computed against these mirrors.
+   */
+  sync(desired: Pick<D, R>, known: Partial<Record<R, MapDiff>> = {}): SyncResult {
     const mirror = (r: R) => this.mirrors[r] as unknown as MapMirror<unknown, unknown>;
-    const diffs = new Map(this.order.map((r) => [r, mirror(r).diff(desired[r] as readonly Entry<unknown, unknown>[])]));
+    const diffs = new Map(this.order.map((r) => [r, known[r] ?? mirror(r).diff(desired[r] as readonly Entry<unknown, unknown>[])]));
     for (const r of this.order) mirror(r).applyUpserts(diffs.get(r)!);
     for (const r of [...this.order].reverse()) mirror(r).applyDeletes(diffs.get(r)!);
     const name = (r: R) => mirror(r).map.raw.name;
@@ -163,8 +166,8 @@ export class PolicyMapSet extends OrderedMaps<PolicyMaps, PolicyMapRole> {
   }
 
   override sync(desired: PolicyMaps): SyncResult {
-    const { staged, moved } = generationsFor(this.mirrors as unknown as GenerationMirrors, desired);
-    const result = super.sync(staged);
+    const { staged, moved, diffs } = generationsFor(this.mirrors as unknown as GenerationMirrors, desired);
+    const result = super.sync(staged, diffs);
     const endpoints = this.mirrors.endpoints;
     const last = { upserts: endpoints.upsertsOf(moved), deletes: [] };
     endpoints.applyUpserts(last);
