@@ -111,6 +111,9 @@ export function compile(input: DesiredInput): PolicyMaps {
     const of = peerSets.get(p) ?? peerSets.set(p, new WeakMap()).get(p)!;
     return of.get(peers) ?? of.set(peers, peerIdentities(p, peers, liveIdentities)).get(peers)!;
   };
+  // Likewise a rule's id (a hash of its description), once per policy, direction and rule.
+  const infos = new Map<string, RuleInfo>();
+  const infoOf = (description: string) => infos.get(description) ?? infos.set(description, { id: ruleId(description), description }).get(description)!;
 
   for (const ep of input.localEndpoints) {
     const selecting = (type: PolicyType) =>
@@ -136,7 +139,7 @@ export function compile(input: DesiredInput): PolicyMaps {
     ];
     for (const [dir, policies] of isolated) {
       if (policies.length === 0) continue;
-      const rules = endpointRules(ep, dir, policies, peersOf, described);
+      const rules = endpointRules(ep, dir, policies, { peersOf, infoOf }, described);
       for (const e of resolve(rules, { action: 'deny', ruleId: RULE_ID.DEFAULT })) {
         policy.push(policyEntry(ep.id, e.identity, dir, e.traffic, e.verdict.action === 'allow', e.verdict.ruleId));
       }
@@ -165,13 +168,14 @@ export function compile(input: DesiredInput): PolicyMaps {
 
 /**
  * The rule model of what `policies` (those selecting ep in direction dir) allow it; every
- * rule's description goes into `described`. `peersOf` gives the identities a rule's peers select.
+ * rule's description goes into `described`. `peersOf` gives the identities a rule's peers
+ * select, `infoOf` a rule's id and description (both remembered across endpoints).
  */
 function endpointRules(
   ep: LocalEndpoint,
   dir: Direction,
   policies: readonly NetworkPolicy[],
-  peersOf: (p: NetworkPolicy, peers: readonly PolicyPeer[]) => Set<number>,
+  { peersOf, infoOf }: { peersOf: (p: NetworkPolicy, peers: readonly PolicyPeer[]) => Set<number>; infoOf: (description: string) => RuleInfo },
   described: Map<number, RuleInfo>,
 ): PolicyRule[] {
   const rules: PolicyRule[] = [];
@@ -189,8 +193,7 @@ function endpointRules(
   for (const p of policies) {
     const list = dir === DIR_INGRESS ? p.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : p.egress.map((r) => ({ peers: r.to, ports: r.ports }));
     list.forEach((rule, i) => {
-      const description = `NetworkPolicy ${p.namespace}/${p.name} ${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`;
-      const info: RuleInfo = { id: ruleId(description), description };
+      const info = infoOf(`NetworkPolicy ${p.namespace}/${p.name} ${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`);
       const peers = rule.peers ? peersOf(p, rule.peers) : 'any';
       if (peers !== 'any' && peers.size === 0) return; // selects nobody (yet)
       for (const traffic of rule.ports ? rule.ports.flatMap((port) => trafficOf(port, dir, ep)) : ['any' as const]) add(info, peers, traffic);
