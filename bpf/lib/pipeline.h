@@ -84,9 +84,12 @@ static __always_inline struct tp_result tp_dnat(struct __sk_buff *skb, const str
 	return tp_result_of(reason, TP_ACT_REWRITE);
 }
 
-/* The two entries of a new service connection (tp_ct.h): client ↔ frontend, client ↔ backend. */
+/*
+ * The two entries of a new service connection (tp_ct.h): client ↔ frontend (taking over
+ * `stale`, k's entry that no longer counts, if any), client ↔ backend.
+ */
 static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, const struct tp_packet *p, const struct tp_xlate *x,
-						 const struct tp_svc_value *svc, struct tp_ct_entry *e)
+						 const struct tp_svc_value *svc, struct tp_ct_entry *e, struct tp_ct_entry *stale)
 {
 	struct tp_ct_key twin;
 
@@ -100,19 +103,22 @@ static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, cons
 	if (x->hairpin)
 		e->flags |= TP_CT_F_HAIRPIN;
 	e->flags |= tp_ct_affinity_flags(svc);
-	tp_ct_create(k, e);
+	tp_ct_create(k, e, stale);
 	tp_ct_twin_key(&twin, k, e);
 	e->nat = TP_CT_NAT_RNAT;
 	e->flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
 	if (x->hairpin)
 		e->opened = TP_DIR_INGRESS; /* the translated packet enters the pod as a new arrival */
-	tp_ct_create(&twin, e);
+	tp_ct_create(&twin, e, NULL); /* looking for a stale twin first costs what it would save */
 }
 
-/* A new connection from a pod to service frontend svc; *fresh is room for its entries. */
+/*
+ * A new connection from a pod to service frontend svc; *fresh is room for its entries,
+ * `stale` k's entry that no longer counts (tp_ct_hit).
+ */
 static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
 						      const struct tp_ct_key *k, const struct tp_svc_value *svc, __u64 now,
-						      struct tp_ct_entry *fresh)
+						      struct tp_ct_entry *fresh, struct tp_ct_entry *stale)
 {
 	struct tp_xlate x = {};
 	struct tp_result r;
@@ -139,7 +145,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	}
 	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
-	tp_ct_create_service(k, p, &x, svc, fresh);
+	tp_ct_create_service(k, p, &x, svc, fresh, stale);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 	if (tp_nat_dst(skb, p, x.addr, x.port))
@@ -172,8 +178,10 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		break;
 	case TP_CT_ESTABLISHED:
 		/* A backend that stopped serving it: chosen again (and judged) as for a new connection. */
-		if (hit.entry->nat == TP_CT_NAT_DNAT && !tp_lb_established(hit.entry, p, hit.refreshed, now))
+		if (hit.entry->nat == TP_CT_NAT_DNAT && !tp_lb_established(hit.entry, p, hit.refreshed, now)) {
+			hit.stale = hit.entry; /* its new choice takes the entry over */
 			hit.entry = NULL;
+		}
 		break;
 	default:
 		hit.entry = NULL;
@@ -193,14 +201,14 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 
 	/* A service address first: a new connection to a ClusterIP needs no identity lookup. */
 	if (dir == TP_DIR_EGRESS && (svc = tp_lb_frontend(p, TP_SVC_FROM_POD, false)))
-		return tp_to_service(skb, p, ep, &key, svc, now, fresh);
+		return tp_to_service(skb, p, ep, &key, svc, now, fresh, hit.stale);
 	peer = dir == TP_DIR_INGRESS ? p->saddr : p->daddr;
 	identity = tp_identity_of(p->family, peer);
 	if (via_uplink && (identity == TP_IDENTITY_HOST || tp_local_endpoint(p->family, peer)))
 		return tp_decided(TP_DROP_INVALID_SOURCE);
 	if (dir == TP_DIR_EGRESS && (identity == TP_IDENTITY_HOST || identity == TP_IDENTITY_REMOTE_NODE) &&
 	    (svc = tp_lb_nodeport(p, TP_SVC_FROM_POD)))
-		return tp_to_service(skb, p, ep, &key, svc, now, fresh);
+		return tp_to_service(skb, p, ep, &key, svc, now, fresh, hit.stale);
 	reason = tp_policy_decide(ep, identity, dir, p->protocol, p->dport, &rule_id);
 	if (reason >= TP_DROP_POLICY)
 		return tp_decided(reason);
@@ -208,7 +216,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
 	if (dir == TP_DIR_INGRESS && !tp_identity_in_pods(identity))
 		fresh->flags |= TP_CT_F_OUTSIDE;
-	tp_ct_create(&key, fresh);
+	tp_ct_create(&key, fresh, hit.stale);
 	return tp_decided(reason);
 }
 

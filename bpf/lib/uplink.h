@@ -130,11 +130,11 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 		/* A backend on this node: the client's address is kept. */
 		e->nat = TP_CT_NAT_DNAT;
 		e->flags |= tp_ct_affinity_flags(svc);
-		tp_ct_create(k, e);
+		tp_ct_create(k, e, NULL);
 		tp_ct_twin_key(&twin, k, e);
 		e->nat = TP_CT_NAT_RNAT;
 		e->flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
-		tp_ct_create(&twin, e);
+		tp_ct_create(&twin, e, NULL);
 		if (tp_nat_dst(skb, p, x.addr, x.port))
 			return tp_decided(TP_DROP_NAT);
 		return tp_result_of(TP_PASS_EXTERNAL, TP_ACT_REWRITE);
@@ -160,7 +160,7 @@ static __always_inline struct tp_result tp_external_new(struct __sk_buff *skb, c
 	e->flags |= tp_ct_affinity_flags(svc);
 	__builtin_memcpy(e->nat_addr, src, 16); /* the source the connection leaves with */
 	e->nat_port = port;
-	tp_ct_create(k, e);
+	tp_ct_create(k, e, NULL);
 	if (tp_nat_dst(skb, p, x.addr, x.port) || tp_nat_src(skb, p, src, port))
 		return tp_decided(TP_DROP_NAT);
 	return tp_result_to(TP_PASS_EXTERNAL, TP_ACT_REDIRECT, skb->ifindex);

@@ -425,6 +425,19 @@ const CONNTRACK_CASES: Case[] = [
     expect: ['pass_default', 'pass_reply', 'pass_established', 'pass_established', 'pass_default'],
   },
   {
+    description: "conntrack - the ports of a closed connection reopened the other way round: the entry it leaves is taken over by the new connection, whose direction decides what a reply is",
+    setup: {},
+    input: [
+      toPod(tcp(WORLD, A, 80, 40003)),
+      fromPod(reply(tcp(WORLD, A, 80, 40003))),
+      toPod(tcp(WORLD, A, 80, 40003, FIN_ACK)),
+      fromPod(tcp(A, WORLD, 40003, 80)), // the pod's SYN from port 80 to the peer's 40003: the same key
+      toPod(reply(tcp(A, WORLD, 40003, 80))),
+      fromPod(tcp(A, WORLD, 40003, 80, ACK)),
+    ],
+    expect: ['pass_default', 'pass_reply', 'pass_established', 'pass_default', 'pass_reply', 'pass_established'],
+  },
+  {
     description: 'conntrack - ICMP echo reply is matched to its request by identifier',
     setup: { policies: [denyAllX] },
     input: [fromPod(ping(A, WORLD, 7)), toPod(reply(ping(A, WORLD, 7))), toPod(reply(ping(A, WORLD, 8))), toPod(reply(ping(A, '192.0.2.2', 7)))],

@@ -581,6 +581,29 @@ const LIVENESS_CASES: Case[] = [
     ],
   },
   {
+    description: 'services - a closed connection to a ClusterIP reopened on the same ports after its backend went away: the new SYN goes to the backend there is, its replies come from the ClusterIP, its segments follow it',
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80 })),
+      to(tcpF(PAIR_A, CLIENT, { sport: 8080, dport: tA!, flags: 'SA', seq: 1, ack: 1001 })),
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80, flags: 'FA', seq: 1001, ack: 2 })),
+      to(tcpF(PAIR_A, CLIENT, { sport: 8080, dport: tA!, flags: 'FA', seq: 2, ack: 1002 })),
+      change((c) => podChanged(c, 'pair-a', { ready: false })),
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80, seq: 9000 })),
+      to(tcpF(PAIR_B, CLIENT, { sport: 8080, dport: tA!, flags: 'SA', seq: 7, ack: 9001 })),
+      from(tcpF(CLIENT, PAIR_VIP, { sport: tA!, dport: 80, flags: 'A', seq: 9001, ack: 8 })),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, PAIR_A, { sport: tA!, dport: 8080 })),
+      translated('pass_reply', tcpF(PAIR_VIP, CLIENT, { sport: 80, dport: tA!, flags: 'SA', seq: 1, ack: 1001 })),
+      translated('pass_established', tcpF(CLIENT, PAIR_A, { sport: tA!, dport: 8080, flags: 'FA', seq: 1001, ack: 2 })),
+      translated('pass_reply', tcpF(PAIR_VIP, CLIENT, { sport: 80, dport: tA!, flags: 'FA', seq: 2, ack: 1002 })),
+      translated('pass_default', tcpF(CLIENT, PAIR_B, { sport: tA!, dport: 8080, seq: 9000 })),
+      translated('pass_reply', tcpF(PAIR_VIP, CLIENT, { sport: 80, dport: tA!, flags: 'SA', seq: 7, ack: 9001 })),
+      translated('pass_established', tcpF(CLIENT, PAIR_B, { sport: tA!, dport: 8080, flags: 'A', seq: 9001, ack: 8 })),
+    ],
+  },
+  {
     description: 'services - liveness: a terminating backend keeps its TCP and UDP flows but takes no new connection while a ready one exists',
     setup: BASE,
     input: [
