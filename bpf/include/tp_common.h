@@ -39,7 +39,11 @@ enum tp_verdict {
 
 /*
  * Reserved security identities (numbers as in Cilium, so operators read them the same way).
- * Identities allocated for label sets start at TP_IDENTITY_FIRST_ALLOCATED.
+ * Identities allocated for label sets (cluster-wide) start at TP_IDENTITY_FIRST_ALLOCATED
+ * and stay below TP_IDENTITY_LOCAL. From TP_IDENTITY_LOCAL up are a node's own address
+ * classes (src/policy/address-classes.ts: an address an ipBlock or an egress named port
+ * tells apart from its label twins), never seen by another node; their flags say what
+ * kind of address holds them.
  */
 enum tp_reserved_identity {
 	TP_IDENTITY_ANY = 0,         /* only in policy keys: any peer */
@@ -48,6 +52,9 @@ enum tp_reserved_identity {
 	TP_IDENTITY_UNMANAGED = 3,   /* inside a node's pod range, no endpoint known (yet) */
 	TP_IDENTITY_REMOTE_NODE = 6, /* another node's addresses */
 	TP_IDENTITY_FIRST_ALLOCATED = 256,
+	TP_IDENTITY_LOCAL = 0x01000000,         /* a node-local address class */
+	TP_IDENTITY_LOCAL_IN_PODS = 0x02000000, /* flag of a local class: a pod's address, or one in a pod range */
+	TP_IDENTITY_LOCAL_NODE = 0x04000000,    /* flag of a local class: another node's address */
 };
 
 #endif

@@ -206,7 +206,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	identity = tp_identity_of(p->family, peer);
 	if (via_uplink && (identity == TP_IDENTITY_HOST || tp_local_endpoint(p->family, peer)))
 		return tp_decided(TP_DROP_INVALID_SOURCE);
-	if (dir == TP_DIR_EGRESS && (identity == TP_IDENTITY_HOST || identity == TP_IDENTITY_REMOTE_NODE) &&
+	if (dir == TP_DIR_EGRESS && (identity == TP_IDENTITY_HOST || tp_identity_is_remote_node(identity)) &&
 	    (svc = tp_lb_nodeport(p, TP_SVC_FROM_POD)))
 		return tp_to_service(skb, p, ep, &key, svc, now, fresh, hit.stale);
 	reason = tp_policy_decide(ep, identity, dir, p->protocol, p->dport, &rule_id);

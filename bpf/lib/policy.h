@@ -31,14 +31,27 @@ static __always_inline __u32 tp_identity_of(__u8 family, const __u8 *addr)
 	return TP_IDENTITY_WORLD;
 }
 
+static __always_inline bool tp_identity_is_local_class(__u32 identity, __u32 flag)
+{
+	return identity >= TP_IDENTITY_LOCAL && (identity & flag);
+}
+
 /*
- * Whether an identity names a pod, or an address in a pod range (UNMANAGED). (When
- * ipBlock brings CIDR identities, they must stay apart from these: an external IP
- * inside a policy's CIDR is no pod, and may be a service frontend.)
+ * Whether an identity names a pod, or an address in a pod range (UNMANAGED), label
+ * identity or local class alike. A local class of addresses outside the pod ranges (an
+ * ipBlock's external addresses) is no pod, and may be a service frontend.
  */
 static __always_inline bool tp_identity_in_pods(__u32 identity)
 {
+	if (identity >= TP_IDENTITY_LOCAL)
+		return identity & TP_IDENTITY_LOCAL_IN_PODS;
 	return identity >= TP_IDENTITY_FIRST_ALLOCATED || identity == TP_IDENTITY_UNMANAGED;
+}
+
+/* Whether an identity names another node's address (reserved, or its local class). */
+static __always_inline bool tp_identity_is_remote_node(__u32 identity)
+{
+	return identity == TP_IDENTITY_REMOTE_NODE || tp_identity_is_local_class(identity, TP_IDENTITY_LOCAL_NODE);
 }
 
 /* The endpoint's entry for this peer and port: the peer's own identity first, then any peer. */

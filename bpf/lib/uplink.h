@@ -182,7 +182,7 @@ static __always_inline struct tp_result tp_uplink_in(struct __sk_buff *skb, cons
 	__u32 to = tp_identity_of(p->family, p->daddr);
 	bool to_node = to == TP_IDENTITY_HOST;
 
-	if (tp_identity_in_pods(to) || to == TP_IDENTITY_REMOTE_NODE)
+	if (tp_identity_in_pods(to) || tp_identity_is_remote_node(to))
 		return tp_decided(TP_PASS_UPLINK);
 	if (!to_node) {
 		svc = tp_lb_frontend(p, TP_SVC_FROM_OUTSIDE, false);

@@ -61,7 +61,7 @@ export class IdentityAllocator {
       return claimed.value.id;
     }
     let n = IDENTITY.FIRST_ALLOCATED;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++, n++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && n < IDENTITY.LOCAL; attempt++, n++) {
       if (this.taken.has(n)) continue;
       const rec: IdentityRecord = { v: 1, id: n, labels };
       const rev = await this.store.create('identities', `${ID_PREFIX}${n}`, identityRecord.parse(rec));
