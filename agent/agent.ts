@@ -39,6 +39,7 @@ import {
   CLUSTER_CONFIG_KEY,
   nodeRecord,
   HOSTNAME_LABEL,
+  podKey,
   podRecord,
   policyRecord,
   serviceRecord,
@@ -313,7 +314,8 @@ export class Agent {
     const desired = compile({
       node: this.opts.node,
       localEndpoints: this.local.endpoints,
-      clusterEndpoints: [...v.endpoints.values()],
+      // Ports from the pod records: egress named ports resolve against each destination's.
+      clusterEndpoints: [...v.endpoints.values()].map((e) => ({ ips: e.ips, identity: e.identity, ports: v.pods.get(podKey(e.namespace, e.name))?.ports })),
       identities: v.identities,
       policies: [...v.policies.values()],
       nodes: [...v.nodes.values()].filter((n) => n.name !== this.opts.node),

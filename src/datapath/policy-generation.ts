@@ -4,10 +4,12 @@
  * gets its generation moved by one, so the datapath judges each of its connections again
  * at its next packet. That is the case when
  *   - one of its policy entries is written or deleted, or its defaults change, or
- *   - a peer address changes identity or goes away (an ipcache or CIDR entry rewritten
- *     or deleted): any isolated endpoint's connection with it may be judged otherwise
- *     now. A new address moves nothing: no connection has judged it yet (but see the
- *     README: an address in a pod range judged as unmanaged before its pod was known).
+ *   - a peer address changes identity or goes away (an ipcache entry rewritten or
+ *     deleted, any CIDR entry written or deleted: a new prefix takes over the addresses
+ *     it covers from a shorter one): any isolated endpoint's connection with it may be
+ *     judged otherwise now. A new exact address moves nothing: no connection has judged
+ *     it yet (but see the README: an address in a pod range judged as unmanaged before
+ *     its pod was known).
  * The generation is read back from the map, so a restarted agent writing the same
  * entries moves nothing.
  */
@@ -39,10 +41,12 @@ export function generationsFor(
   const touched = new Set<number>();
   for (const [k] of diffs.policy.upserts) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
   for (const k of diffs.policy.deletes) touched.add(m.policy.map.keyCodec.decode(k).endpoint_id);
-  // An address rewritten (held already) or gone.
-  const peersMoved = ([['ipcache', m.ipcache], ['ipcidr', m.ipcidr]] as const).some(
-    ([role, mirror]) => diffs[role].deletes.length > 0 || diffs[role].upserts.some(([k]) => mirror.holds(k.toString('hex'))),
-  );
+  // An address rewritten (held already) or gone; any prefix written or gone.
+  const peersMoved =
+    diffs.ipcache.deletes.length > 0 ||
+    diffs.ipcache.upserts.some(([k]) => m.ipcache.holds(k.toString('hex'))) ||
+    diffs.ipcidr.deletes.length > 0 ||
+    diffs.ipcidr.upserts.length > 0;
   const staged: Entry<TpIpKey, TpEndpoint>[] = [];
   const moved: Entry<TpIpKey, TpEndpoint>[] = [];
   for (const e of desired.endpoints) {

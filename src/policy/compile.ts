@@ -15,10 +15,12 @@
  *   - policies add up: an isolated pod allows what any selecting policy's rule allows
  *   - a rule's peers: missing → every peer; podSelector → pods of the policy's
  *     namespace; namespaceSelector → pods of matching namespaces; both in one peer →
- *     their AND; several peers → their OR
+ *     their AND; ipBlock → the addresses in its cidr and in none of its except, pods'
+ *     addresses included, one by one (address-classes.ts); several peers → their OR
  *   - a rule's ports: missing → all traffic; protocol without port → every port of that
- *     protocol; endPort → the range; a named port (ingress) → the number the pod itself
- *     declares under that name and protocol, or nothing when it declares none
+ *     protocol; endPort → the range; a named port → the number the destination pod
+ *     declares under that name and protocol, or nothing where it declares none: the
+ *     protected pod's own for ingress, each peer's for egress (address-classes.ts)
  *   - traffic to and from the pod's own node (reserved:host) is always allowed, as
  *     Kubernetes says (kubelet probes, node-local services; Cilium's allow-localhost)
  * Each endpoint's rules per direction go to the resolver (resolve.ts), which writes the
@@ -31,6 +33,7 @@ import type { Entry, PolicyMaps, RuleInfo } from '../datapath/desired.js';
 import { policyEntry } from '../datapath/policy-keys.js';
 import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } from '../datapath/structs.js';
 import type { IdentityLabels } from '../identity/labels.js';
+import { addressClasses, type AddressClasses } from './address-classes.js';
 import { resolve } from './resolve.js';
 import type { PolicyRule, RuleTraffic } from './rules.js';
 import { matchesSelector } from './selector.js';
@@ -62,6 +65,8 @@ export interface LocalEndpoint {
 export interface ClusterEndpoint {
   ips: string[];
   identity: number;
+  /** The ports the pod declares (named ports of egress rules resolve against them). */
+  ports?: readonly DeclaredPort[];
 }
 
 export interface ClusterNode {
@@ -104,12 +109,13 @@ export function compile(input: DesiredInput): PolicyMaps {
   // reused for other labels, and one nobody holds cannot send a packet.
   const inUse = new Set(input.clusterEndpoints.map((e) => e.identity));
   const liveIdentities = new Map([...input.identities].filter(([id]) => inUse.has(id)));
+  const classes = addressClasses({ policies: networkPolicies, pods: input.clusterEndpoints, nodes: input.nodes });
   // A rule's peers are the same identities for every endpoint it protects: found once
   // per policy (its namespace is part of what they mean) and rule.
   const peerSets = new WeakMap<NetworkPolicy, WeakMap<readonly PolicyPeer[], Set<number>>>();
   const peersOf = (p: NetworkPolicy, peers: readonly PolicyPeer[]) => {
     const of = peerSets.get(p) ?? peerSets.set(p, new WeakMap()).get(p)!;
-    return of.get(peers) ?? of.set(peers, peerIdentities(p, peers, liveIdentities)).get(peers)!;
+    return of.get(peers) ?? of.set(peers, peerIdentities(p, peers, liveIdentities, classes)).get(peers)!;
   };
   // Likewise a rule's id (a hash of its description), once per policy, direction and rule.
   const infos = new Map<string, RuleInfo>();
@@ -139,7 +145,7 @@ export function compile(input: DesiredInput): PolicyMaps {
     ];
     for (const [dir, policies] of isolated) {
       if (policies.length === 0) continue;
-      const rules = endpointRules(ep, dir, policies, { peersOf, infoOf }, described);
+      const rules = endpointRules(ep, dir, policies, { peersOf, infoOf, classes }, described);
       for (const e of resolve(rules, { action: 'deny', ruleId: RULE_ID.DEFAULT })) {
         policy.push(policyEntry(ep.id, e.identity, dir, e.traffic, e.verdict.action === 'allow', e.verdict.ruleId));
       }
@@ -148,13 +154,11 @@ export function compile(input: DesiredInput): PolicyMaps {
 
   const ipcache = new Map<string, Entry<TpIpKey, TpIpcacheValue>>();
   const setIp = (ip: string, identity: number) => ipcache.set(ip, { key: ipKey(ip), value: { identity } });
-  for (const n of input.nodes) for (const a of n.addresses) setIp(a, IDENTITY.REMOTE_NODE);
-  for (const e of input.clusterEndpoints) for (const ip of e.ips) setIp(ip, e.identity);
+  for (const n of input.nodes) for (const a of n.addresses) setIp(a, classes.nodeAddress(a));
+  for (const e of input.clusterEndpoints) for (const ip of e.ips) setIp(ip, classes.podAddress(ip, e.identity));
   for (const a of input.hostAddresses) setIp(a, IDENTITY.HOST);
 
-  const ipcidr = input.nodes
-    .filter((n) => n.podCIDR)
-    .map((n) => ({ key: ipcidrKey(n.podCIDR!), value: { identity: IDENTITY.UNMANAGED } }));
+  const ipcidr = classes.prefixes.map((c) => ({ key: ipcidrKey(c.cidr), value: { identity: c.identity } }));
 
   const used = new Set(policy.map((e) => e.value.rule_id));
   return {
@@ -166,18 +170,19 @@ export function compile(input: DesiredInput): PolicyMaps {
   };
 }
 
+interface RuleContext {
+  /** The identities a rule's peers select (remembered across endpoints). */
+  peersOf: (p: NetworkPolicy, peers: readonly PolicyPeer[]) => Set<number>;
+  /** A rule's id and description (remembered across endpoints). */
+  infoOf: (description: string) => RuleInfo;
+  classes: AddressClasses;
+}
+
 /**
  * The rule model of what `policies` (those selecting ep in direction dir) allow it; every
- * rule's description goes into `described`. `peersOf` gives the identities a rule's peers
- * select, `infoOf` a rule's id and description (both remembered across endpoints).
+ * rule's description goes into `described`.
  */
-function endpointRules(
-  ep: LocalEndpoint,
-  dir: Direction,
-  policies: readonly NetworkPolicy[],
-  { peersOf, infoOf }: { peersOf: (p: NetworkPolicy, peers: readonly PolicyPeer[]) => Set<number>; infoOf: (description: string) => RuleInfo },
-  described: Map<number, RuleInfo>,
-): PolicyRule[] {
+function endpointRules(ep: LocalEndpoint, dir: Direction, policies: readonly NetworkPolicy[], { peersOf, infoOf, classes }: RuleContext, described: Map<number, RuleInfo>): PolicyRule[] {
   const rules: PolicyRule[] = [];
   const add = (info: RuleInfo, peers: PolicyRule['peers'], traffic: RuleTraffic) => {
     described.set(info.id, info);
@@ -196,18 +201,31 @@ function endpointRules(
       const info = infoOf(`NetworkPolicy ${p.namespace}/${p.name} ${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`);
       const peers = rule.peers ? peersOf(p, rule.peers) : 'any';
       if (peers !== 'any' && peers.size === 0) return; // selects nobody (yet)
-      for (const traffic of rule.ports ? rule.ports.flatMap((port) => trafficOf(port, dir, ep)) : ['any' as const]) add(info, peers, traffic);
+      if (!rule.ports) return add(info, peers, 'any');
+      for (const port of rule.ports) {
+        if (dir === DIR_EGRESS && typeof port.port === 'string') {
+          // Each destination's own number for the name: a rule per number, over the peers that give it.
+          for (const [number, ids] of classes.namedPort(port.port, port.protocol)) {
+            const to = peers === 'any' ? ids : new Set([...ids].filter((id) => peers.has(id)));
+            if (to.size > 0) add(info, to, { protocol: PROTOCOL_NUMBER[port.protocol], ports: { from: number, to: number } });
+          }
+        } else {
+          for (const traffic of trafficOf(port, ep)) add(info, peers, traffic);
+        }
+      }
     });
   }
   return rules;
 }
 
-/** Identities any of `peers` selects. */
-function peerIdentities(p: NetworkPolicy, peers: readonly PolicyPeer[], identities: ReadonlyMap<number, IdentityLabels>): Set<number> {
-  const out = new Set<number>();
+/** Identities any of `peers` selects: label identities with the classes derived from them, and ipBlocks' classes. */
+function peerIdentities(p: NetworkPolicy, peers: readonly PolicyPeer[], identities: ReadonlyMap<number, IdentityLabels>, classes: AddressClasses): Set<number> {
+  const labelled = new Set<number>();
   for (const [id, labels] of identities) {
-    if (peers.some((peer) => peerMatches(p, peer, labels))) out.add(id);
+    if (peers.some((peer) => !peer.ipBlock && peerMatches(p, peer, labels))) labelled.add(id);
   }
+  const out = classes.withDerived(labelled);
+  for (const peer of peers) if (peer.ipBlock) for (const id of classes.inBlock(peer.ipBlock)) out.add(id);
   return out;
 }
 
@@ -223,17 +241,14 @@ function peerMatches(p: NetworkPolicy, peer: PolicyPeer, l: IdentityLabels): boo
 const PROTOCOL_NUMBER = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP } as const;
 
 /**
- * The traffic one port of a rule matches; a named port of an ingress rule is the number
- * the destination pod ep declares under that name and protocol, and matches nothing where
- * it declares none.
+ * The traffic one port of a rule protecting ep matches; a named port (of an ingress
+ * rule: ep is the destination) is the number ep declares under that name and protocol,
+ * and matches nothing where it declares none.
  */
-function trafficOf(port: PolicyPort, dir: Direction, ep: LocalEndpoint): RuleTraffic[] {
+function trafficOf(port: PolicyPort, ep: LocalEndpoint): RuleTraffic[] {
   const protocol = PROTOCOL_NUMBER[port.protocol];
   if (port.port === undefined) return [{ protocol, ports: 'any' }];
   if (typeof port.port === 'string') {
-    // The destination of egress is the peer, not ep: the parser and the store schema
-    // refuse such a rule until peers are resolved per address.
-    if (dir === DIR_EGRESS) throw new Error(`named port ${port.port} in an egress rule (not supported yet)`);
     const name = port.port;
     const declared = ep.ports.filter((d) => d.name === name && d.protocol === port.protocol);
     return declared.map((d) => ({ protocol, ports: { from: d.port, to: d.port } }));

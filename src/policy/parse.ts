@@ -1,11 +1,12 @@
 /**
  * Policy files → the normalized model (types.ts). Multi-document YAML; each document is
  * validated with a strict zod schema, so a misspelt field is an error and never a rule
- * silently dropped. Whatever Kubernetes accepts but tcplane cannot enforce yet (ipBlock,
- * named ports in egress rules, the cluster-scoped kinds) is rejected as "not supported
- * yet" at the field that uses it: a policy enforced with part of its meaning missing
- * would be a security hole. Kubernetes' own validation (selector operators and values,
- * endPort after a numeric port) is checked here too, with the same meaning.
+ * silently dropped. Whatever Kubernetes accepts but tcplane cannot enforce yet (the
+ * cluster-scoped kinds) is rejected as "not supported yet" at the field that uses it: a
+ * policy enforced with part of its meaning missing would be a security hole. Kubernetes'
+ * own validation (selector operators and values, endPort after a numeric port, an
+ * ipBlock alone in its peer with each except strictly inside its cidr) is checked here
+ * too, with the same meaning.
  *
  * Every error of every document is collected and thrown at once as `LocatedErrors` of
  * `PolicyError`s (`FILE:LINE: field.path: detail`), sorted by line.
@@ -32,10 +33,10 @@ import {
   labelMap,
   labelValue,
   metadataSchema,
-  notSupportedYet,
   typeOf,
 } from '../yaml/schema-helpers.js';
 import { PolicyError } from './errors.js';
+import { parsePrefix, prefixContains, prefixString } from './prefix.js';
 import type { EgressRule, IngressRule, LabelSelector, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
 
 const NP_API = 'networking.k8s.io/v1';
@@ -156,6 +157,7 @@ function peers(list: PeerIn[] | null | undefined): PolicyPeer[] | undefined {
   if (!list || list.length === 0) return undefined;
   return list.map((p) => {
     const peer: PolicyPeer = {};
+    if (p.ipBlock) peer.ipBlock = { cidr: prefixString(p.ipBlock.cidr), except: (p.ipBlock.except ?? []).map(prefixString) };
     if (p.podSelector) peer.podSelector = selector(p.podSelector);
     if (p.namespaceSelector) peer.namespaceSelector = selector(p.namespaceSelector);
     return peer;
@@ -218,15 +220,37 @@ const labelSelectorShape = {
 };
 const labelSelectorSchema = z.strictObject(labelSelectorShape);
 
+const cidrSchema = checked((v) => {
+  if (typeof v !== 'string') return new Reject(v == null ? 'required (a CIDR such as 192.168.1.0/24 or 2001:db8::/64)' : `must be a CIDR string, got ${typeOf(v)}`);
+  const p = parsePrefix(v);
+  return typeof p === 'string' ? new Reject(p) : p;
+});
+
+/** Kubernetes' rule: every except lies strictly inside cidr (so in its family too). */
+const ipBlockSchema = z
+  .strictObject({
+    cidr: cidrSchema,
+    except: z.array(cidrSchema).nullish(),
+  })
+  .superRefine((b, ctx) => {
+    (b.except ?? []).forEach((e, i) => {
+      if (!prefixContains(b.cidr, e) || e.len === b.cidr.len) {
+        ctx.addIssue({ code: 'custom', path: ['except', i], message: `${prefixString(e)} is not strictly inside cidr ${prefixString(b.cidr)}` });
+      }
+    });
+  });
+
 const peerSchema = z
   .strictObject({
     podSelector: labelSelectorSchema.nullish(),
     namespaceSelector: labelSelectorSchema.nullish(),
-    ipBlock: notSupportedYet('ipBlock peers are not supported yet'),
+    ipBlock: ipBlockSchema.nullish(),
   })
   .superRefine((p, ctx) => {
-    if (!p.podSelector && !p.namespaceSelector) {
-      ctx.addIssue({ code: 'custom', message: 'a peer needs podSelector or namespaceSelector (or both)' });
+    if (p.ipBlock && (p.podSelector || p.namespaceSelector)) {
+      ctx.addIssue({ code: 'custom', path: ['ipBlock'], message: 'an ipBlock peer takes no podSelector or namespaceSelector (use separate peers)' });
+    } else if (!p.ipBlock && !p.podSelector && !p.namespaceSelector) {
+      ctx.addIssue({ code: 'custom', message: 'a peer needs podSelector, namespaceSelector (or both), or ipBlock' });
     }
   });
 
@@ -240,14 +264,13 @@ const portNumber = (v: unknown): number | Reject =>
   typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : new Reject(`must be an integer from 1 to 65535, got ${JSON.stringify(v)}`);
 
 /** A port number, or the name of a port the destination pod declares. */
-const portSchema = (named: boolean) =>
+const portSchema = () =>
   z
     .strictObject({
       protocol: protocolSchema,
       port: checked((v) => {
         if (v == null) return undefined;
         if (typeof v === 'string') {
-          if (!named) return new Reject(`named port ${JSON.stringify(v)} in an egress rule is not supported yet (use the port number)`);
           const bad = validateIanaServiceName(v);
           return bad ? new Reject(`invalid port name ${JSON.stringify(v)}: ${bad}`) : v;
         }
@@ -267,12 +290,12 @@ const portSchema = (named: boolean) =>
 
 const ingressRuleSchema = z.strictObject({
   from: z.array(peerSchema).nullish(),
-  ports: z.array(portSchema(true)).nullish(),
+  ports: z.array(portSchema()).nullish(),
 });
 
 const egressRuleSchema = z.strictObject({
   to: z.array(peerSchema).nullish(),
-  ports: z.array(portSchema(false)).nullish(),
+  ports: z.array(portSchema()).nullish(),
 });
 
 const policyTypeSchema = checked((v) => {

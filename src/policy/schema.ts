@@ -4,14 +4,17 @@
  * with this schema where they arrive (a corrupt or foreign value is reported and skipped,
  * never enforced half-read). The schema holds what the parser guarantees, so a record
  * that did not come from it cannot mean something else than it says: lists of peers and
- * ports are absent or non-empty, named ports appear in ingress rules only.
+ * ports are absent or non-empty, an ipBlock stands alone in its peer with canonical
+ * prefixes, each except strictly inside its cidr.
  *
  * Versions: a record from an earlier tcplane (no matchExpressions, no egress) reads as
  * the same policy, those fields default to empty; and `storedPolicy` leaves them out when
  * empty, so an earlier agent (whose schema knows neither) still reads every policy that
- * does not use them. One that does use them it refuses and logs: upgrade agents first.
+ * does not use them. One that does use them (or ipBlock, or a named port in an egress
+ * rule) it refuses and logs: upgrade agents first.
  */
 import { z } from 'zod';
+import { parsePrefix, prefixContains, prefixOf, prefixString } from './prefix.js';
 import type { LabelSelector, PolicyDocument, PolicyPeer } from './types.js';
 
 const requirement = z
@@ -25,19 +28,26 @@ const labelSelector = z.strictObject({
   matchLabels: z.record(z.string(), z.string()),
   matchExpressions: z.array(requirement).default([]),
 });
+/** A prefix in the parser's canonical text (prefix.ts). */
+const canonicalPrefix = z.string().refine((t) => {
+  const p = parsePrefix(t);
+  return typeof p !== 'string' && prefixString(p) === t;
+}, 'a canonical CIDR');
+const ipBlock = z
+  .strictObject({ cidr: canonicalPrefix, except: z.array(canonicalPrefix) })
+  .refine((b) => b.except.every((e) => e !== b.cidr && prefixContains(prefixOf(b.cidr), prefixOf(e))), 'every except strictly inside cidr');
 const peer = z
-  .strictObject({ podSelector: labelSelector.optional(), namespaceSelector: labelSelector.optional() })
-  .refine((p) => p.podSelector || p.namespaceSelector, 'a peer needs podSelector or namespaceSelector');
-const port = (named: boolean) =>
-  z
-    .strictObject({
-      protocol: z.enum(['TCP', 'UDP', 'SCTP']),
-      port: (named ? z.union([z.number().int().min(1).max(65535), z.string().min(1)]) : z.number().int().min(1).max(65535)).optional(),
-      endPort: z.number().int().min(1).max(65535).optional(),
-    })
-    .refine((p) => p.endPort === undefined || (typeof p.port === 'number' && p.endPort >= p.port), 'endPort needs a numeric port at or below it');
-const ingressRule = z.strictObject({ from: z.array(peer).min(1).optional(), ports: z.array(port(true)).min(1).optional() });
-const egressRule = z.strictObject({ to: z.array(peer).min(1).optional(), ports: z.array(port(false)).min(1).optional() });
+  .strictObject({ podSelector: labelSelector.optional(), namespaceSelector: labelSelector.optional(), ipBlock: ipBlock.optional() })
+  .refine((p) => (p.ipBlock ? !p.podSelector && !p.namespaceSelector : p.podSelector || p.namespaceSelector), 'a peer needs podSelector or namespaceSelector, or ipBlock alone');
+const port = z
+  .strictObject({
+    protocol: z.enum(['TCP', 'UDP', 'SCTP']),
+    port: z.union([z.number().int().min(1).max(65535), z.string().min(1)]).optional(),
+    endPort: z.number().int().min(1).max(65535).optional(),
+  })
+  .refine((p) => p.endPort === undefined || (typeof p.port === 'number' && p.endPort >= p.port), 'endPort needs a numeric port at or below it');
+const ingressRule = z.strictObject({ from: z.array(peer).min(1).optional(), ports: z.array(port).min(1).optional() });
+const egressRule = z.strictObject({ to: z.array(peer).min(1).optional(), ports: z.array(port).min(1).optional() });
 
 export const networkPolicySchema = z.strictObject({
   kind: z.literal('NetworkPolicy'),
@@ -58,7 +68,11 @@ export const networkPolicySchema = z.strictObject({
 export function storedPolicy(p: PolicyDocument): unknown {
   const sel = (s: LabelSelector) => (s.matchExpressions.length > 0 ? s : { matchLabels: s.matchLabels });
   const peers = (list: PolicyPeer[]) =>
-    list.map((x) => ({ ...(x.podSelector ? { podSelector: sel(x.podSelector) } : {}), ...(x.namespaceSelector ? { namespaceSelector: sel(x.namespaceSelector) } : {}) }));
+    list.map((x) => ({
+      ...(x.podSelector ? { podSelector: sel(x.podSelector) } : {}),
+      ...(x.namespaceSelector ? { namespaceSelector: sel(x.namespaceSelector) } : {}),
+      ...(x.ipBlock ? { ipBlock: x.ipBlock } : {}),
+    }));
   const { egress, ...rest } = p;
   return {
     ...rest,

@@ -3,10 +3,9 @@
  * into BPF map entries. Every default Kubernetes applies is already applied here, so a
  * consumer never has to know how the user spelled a document.
  *
- * NetworkPolicy (`networking.k8s.io/v1`): ingress and egress, matchLabels and
- * matchExpressions, numeric and (ingress) named ports, port ranges, TCP, UDP and SCTP.
- * What is not there yet (ipBlock, named ports in egress rules) is rejected by the parser
- * as "not supported yet".
+ * NetworkPolicy (`networking.k8s.io/v1`) in full: ingress and egress, matchLabels and
+ * matchExpressions, ipBlock with except, numeric and named ports, port ranges, TCP, UDP
+ * and SCTP.
  */
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
@@ -29,13 +28,26 @@ export interface LabelSelector {
 }
 
 /**
- * A source of traffic; at least one selector is set. Only `podSelector`: pods of the
- * policy's own namespace. Only `namespaceSelector`: every pod of the selected namespaces.
- * Both: pods matching `podSelector` in the namespaces `namespaceSelector` selects.
+ * Addresses: those in `cidr` and in none of `except` (each strictly inside cidr), of
+ * cidr's family only. Text is canonical (host bits cleared, IPv6 in its shortest form).
+ * It matches every address it covers, a pod's too: one pod's address, not the pods that
+ * share its labels.
+ */
+export interface IpBlock {
+  cidr: string;
+  except: string[];
+}
+
+/**
+ * A peer of traffic: either `ipBlock` alone, or at least one selector. Only
+ * `podSelector`: pods of the policy's own namespace. Only `namespaceSelector`: every pod
+ * of the selected namespaces. Both: pods matching `podSelector` in the namespaces
+ * `namespaceSelector` selects.
  */
 export interface PolicyPeer {
   podSelector?: LabelSelector;
   namespaceSelector?: LabelSelector;
+  ipBlock?: IpBlock;
 }
 
 export type PolicyProtocol = 'TCP' | 'UDP' | 'SCTP';

@@ -46,6 +46,7 @@ const B = '10.244.1.11'; // x/b, local
 const FAR = '10.244.1.20'; // x/far, local but on another veth (ifindex 999)
 const XC = '10.244.2.12'; // x/c, on n2
 const XC6 = 'fd00:244:2::12';
+const XC2 = '10.244.2.15'; // x/c2: the labels of x/c (its identity), another address, its own port numbers
 const YB = '10.244.2.11'; // y/b: the labels of x/b, in another namespace
 const YC = '10.244.2.10'; // y/c
 const YC6 = 'fd00:244:2::10';
@@ -84,7 +85,8 @@ const BASE: ModelCluster = {
     },
     pod('x', 'b', 'n1', { app: 'b' }, [B]),
     pod('x', 'far', 'n1', { app: 'far' }, [FAR], 999),
-    pod('x', 'c', 'n2', { app: 'c' }, [XC, XC6]),
+    { ...pod('x', 'c', 'n2', { app: 'c' }, [XC, XC6]), ports: [{ name: 'web', port: 80, protocol: 'TCP' }] },
+    { ...pod('x', 'c2', 'n2', { app: 'c' }, [XC2]), ports: [{ name: 'web', port: 8080, protocol: 'TCP' }] },
     pod('y', 'b', 'n2', { app: 'b' }, [YB]),
     pod('y', 'c', 'n2', { app: 'c', role: 'db' }, [YC, YC6]),
     pod('y', 'd', 'n2', { app: 'd' }, [YD]),
@@ -219,6 +221,58 @@ const POLICY_CASES: Case[] = [
     // x/a declares web = TCP 8080 and dns = UDP 53 only: TCP "dns" matches nothing.
     input: [toPod(tcp(WORLD, A, 8080)), toPod(tcp(WORLD, A, 80)), toPod(udp(WORLD, A, 8080)), toPod(tcp(WORLD, A, 53))],
     expect: ['pass_policy', 'drop_policy_default', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: "policy - an ipBlock of one pod's address admits that pod and not the pod that shares its labels (nor the world)",
+    setup: { policies: [toA('one-pod', [{ from: [{ ipBlock: { cidr: `${XC}/32`, except: [] } }] }])] },
+    input: [toPod(tcp(XC, A, 80)), toPod(tcp(XC2, A, 80)), toPod(tcp(WORLD, A, 80)), toPod(tcp(XC6, A6, 80))],
+    expect: ['pass_policy', 'drop_policy_default', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: "policy - an ipBlock with except, per address: a pod range admits its pods and its unmanaged addresses but the excepted pod; not a node's address, nor the other family",
+    setup: { policies: [toA('range', [{ from: [{ ipBlock: { cidr: '10.244.2.0/24', except: [`${XC}/32`] } }] }])] },
+    input: [toPod(tcp(XC, A, 80)), toPod(tcp(XC2, A, 80)), toPod(tcp(YB, A, 80)), toPod(tcp(UNMANAGED, A, 80)), toPod(tcp(REMOTE_NODE, A, 80)), toPod(tcp(YC6, A6, 80))],
+    expect: ['drop_policy_default', 'pass_policy', 'pass_policy', 'pass_policy', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: "policy - ipBlock 0.0.0.0/0 except the pod ranges admits the world and another node's address, not a pod; an IPv6 peer is not in it",
+    setup: { policies: [toA('world', [{ from: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.244.0.0/16'] } }] }])] },
+    input: [toPod(tcp(WORLD, A, 80)), toPod(tcp(REMOTE_NODE, A, 80)), toPod(tcp(XC, A, 80)), toPod(tcp(UNMANAGED, A, 80)), toPod(tcp(WORLD6, A6, 80))],
+    expect: ['pass_policy', 'pass_policy', 'drop_policy_default', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: "policy - egress ipBlocks: one pod's IPv6 address and a world prefix; egress to a node's address in no block stays denied",
+    setup: {
+      policies: [
+        netpol('x', 'a-out', {
+          podSelector: sel({ app: 'a' }),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: `${XC6}/128`, except: [] } }, { ipBlock: { cidr: '192.0.2.0/24', except: [] } }] }],
+        }),
+      ],
+    },
+    input: [fromPod(tcp(A6, XC6, 443)), fromPod(tcp(A, XC, 443)), fromPod(tcp(A, WORLD, 443)), fromPod(tcp(A, REMOTE_NODE, 443))],
+    expect: ['pass_policy', 'drop_policy_default', 'pass_policy', 'drop_policy_default'],
+  },
+  {
+    description: 'policy - an egress named port resolves on each destination pod: label twins that give "web" different numbers are each reached on their own, a pod without it on none',
+    setup: {
+      policies: [
+        netpol('x', 'a-to-web', {
+          podSelector: sel({ app: 'a' }),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ podSelector: sel({ app: 'c' }), namespaceSelector: sel({}) }], ports: [{ protocol: 'TCP', port: 'web' }] }],
+        }),
+      ],
+    },
+    input: [fromPod(tcp(A, XC, 80)), fromPod(tcp(A, XC, 8080)), fromPod(tcp(A, XC2, 8080)), fromPod(tcp(A, XC2, 80)), fromPod(tcp(A, YC, 80))],
+    expect: ['pass_policy', 'drop_policy_default', 'pass_policy', 'drop_policy_default', 'drop_policy_default'],
+  },
+  {
+    description: 'policy - an egress named port without peers reaches every pod that declares it, on its own number, and nothing else',
+    setup: { policies: [netpol('x', 'a-to-any-web', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'TCP', port: 'web' }] }] })] },
+    input: [fromPod(tcp(A, XC2, 8080)), fromPod(tcp(A, XC, 80)), fromPod(tcp(A, WORLD, 80)), fromPod(tcp(A, YB, 80))],
+    expect: ['pass_policy', 'pass_policy', 'drop_policy_default', 'drop_policy_default'],
   },
   {
     description: 'policy - an SCTP port admits SCTP to it, not another port and not TCP to it',

@@ -735,6 +735,15 @@ const NODEPORT_CASES: Case[] = [
     ],
   },
   {
+    description: "services - NodePort from a pod to another node's address that an ipBlock covers (the address has a class of its own then): still a node's, still translated",
+    setup: { ...BASE, policies: [netpol('x', 'from-nodes', { podSelector: { matchLabels: { app: 'guard' }, matchExpressions: [] }, ingress: [{ from: [{ ipBlock: { cidr: '10.250.0.0/24', except: [] } }] }] })] },
+    input: [from(tcpF(CLIENT, N2, { sport: 44001, dport: 30080 })), to(tcpF(np2.ip, CLIENT, { sport: np2.port, dport: 44001, flags: 'SA', seq: 3000, ack: 1001 }))],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, np2.ip, { sport: 44001, dport: np2.port })),
+      translated('pass_reply', tcpF(N2, CLIENT, { sport: 30080, dport: 44001, flags: 'SA', seq: 3000, ack: 1001 })),
+    ],
+  },
+  {
     description: 'services - NodePort from a pod: the nodePort on an address that is no node, on the ClusterIP, or for another protocol, is not translated',
     setup: BASE,
     input: [from(tcpF(CLIENT, WORLD, { sport: 44002, dport: 30080 })), from(tcpF(CLIENT, WEB_VIP, { sport: 44003, dport: 30080 })), from(udpF(CLIENT, N1, 44004, 30080))],

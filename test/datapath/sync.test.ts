@@ -66,6 +66,16 @@ describe('sync', () => {
       // A new pod elsewhere moves nothing: no connection has judged its address yet.
       const more = [...relabelled, { ns: 'y', name: 'd', ip: '10.244.2.11', labels: { app: 'd' }, identity: 304 }];
       expect(dp.maps.sync(compile(inputOf(more, [denyX, allowC]))).writes.tp_endpoints_v1).toBe(0);
+      // A new ipBlock prefix takes over the addresses it covers from a shorter one (here
+      // from the world): every isolated endpoint moves, not only the one it protects.
+      const docNet = netpol('x', 'from-doc-net', {
+        podSelector: { matchLabels: { app: 'a' }, matchExpressions: [] },
+        ingress: [{ from: [{ ipBlock: { cidr: '192.0.2.0/24', except: [] } }] }],
+      });
+      const was = [gen(dp, '10.244.1.10'), gen(dp, '10.244.1.11')];
+      const w = dp.maps.sync(compile(inputOf(more, [denyX, allowC, docNet])));
+      expect(w.writes.tp_ipcidr_v1).toBe(1);
+      expect([gen(dp, '10.244.1.10'), gen(dp, '10.244.1.11')]).toEqual([was[0]! + 1, was[1]! + 1]);
     } finally {
       dp.close();
     }

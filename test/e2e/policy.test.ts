@@ -57,6 +57,38 @@ const v1Applied: Expect = ({ from, to, port, protocol }) => {
   return true;
 };
 
+/**
+ * x/c admits every pod address (10.244.0.0/16) but x/d's; y/f sends only to db pods, on
+ * the numbers each gives the names http (TCP) and dns (UDP).
+ */
+const ipBlockPolicies = (excepted: string) => `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: c-from-pod-range, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: c}}
+  ingress:
+    - from:
+        - ipBlock: {cidr: 10.244.0.0/16, except: [${excepted}/32]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: f-to-db-by-name, namespace: y}
+spec:
+  podSelector: {matchLabels: {pod: f}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}]
+      ports: [{port: http}, {protocol: UDP, port: dns}]
+`;
+const declares = (key: string, name: string, protocol: string, port: number) =>
+  plan.pods.find((p) => p.key === key)!.ports.some((d) => d.name === name && d.protocol === protocol && d.port === port);
+const ipBlockApplied: Expect = ({ from, to, port, protocol }) => {
+  if (from === to) return true;
+  if (from === 'y/f') return podLabels.get(to)!.app === 'db' && (protocol === 'TCP' ? declares(to, 'http', 'TCP', port) : declares(to, 'dns', 'UDP', port));
+  if (to === 'x/c') return from !== 'x/d';
+  return true;
+};
+
 async function probe(extra: string[] = []): Promise<ProbeRow[]> {
   const r = await tcplane(['lab', 'probe', '--json', '--timeout-ms', '500', ...extra]);
   expect(r.code, r.stderr).toBe(0);
@@ -409,6 +441,37 @@ describe('policy e2e', () => {
       expect(rows.filter((x) => x.from.startsWith('y/') && podLabels.get(x.from)!.app === 'db' && x.connected && x.from !== x.to).length).toBeGreaterThan(2);
     } finally {
       await apply('delete', '-f', V1, '--wait');
+    }
+    await expectMatrix(everything);
+  });
+
+  it('policy e2e - ipBlock per address and egress named ports: an except cuts one pod out of its range, not its label twin; an egress name resolves on each destination', async () => {
+    // x/d and x/g become label twins (one identity): only their addresses tell them apart.
+    const before = { d: { ...podLabels.get('x/d')! }, g: { ...podLabels.get('x/g')! } };
+    const twin = async (key: string, back?: Record<string, string>) => {
+      const changes = back ? Object.entries(back).map(([k, v]) => `${k}=${v}`) : ['pod-', 'app=twin'];
+      await apply('lab', 'label', 'pod', key, ...changes);
+      podLabels.set(key, back ? { ...back } : { app: 'twin' });
+    };
+    await twin('x/d');
+    await twin('x/g');
+    const file = join(tmpdir(), `tp-ipblock-${process.pid}.yaml`);
+    writeFileSync(file, ipBlockPolicies(podIp('x/d')));
+    try {
+      const r = await apply('apply', '-f', file, '--wait');
+      expect(r.stdout).toMatch(/enforced on 3 nodes/);
+      const ids = JSON.parse((await apply('get', 'endpoints', '-o', 'json')).stdout) as { namespace: string; name: string; identity: number }[];
+      const idOf = (key: string) => ids.find((e) => `${e.namespace}/${e.name}` === key)?.identity;
+      expect(idOf('x/d')).toBe(idOf('x/g'));
+      const rows = await expectMatrix(ipBlockApplied);
+      // Both halves must bite, or this proves little.
+      expect(rows.filter((x) => x.from === 'x/d' && x.to === 'x/c')).toSatisfy((r: ProbeRow[]) => r.length > 0 && r.every((x) => !x.connected));
+      expect(rows.filter((x) => x.from === 'y/f' && x.to !== 'y/f' && x.connected).length).toBeGreaterThan(1);
+    } finally {
+      await apply('delete', '-f', file, '--wait');
+      rmSync(file, { force: true });
+      await twin('x/d', before.d);
+      await twin('x/g', before.g);
     }
     await expectMatrix(everything);
   });

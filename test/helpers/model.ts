@@ -28,9 +28,11 @@
  *     (pass_policy) and drops the rest (drop_policy_default); traffic to and from its own
  *     node (reserved:host) is always allowed, as Kubernetes says
  *   - a rule's peer is a pod: namespaceSelector over its namespace's labels (else the
- *     policy's namespace), podSelector over its labels, both ANDed; several peers ORed;
- *     selectors are matchLabels ANDed with matchExpressions (In, NotIn, Exists,
- *     DoesNotExist; NotIn and DoesNotExist hold for a missing key)
+ *     policy's namespace), podSelector over its labels, both ANDed; or an ipBlock: any
+ *     address of its family in its cidr and in none of its except, whoever has it (a
+ *     pod, a node, nobody); several peers ORed; selectors are matchLabels ANDed with
+ *     matchExpressions (In, NotIn, Exists, DoesNotExist; NotIn and DoesNotExist hold for
+ *     a missing key)
  *   - a rule's port: the protocol, and the port, the range port…endPort, or a name the
  *     destination pod declares for that protocol (a pod that declares none is not
  *     matched); missing ports: all traffic
@@ -176,6 +178,25 @@ const TCP_ACK = 0x10;
 /** Canonical text of an address, so `fd00::1` and `fd00:0::1` compare equal. */
 export function canonicalIp(ip: string): string {
   return ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+}
+
+/** An address as a string of 32 or 128 bits. */
+function addressBits(ip: string): string {
+  if (!ip.includes(':')) return ip.split('.').map((o) => Number(o).toString(2).padStart(8, '0')).join('');
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const groups = (x: string | undefined) => (x ? x.split(':') : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return all.map((g) => parseInt(g, 16).toString(2).padStart(16, '0')).join('');
+}
+
+/** Whether ip lies in cidr (never across families). */
+function inCidr(ip: string, cidr: string): boolean {
+  const [net, len] = cidr.split('/') as [string, string];
+  const a = addressBits(ip);
+  const n = addressBits(net);
+  return a.length === n.length && a.slice(0, Number(len)) === n.slice(0, Number(len));
 }
 
 function selects(sel: LabelSelector, labels: Labels): boolean {
@@ -356,20 +377,22 @@ export class PolicyModel {
    */
   private allowed(pod: ModelPod, type: 'Ingress' | 'Egress', p: Seen): boolean {
     if (this.hostAddrs.has(canonicalIp(type === 'Ingress' ? p.src : p.dst))) return true;
-    const peer = this.podOf(type === 'Ingress' ? p.src : p.dst);
+    const peerAddr = type === 'Ingress' ? p.src : p.dst;
+    const peer = this.podOf(peerAddr);
     const destination = type === 'Ingress' ? pod : peer;
     return this.selecting(pod, type).some((np) =>
       (type === 'Ingress' ? np.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : np.egress.map((r) => ({ peers: r.to, ports: r.ports }))).some((rule) => {
         // Missing or empty peers / ports mean "all", as in Kubernetes.
-        const peerOk = !rule.peers || rule.peers.length === 0 || rule.peers.some((x) => this.peerMatches(np, x, peer));
+        const peerOk = !rule.peers || rule.peers.length === 0 || rule.peers.some((x) => this.peerMatches(np, x, peer, peerAddr));
         const portOk = !rule.ports || rule.ports.length === 0 || rule.ports.some((pp) => portMatches(pp, p, destination));
         return peerOk && portOk;
       }),
     );
   }
 
-  /** A peer names pods only: an address no pod has (outside, a node) never matches one. */
-  private peerMatches(np: NetworkPolicy, peer: PolicyPeer, src: ModelPod | undefined): boolean {
+  /** A selector peer names pods only (an address no pod has never matches one); an ipBlock names addresses. */
+  private peerMatches(np: NetworkPolicy, peer: PolicyPeer, src: ModelPod | undefined, addr: string): boolean {
+    if (peer.ipBlock) return inCidr(addr, peer.ipBlock.cidr) && !peer.ipBlock.except.some((e) => inCidr(addr, e));
     if (!src) return false;
     const nsOk = peer.namespaceSelector
       ? selects(peer.namespaceSelector, this.nsLabels.get(src.namespace) ?? {})
@@ -495,7 +518,7 @@ export function desiredInputOf(cluster: ModelCluster, firstEndpointId = 100): Br
     input: {
       node: cluster.localNode,
       localEndpoints,
-      clusterEndpoints: cluster.pods.map((p) => ({ ips: p.ips, identity: podIdentity.get(`${p.namespace}/${p.name}`)! })),
+      clusterEndpoints: cluster.pods.map((p) => ({ ips: p.ips, identity: podIdentity.get(`${p.namespace}/${p.name}`)!, ports: p.ports ?? [] })),
       identities,
       policies: cluster.policies,
       nodes: cluster.nodes.filter((n) => n.name !== cluster.localNode),

@@ -37,9 +37,9 @@ describe('manifest', () => {
   });
 
   it('manifest - errors of both kinds and unknown kinds come together, by line, and nothing is returned', () => {
-    const bad = `${NP.replace('podSelector: {}', 'podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]')}---\n${SVC.replace('port: 80', 'port: 99999')}---\nkind: Deployment\n---\nkind: AdminNetworkPolicy\n`;
+    const bad = `${NP.replace('podSelector: {}', 'podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [192.168.0.0/16]}}]}]')}---\n${SVC.replace('port: 80', 'port: 99999')}---\nkind: Deployment\n---\nkind: AdminNetworkPolicy\n`;
     expect(errorsOf(bad)).toEqual([
-      'f.yaml:6: spec.egress[0].to[0].ipBlock: ipBlock peers are not supported yet',
+      'f.yaml:6: spec.egress[0].to[0].ipBlock.except[0]: 192.168.0.0/16 is not strictly inside cidr 10.0.0.0/8',
       'f.yaml:13: spec.ports[0].port: must be an integer from 1 to 65535, got 99999',
       'f.yaml:15: kind: unknown kind Deployment (supported: NetworkPolicy, Service)',
       'f.yaml:17: kind: kind AdminNetworkPolicy is not supported yet',

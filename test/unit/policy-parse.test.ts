@@ -206,23 +206,41 @@ describe('policy parse - errors', () => {
     expect(onlyError(np('web', '  podSelector: {}', '  ingress: [{ports: [{port: 80.5}]}]')).detail).toContain('1 to 65535');
   });
 
+  it('policy parse - ipBlock: cidr and except are read in canonical form (host bits cleared, IPv6 shortest); except defaults to none', () => {
+    const [p] = parsePolicyText(
+      np('p', '  podSelector: {}', '  ingress:', '    - from:', '        - ipBlock: {cidr: 10.1.2.3/16, except: [10.1.9.0/24]}', '        - ipBlock: {cidr: "2001:DB8:0:0::1/64"}'),
+      FILE,
+    );
+    expect(p!.ingress[0]!.from).toEqual([{ ipBlock: { cidr: '10.1.0.0/16', except: ['10.1.9.0/24'] } }, { ipBlock: { cidr: '2001:db8::/64', except: [] } }]);
+  });
+
+  it('policy parse - a named port in an egress rule is read (it resolves on each destination pod)', () => {
+    const [p] = parsePolicyText(np('p', '  podSelector: {}', '  egress:', '    - ports:', '        - port: http'), FILE);
+    expect(p!.egress[0]!.ports).toEqual([{ protocol: 'TCP', port: 'http' }]);
+  });
+
   it.each([
     [
-      'ipBlock peer',
-      ['  podSelector: {}', '  ingress:', '    - from:', '        - podSelector: {}', '        - ipBlock: {cidr: 10.0.0.0/8}'],
-      9,
-      'spec.ingress[0].from[1].ipBlock',
-      'ipBlock peers are not supported yet',
-    ],
-    [
-      'named port in an egress rule',
-      ['  podSelector: {}', '  egress:', '    - ports:', '        - port: http'],
+      'an ipBlock with a selector in the same peer',
+      ['    - from:', '        - ipBlock: {cidr: 10.0.0.0/8}', '          podSelector: {}'],
       8,
-      'spec.egress[0].ports[0].port',
-      'named port "http" in an egress rule is not supported yet',
+      'spec.ingress[0].from[0].ipBlock',
+      'an ipBlock peer takes no podSelector or namespaceSelector (use separate peers)',
     ],
-  ])('policy parse - %s is rejected as not supported yet', (_, spec, line, field, detail) => {
-    const e = onlyError(np('p', ...spec));
+    ['an ipBlock without cidr', ['    - from:', '        - ipBlock: {except: [10.0.0.0/8]}'], 8, 'spec.ingress[0].from[0].ipBlock.cidr', 'required (a CIDR'],
+    ['a cidr that is no CIDR', ['    - from:', '        - ipBlock: {cidr: 10.0.0.0}'], 8, 'spec.ingress[0].from[0].ipBlock.cidr', 'not a CIDR'],
+    ['a prefix longer than the address', ['    - from:', '        - ipBlock: {cidr: 10.0.0.0/33}'], 8, 'spec.ingress[0].from[0].ipBlock.cidr', 'prefix length 33 is longer than an IPv4 address'],
+    [
+      'an except outside its cidr',
+      ['    - from:', '        - ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/16, 192.168.0.0/16]}'],
+      8,
+      'spec.ingress[0].from[0].ipBlock.except[1]',
+      '192.168.0.0/16 is not strictly inside cidr 10.0.0.0/8',
+    ],
+    ['an except equal to its cidr', ['    - from:', '        - ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}'], 8, 'spec.ingress[0].from[0].ipBlock.except[0]', 'not strictly inside'],
+    ['an except of the other family', ['    - from:', '        - ipBlock: {cidr: 10.0.0.0/8, except: ["fd00::/64"]}'], 8, 'spec.ingress[0].from[0].ipBlock.except[0]', 'fd00::/64 is not strictly inside cidr 10.0.0.0/8'],
+  ])('policy parse - %s is a located error', (_, rule, line, field, detail) => {
+    const e = onlyError(np('p', '  podSelector: {}', '  ingress:', ...rule));
     expect(e).toEqual({ line, field, detail: expect.stringContaining(detail) });
   });
 
@@ -359,7 +377,7 @@ describe('policy parse - errors', () => {
     expect(onlyError(np('web', '  podSelector: {}', '  ingress:', '    - from:', '        - {}'))).toEqual({
       line: 8,
       field: 'spec.ingress[0].from[0]',
-      detail: expect.stringContaining('podSelector or namespaceSelector'),
+      detail: 'a peer needs podSelector, namespaceSelector (or both), or ipBlock',
     });
   });
 
@@ -440,10 +458,10 @@ describe('policy parse - errors', () => {
       'metadata: {name: b}',
       'spec:',
       '  podSelector: {}', // 15
-      '  egress: [{ports: [{port: web}]}]', // 16
+      '  egress: [{ports: [{port: we_b}]}]', // 16
       '  ingress:',
       '    - from:',
-      '        - ipBlock: {cidr: 10.0.0.0/8}', // 19
+      '        - ipBlock: {cidr: 10.0.0.0/40}', // 19
       '      extra: 1', // 20
       '---',
       'apiVersion: networking.k8s.io/v1', // 22
@@ -456,7 +474,7 @@ describe('policy parse - errors', () => {
       '7 spec.ingress[0].ports[0].port',
       '9 kind',
       '16 spec.egress[0].ports[0].port',
-      '19 spec.ingress[0].from[0].ipBlock',
+      '19 spec.ingress[0].from[0].ipBlock.cidr',
       '20 spec.ingress[0].extra',
     ]);
     for (const e of errors) expect(e.file).toBe(FILE);

@@ -96,7 +96,14 @@ describe('store schema - policies', () => {
       return policyDocumentSchema.safeParse(d).success;
     };
     expect(bad(() => {})).toBe(true);
-    expect(bad((d) => ((d.egress as { ports: unknown[] }[])[0]!.ports = [{ protocol: 'TCP', port: 'http' }]))).toBe(false); // named port in egress
+    expect(bad((d) => ((d.egress as { ports: unknown[] }[])[0]!.ports = [{ protocol: 'TCP', port: 'http' }]))).toBe(true); // named port in egress: resolved per destination
+    const block = (ipBlock: unknown, extra: object = {}) => (d: Record<string, unknown>) => ((d.ingress as { from: unknown[] }[])[0]!.from = [{ ipBlock, ...extra }]);
+    expect(bad(block({ cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }))).toBe(true);
+    expect(bad(block({ cidr: '10.0.0.1/8', except: [] }))).toBe(false); // not canonical: the parser clears host bits
+    expect(bad(block({ cidr: '10.0.0.0/8', except: ['192.168.0.0/16'] }))).toBe(false); // except outside cidr
+    expect(bad(block({ cidr: '10.0.0.0/8', except: ['10.0.0.0/8'] }))).toBe(false); // except equal to cidr
+    expect(bad(block({ cidr: '10.0.0.0/8' }))).toBe(false); // the parser always writes except
+    expect(bad(block({ cidr: '10.0.0.0/8', except: [] }, { podSelector: { matchLabels: {} } }))).toBe(false); // an ipBlock stands alone
     expect(bad((d) => ((d.ingress as { from: unknown[] }[])[0]!.from = []))).toBe(false); // empty peers ("all" in Kubernetes, "none" read literally)
     expect(bad((d) => ((d.ingress as { ports: unknown[] }[])[0]!.ports = []))).toBe(false);
     expect(bad((d) => ((d.podSelector as { matchExpressions: { values: string[] }[] }).matchExpressions[0]!.values = []))).toBe(false); // In without values

@@ -1,0 +1,200 @@
+/**
+ * Identities by address, where labels do not say enough. A label identity stands for
+ * every pod with those labels, but two NetworkPolicy features look at one address:
+ *   - an ipBlock matches the addresses it covers, a pod's too, and not the other pods
+ *     that share its labels;
+ *   - a named port in an egress rule is resolved on the destination pod, and two pods
+ *     with one label set may declare that name as different numbers.
+ * So the addresses these features tell apart get identities of their own: a class is
+ * (base identity, the longest policy prefix that covers the address, the numbers its pod
+ * gives the port names egress rules use). The base is the pod's label identity, or
+ * reserved:remote-node for another node's address, or, for an address no pod or node
+ * has, reserved:unmanaged inside a pod range and reserved:world outside. An address whose
+ * class adds nothing to its base keeps the base; the own node's addresses always keep
+ * reserved:host (its traffic is always allowed).
+ *
+ * Addresses of no pod or node are classed by prefix, in the LPM map (tp_ipcidr_v1): one
+ * entry per policy prefix and pod range, each with the class of its addresses. An
+ * address's longest match there lies inside a policy prefix exactly when the address
+ * does (every policy prefix has its own entry), so the prefix a class keeps is enough to
+ * tell which ipBlocks match.
+ *
+ * Class identities are node-local: numbered here (never in the store), from
+ * IDENTITY.LOCAL up with flags the datapath reads (IN_PODS: an address in a pod range,
+ * NODE: another node's), the number a hash of the class probed past collisions in sorted
+ * order, so the same cluster gives the same numbers on every run and node.
+ */
+import { createHash } from 'node:crypto';
+import { IDENTITY } from '../datapath/constants.js';
+import { hostPrefix, prefixContains, prefixOf, prefixString, type Prefix } from './prefix.js';
+import type { IpBlock, NetworkPolicy } from './types.js';
+
+/** A port a pod declares (compile.ts' DeclaredPort). */
+interface ClassedPort {
+  name?: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+}
+
+export interface ClassedPod {
+  ips: readonly string[];
+  identity: number;
+  ports?: readonly ClassedPort[];
+}
+
+export interface ClassedNode {
+  addresses: readonly string[];
+  podCIDR?: string;
+}
+
+export interface AddressClassInput {
+  policies: readonly NetworkPolicy[];
+  /** Every pod of the cluster. */
+  pods: readonly ClassedPod[];
+  /** The other nodes of the cluster (their addresses and pod ranges). */
+  nodes: readonly ClassedNode[];
+  /** Pod ranges of this node (for addresses of no pod yet). */
+  localPodCIDRs?: readonly string[];
+}
+
+interface AddressClass {
+  identity: number;
+  base: number;
+  /** The longest policy prefix over the class's addresses. */
+  prefix?: Prefix;
+  /** `name/PROTOCOL` → the port number its pods declare under it (names egress rules use). */
+  ports: ReadonlyMap<string, number>;
+}
+
+/** What compile needs of the classes. */
+export interface AddressClasses {
+  /** The identity of a pod's address (its class's, or its label identity). */
+  podAddress(ip: string, identity: number): number;
+  /** The identity of another node's address. */
+  nodeAddress(ip: string): number;
+  /** The LPM entries: every pod range and policy prefix, with the identity of its addresses. */
+  prefixes: readonly { cidr: string; identity: number }[];
+  /** These label identities and the classes derived from them. */
+  withDerived(identities: ReadonlySet<number>): Set<number>;
+  /** The identities of the addresses an ipBlock matches. */
+  inBlock(block: IpBlock): Set<number>;
+  /** For a port name (and protocol) egress rules use: each number pods give it → the identities that do. */
+  namedPort(name: string, protocol: ClassedPort['protocol']): ReadonlyMap<number, ReadonlySet<number>>;
+}
+
+const portKey = (name: string, protocol: string) => `${name}/${protocol}`;
+
+/** The classes of a cluster's addresses under its policies. */
+export function addressClasses(input: AddressClassInput): AddressClasses {
+  const policyPrefixes = new Map<string, Prefix>();
+  const egressNames = new Set<string>();
+  for (const np of input.policies) {
+    for (const r of [...np.ingress.map((x) => x.from), ...np.egress.map((x) => x.to)]) {
+      for (const peer of r ?? []) {
+        if (!peer.ipBlock) continue;
+        for (const c of [peer.ipBlock.cidr, ...peer.ipBlock.except]) policyPrefixes.set(c, prefixOf(c));
+      }
+    }
+    for (const r of np.egress) for (const p of r.ports ?? []) if (typeof p.port === 'string') egressNames.add(portKey(p.port, p.protocol));
+  }
+  const prefixList = [...policyPrefixes.values()];
+  /** The longest policy prefix containing p. */
+  const longest = (p: Prefix): Prefix | undefined => {
+    let best: Prefix | undefined;
+    for (const q of prefixList) if (prefixContains(q, p) && (!best || q.len > best.len)) best = q;
+    return best;
+  };
+
+  // Every class, by a canonical key, numbered once all are known.
+  const pending = new Map<string, Omit<AddressClass, 'identity'> & { flags: number }>();
+  const classKey = (base: number, prefix: Prefix | undefined, ports: ReadonlyMap<string, number>) =>
+    JSON.stringify([base, prefix ? prefixString(prefix) : null, [...ports].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+  const want = (base: number, flags: number, prefix: Prefix | undefined, ports: ReadonlyMap<string, number> = new Map()): string | undefined => {
+    if (!prefix && ports.size === 0) return undefined;
+    const key = classKey(base, prefix, ports);
+    if (!pending.has(key)) pending.set(key, { base, flags, prefix, ports });
+    return key;
+  };
+
+  const podKeys = new Map<string, string>(); // `${ip} ${identity}` → class key
+  for (const pod of input.pods) {
+    const ports = new Map<string, number>();
+    for (const d of pod.ports ?? []) if (d.name && egressNames.has(portKey(d.name, d.protocol))) ports.set(portKey(d.name, d.protocol), d.port);
+    for (const ip of pod.ips) {
+      const key = want(pod.identity, IDENTITY.LOCAL_IN_PODS, longest(hostPrefix(ip)), ports);
+      if (key) podKeys.set(`${ip} ${pod.identity}`, key);
+    }
+  }
+  const nodeKeys = new Map<string, string>();
+  for (const n of input.nodes) {
+    for (const ip of n.addresses) {
+      const key = want(IDENTITY.REMOTE_NODE, IDENTITY.LOCAL_NODE, longest(hostPrefix(ip)));
+      if (key) nodeKeys.set(ip, key);
+    }
+  }
+  const ranges = [...input.nodes.flatMap((n) => (n.podCIDR ? [n.podCIDR] : [])), ...(input.localPodCIDRs ?? [])].map(prefixOf);
+  const lpm: { prefix: Prefix; key?: string; identity?: number }[] = [];
+  const lpmSeen = new Set<string>();
+  for (const p of [...ranges, ...prefixList]) {
+    const text = prefixString(p);
+    if (lpmSeen.has(text)) continue;
+    lpmSeen.add(text);
+    const inPods = ranges.some((r) => prefixContains(r, p));
+    const key = want(inPods ? IDENTITY.UNMANAGED : IDENTITY.WORLD, inPods ? IDENTITY.LOCAL_IN_PODS : 0, longest(p));
+    lpm.push(key ? { prefix: p, key } : { prefix: p, identity: inPods ? IDENTITY.UNMANAGED : IDENTITY.WORLD });
+  }
+
+  const classes = new Map<string, AddressClass>();
+  const taken = new Set<number>();
+  for (const key of [...pending.keys()].sort()) {
+    const c = pending.get(key)!;
+    let n = createHash('sha256').update(key).digest().readUInt32LE(0) & IDENTITY.LOCAL_NUMBER_MASK;
+    const number = () => (IDENTITY.LOCAL | c.flags | n) >>> 0;
+    while (taken.has(number())) n = (n + 1) & IDENTITY.LOCAL_NUMBER_MASK;
+    taken.add(number());
+    classes.set(key, { identity: number(), base: c.base, prefix: c.prefix, ports: c.ports });
+  }
+  const all = [...classes.values()];
+  const byBase = new Map<number, number[]>();
+  for (const c of all) byBase.set(c.base, [...(byBase.get(c.base) ?? []), c.identity]);
+  const named = new Map<string, Map<number, Set<number>>>();
+
+  return {
+    podAddress: (ip, identity) => {
+      const key = podKeys.get(`${ip} ${identity}`);
+      return key ? classes.get(key)!.identity : identity;
+    },
+    nodeAddress: (ip) => {
+      const key = nodeKeys.get(ip);
+      return key ? classes.get(key)!.identity : IDENTITY.REMOTE_NODE;
+    },
+    prefixes: lpm.map((e) => ({ cidr: prefixString(e.prefix), identity: e.key ? classes.get(e.key)!.identity : e.identity! })),
+    withDerived: (ids) => {
+      const out = new Set(ids);
+      for (const id of ids) for (const d of byBase.get(id) ?? []) out.add(d);
+      return out;
+    },
+    inBlock: (block) => {
+      const cidr = prefixOf(block.cidr);
+      const except = block.except.map(prefixOf);
+      const out = new Set<number>();
+      for (const c of all) {
+        if (c.prefix && prefixContains(cidr, c.prefix) && !except.some((e) => prefixContains(e, c.prefix!))) out.add(c.identity);
+      }
+      return out;
+    },
+    namedPort: (name, protocol) => {
+      const key = portKey(name, protocol);
+      let m = named.get(key);
+      if (!m) {
+        m = new Map();
+        for (const c of all) {
+          const port = c.ports.get(key);
+          if (port !== undefined) (m.get(port) ?? m.set(port, new Set()).get(port)!).add(c.identity);
+        }
+        named.set(key, m);
+      }
+      return m;
+    },
+  };
+}
