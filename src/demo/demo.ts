@@ -26,8 +26,10 @@ const API_PODS = ['shop/api', 'shop/api-2'];
 function expected(p: Pick<Probe, 'from' | 'to' | 'port' | 'protocol'>): boolean {
   const from = p.from;
   if (from === p.to) return true; // a pod reaches itself over loopback, which no policy sees
-  // What shop's pods may send (shop-egress.yaml): web to api on TCP 8000-8999, api to db on TCP 5432, db nothing.
-  if (from === 'shop/web' && !(API_PODS.includes(p.to) && p.protocol === 'TCP' && p.port >= 8000 && p.port <= 8999)) return false;
+  // What shop's pods may send (shop-egress.yaml): web to api on TCP 8000-8999 and to the monitor's metrics
+  // port (its address is in the ipBlock), api to db on TCP 5432 (postgres), db nothing.
+  const webMay = (API_PODS.includes(p.to) && p.protocol === 'TCP' && p.port >= 8000 && p.port <= 8999) || (p.to === 'tools/monitor' && p.protocol === 'TCP' && p.port === 9100);
+  if (from === 'shop/web' && !webMay) return false;
   if (API_PODS.includes(from) && !(p.to === 'shop/db' && p.protocol === 'TCP' && p.port === 5432)) return false;
   if (from === 'shop/db') return false;
   // What they admit (shop-allow*.yaml, shop-default-deny.yaml).
