@@ -63,6 +63,9 @@ struct tp_ct_key {
  * backend_addr/port:  the backend the connection was sent to (network order)
  * nat_addr/port:      TP_CT_F_SNAT only: the DNAT entry's source after SNAT (the node's
  *                     address and port), the RNAT entry's client (where replies go)
+ * key_tag:     a digest of the entry's own key (tp_ct_key_tag; 0 in entries the agent
+ *              or an earlier build wrote): a new connection takes an entry over in
+ *              place only when it is still its key's (lib/conntrack.h, tp_ct_create)
  * 88 bytes, no implicit padding.
  */
 struct tp_ct_entry {
@@ -81,7 +84,8 @@ struct tp_ct_entry {
 	__u8 backend_addr[16];
 	__u8 nat_addr[16];
 	__u16 nat_port;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 key_tag;
 };
 
 enum tp_ct_flags {

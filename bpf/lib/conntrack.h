@@ -221,6 +221,18 @@ static __always_inline void tp_ct_entry_init(struct tp_ct_entry *e, const struct
 	e->rule_id = rule_id;
 }
 
+/* A digest of key k, never 0 (the tag of entries written without one). */
+static __always_inline __u32 tp_ct_key_tag(const struct tp_ct_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0x9e3779b9;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*k) / 4; i++)
+		h = (h ^ w[i]) * 0x01000193;
+	return h | 1;
+}
+
 /*
  * Records a connection. A full table evicts its coldest entry, never refuses. `stale`,
  * when not NULL, is k's entry that no longer counts (tp_ct_hit): it is overwritten in
@@ -228,13 +240,20 @@ static __always_inline void tp_ct_entry_init(struct tp_ct_entry *e, const struct
  * third of a new connection's time in the programs): a client that opens connections
  * fast reuses its ports while their closed entries linger. The expiry, which every
  * reader checks first, is zeroed before the rest is written and set last (atomic
- * exchanges: ordered stores), so a packet read in between sees no connection rather than
- * half of two. Two packets of one new connection on two CPUs race as with an update:
- * the last write wins.
+ * exchanges: ordered stores), so a packet read in between sees no connection. A
+ * preallocated table hands an element it evicts or frees to the next insert at once,
+ * so the entry is taken over only while its key tag still says it is k's; otherwise,
+ * and for an entry written without a tag, it is an update. What remains (and what an
+ * update would not do): a packet of the closed connection on another CPU, between its
+ * own expiry check and its write, can still set its flags and lifetime in the new
+ * entry (a closed TCP connection's last segments are long gone when its ports come
+ * back; the new connection then lives 10 s unless it answers), and two CPUs taking
+ * one entry over at once write the same connection into it.
  */
-static __always_inline void tp_ct_create(const struct tp_ct_key *k, const struct tp_ct_entry *e, struct tp_ct_entry *stale)
+static __always_inline void tp_ct_create(const struct tp_ct_key *k, struct tp_ct_entry *e, struct tp_ct_entry *stale)
 {
-	if (!stale) {
+	e->key_tag = tp_ct_key_tag(k);
+	if (!stale || stale->key_tag != e->key_tag) {
 		bpf_map_update_elem(&tp_ct_v2, k, e, BPF_ANY);
 		return;
 	}

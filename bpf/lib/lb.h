@@ -21,16 +21,6 @@ struct tp_xlate {
 	__u8 hairpin; /* the backend is the client itself */
 };
 
-static __always_inline bool tp_addr_eq(const __u8 *a, const __u8 *b)
-{
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
-}
 
 static __always_inline __u32 tp_rol32(__u32 w, __u32 s)
 {

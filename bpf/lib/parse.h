@@ -27,6 +27,9 @@
  *   - ICMP is IPv4's and ICMPv6 is IPv6's: carried by the other family it is a protocol
  *     without ports like any other (never neighbour discovery).
  *   - Protocols without ports (anything but TCP, UDP, SCTP, ICMP echo) carry port 0.
+ *   - ICMP errors (unreachable, fragmentation needed / packet too big, time exceeded,
+ *     parameter problem) are marked in p->icmp_error; the packet they quote is read
+ *     by the stage that needs it (related.h).
  */
 #ifndef TP_LIB_PARSE_H
 #define TP_LIB_PARSE_H
@@ -85,7 +88,20 @@ struct tp_packet {
 	__u32 frag_id;
 	__u8 frag_proto;
 	__u8 ttl; /* IPv4 TTL, IPv6 hop limit */
+	__u8 icmp_error; /* an ICMP(v6) error message of its own family: it quotes a packet (related.h) */
 };
+
+/* Whether two 16-byte addresses (tp_packet's layout) are equal. */
+static __always_inline bool tp_addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
 
 /*
  * A u32 field of the context, read with one load at a constant offset from the context
@@ -198,11 +214,17 @@ static __always_inline __u32 tp_parse_l4(struct __sk_buff *skb, __u32 off, __u32
 		if (p->protocol == IPPROTO_ICMP) {
 			if (icmp.type == 8 || icmp.type == 0) /* echo request, echo reply */
 				p->sport = p->dport = icmp.id;
+			/* destination unreachable (fragmentation needed among them), time exceeded, parameter problem */
+			else if (icmp.type == 3 || icmp.type == 11 || icmp.type == 12)
+				p->icmp_error = 1;
 		} else {
 			if (icmp.type == 128 || icmp.type == 129) /* echo request, echo reply */
 				p->sport = p->dport = icmp.id;
 			else if (icmp.type >= 133 && icmp.type <= 137) /* RS, RA, NS, NA, redirect */
 				return TP_PASS_NDP;
+			/* destination unreachable, packet too big, time exceeded, parameter problem */
+			else if (icmp.type >= 1 && icmp.type <= 4)
+				p->icmp_error = 1;
 		}
 		return 0;
 	}

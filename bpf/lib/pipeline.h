@@ -178,10 +178,8 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		break;
 	case TP_CT_ESTABLISHED:
 		/* A backend that stopped serving it: chosen again (and judged) as for a new connection. */
-		if (hit.entry->nat == TP_CT_NAT_DNAT && !tp_lb_established(hit.entry, p, hit.refreshed, now)) {
-			hit.stale = hit.entry; /* its new choice takes the entry over */
-			hit.entry = NULL;
-		}
+		if (hit.entry->nat == TP_CT_NAT_DNAT && !tp_lb_established(hit.entry, p, hit.refreshed, now))
+			hit.entry = NULL; /* live, its packets maybe on other CPUs: an update replaces it */
 		break;
 	default:
 		hit.entry = NULL;

@@ -22,7 +22,10 @@
  * Class identities are node-local: numbered here (never in the store), from
  * IDENTITY.LOCAL up with flags the datapath reads (IN_PODS: an address in a pod range,
  * NODE: another node's), the number a hash of the class probed past collisions in sorted
- * order, so the same cluster gives the same numbers on every run and node.
+ * order, so the same input gives the same numbers on every run (nodes see the cluster
+ * without themselves, so two nodes may number a class apart: harmless, a class never
+ * leaves its node). This node's own pod range is not in the CIDR map (as before
+ * classes): an address in it that no pod has is the world's.
  */
 import { createHash } from 'node:crypto';
 import { IDENTITY } from '../datapath/constants.js';
@@ -53,8 +56,6 @@ export interface AddressClassInput {
   pods: readonly ClassedPod[];
   /** The other nodes of the cluster (their addresses and pod ranges). */
   nodes: readonly ClassedNode[];
-  /** Pod ranges of this node (for addresses of no pod yet). */
-  localPodCIDRs?: readonly string[];
 }
 
 interface AddressClass {
@@ -74,7 +75,7 @@ export interface AddressClasses {
   nodeAddress(ip: string): number;
   /** The LPM entries: every pod range and policy prefix, with the identity of its addresses. */
   prefixes: readonly { cidr: string; identity: number }[];
-  /** These label identities and the classes derived from them. */
+  /** The classes derived from these label identities, and those of them some address still holds. */
   withDerived(identities: ReadonlySet<number>): Set<number>;
   /** The identities of the addresses an ipBlock matches. */
   inBlock(block: IpBlock): Set<number>;
@@ -117,12 +118,14 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
   };
 
   const podKeys = new Map<string, string>(); // `${ip} ${identity}` → class key
+  const bare = new Set<number>(); // label identities some address still holds as they are
   for (const pod of input.pods) {
     const ports = new Map<string, number>();
     for (const d of pod.ports ?? []) if (d.name && egressNames.has(portKey(d.name, d.protocol))) ports.set(portKey(d.name, d.protocol), d.port);
     for (const ip of pod.ips) {
       const key = want(pod.identity, IDENTITY.LOCAL_IN_PODS, longest(hostPrefix(ip)), ports);
       if (key) podKeys.set(`${ip} ${pod.identity}`, key);
+      else bare.add(pod.identity);
     }
   }
   const nodeKeys = new Map<string, string>();
@@ -132,7 +135,7 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
       if (key) nodeKeys.set(ip, key);
     }
   }
-  const ranges = [...input.nodes.flatMap((n) => (n.podCIDR ? [n.podCIDR] : [])), ...(input.localPodCIDRs ?? [])].map(prefixOf);
+  const ranges = input.nodes.flatMap((n) => (n.podCIDR ? [prefixOf(n.podCIDR)] : []));
   const lpm: { prefix: Prefix; key?: string; identity?: number }[] = [];
   const lpmSeen = new Set<string>();
   for (const p of [...ranges, ...prefixList]) {
@@ -156,7 +159,7 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
   }
   const all = [...classes.values()];
   const byBase = new Map<number, number[]>();
-  for (const c of all) byBase.set(c.base, [...(byBase.get(c.base) ?? []), c.identity]);
+  for (const c of all) (byBase.get(c.base) ?? byBase.set(c.base, []).get(c.base)!).push(c.identity);
   const named = new Map<string, Map<number, Set<number>>>();
 
   return {
@@ -170,8 +173,13 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
     },
     prefixes: lpm.map((e) => ({ cidr: prefixString(e.prefix), identity: e.key ? classes.get(e.key)!.identity : e.identity! })),
     withDerived: (ids) => {
-      const out = new Set(ids);
-      for (const id of ids) for (const d of byBase.get(id) ?? []) out.add(d);
+      const out = new Set<number>();
+      for (const id of ids) {
+        const derived = byBase.get(id);
+        // A label identity every address of which has a class of its own is held by none: no entries for it.
+        if (!derived || bare.has(id)) out.add(id);
+        for (const d of derived ?? []) out.add(d);
+      }
       return out;
     },
     inBlock: (block) => {

@@ -14,7 +14,7 @@
  * rule) it refuses and logs: upgrade agents first.
  */
 import { z } from 'zod';
-import { parsePrefix, prefixContains, prefixOf, prefixString } from './prefix.js';
+import { parsePrefix, prefixContains, prefixString } from './prefix.js';
 import type { LabelSelector, PolicyDocument, PolicyPeer } from './types.js';
 
 const requirement = z
@@ -33,9 +33,18 @@ const canonicalPrefix = z.string().refine((t) => {
   const p = parsePrefix(t);
   return typeof p !== 'string' && prefixString(p) === t;
 }, 'a canonical CIDR');
-const ipBlock = z
-  .strictObject({ cidr: canonicalPrefix, except: z.array(canonicalPrefix) })
-  .refine((b) => b.except.every((e) => e !== b.cidr && prefixContains(prefixOf(b.cidr), prefixOf(e))), 'every except strictly inside cidr');
+/** Every except strictly inside cidr; false (never a throw) for text that is no prefix, which canonicalPrefix reports. */
+const exceptsInside = (b: { cidr: string; except: string[] }) => {
+  const cidr = parsePrefix(b.cidr);
+  return (
+    typeof cidr !== 'string' &&
+    b.except.every((t) => {
+      const e = parsePrefix(t);
+      return typeof e !== 'string' && e.len > cidr.len && prefixContains(cidr, e);
+    })
+  );
+};
+const ipBlock = z.strictObject({ cidr: canonicalPrefix, except: z.array(canonicalPrefix) }).refine(exceptsInside, 'every except strictly inside cidr');
 const peer = z
   .strictObject({ podSelector: labelSelector.optional(), namespaceSelector: labelSelector.optional(), ipBlock: ipBlock.optional() })
   .refine((p) => (p.ipBlock ? !p.podSelector && !p.namespaceSelector : p.podSelector || p.namespaceSelector), 'a peer needs podSelector or namespaceSelector, or ipBlock alone');

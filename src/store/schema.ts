@@ -17,6 +17,7 @@
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import { isIPv4Cidr } from '../datapath/addr.js';
+import { IDENTITY } from '../datapath/constants.js';
 
 export const BUCKETS = {
   pods: 'tcplane-pods',
@@ -81,6 +82,9 @@ export const policyRecord = z.object({
 });
 export type PolicyRecord = z.infer<typeof policyRecord>;
 
+/** Cluster identities: from 1, below the node-local address classes' range (IDENTITY.LOCAL). */
+const identityNumber = z.number().int().min(1).max(IDENTITY.LOCAL - 1);
+
 /** tcplane-endpoints, key `<namespace>/<name>`, written by the pod's node agent. */
 export const endpointRecord = z.object({
   v: z.literal(1),
@@ -88,14 +92,14 @@ export const endpointRecord = z.object({
   name: z.string(),
   node: z.string(),
   ips: z.array(ipv4).min(1),
-  identity: z.number().int().min(1),
+  identity: identityNumber,
 });
 export type EndpointRecord = z.infer<typeof endpointRecord>;
 
 /** tcplane-identities, key `id/<n>`: what identity n means. */
 export const identityRecord = z.object({
   v: z.literal(1),
-  id: z.number().int().min(1),
+  id: identityNumber,
   labels: z.object({
     namespace: z.string(),
     pod: labelMap,
@@ -105,7 +109,7 @@ export const identityRecord = z.object({
 export type IdentityRecord = z.infer<typeof identityRecord>;
 
 /** tcplane-identities, key `labels/<sha256 of the canonical labels>`: the claim. */
-export const identityClaim = z.object({ v: z.literal(1), id: z.number().int().min(1) });
+export const identityClaim = z.object({ v: z.literal(1), id: identityNumber });
 export type IdentityClaim = z.infer<typeof identityClaim>;
 
 /** Either record of tcplane-identities (the key's prefix says which it must be). */

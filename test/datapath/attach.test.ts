@@ -176,6 +176,7 @@ describe('attach - uplink egress retirement', () => {
       backend_addr: ZERO,
       nat_addr: ZERO,
       nat_port: 0,
+      key_tag: 0,
       ...over,
     });
     const key = (pod: Buffer, peer: Buffer, endpoint_id: number, pod_port = 8080): TpCtKey => ({
