@@ -21,6 +21,7 @@ enum tp_reason {
 	TP_PASS_HAIRPIN = 7,      /* a pod reaching itself through a service: always allowed */
 	TP_PASS_UPLINK = 8,       /* on the uplink, not service traffic: handed on unchanged */
 	TP_PASS_EXTERNAL = 9,     /* from outside to a service frontend: translated to its backend */
+	TP_PASS_RELATED = 10,     /* an ICMP error quoting a packet of a connection the pod has (PMTU discovery, unreachables) */
 
 	/* dropped */
 	TP_DROP_POLICY = 128,         /* a policy entry denies this peer/port */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The stages after the endpoint is known, in DESIGN.md's order: conntrack → service
+ * The stages after the endpoint is known, in DESIGN.md's order: (an ICMP error of a
+ * connection: related.h) conntrack → service
  * translation (new connections from a pod) → policy → conntrack create → rewrite. A
  * packet of a known connection costs one lookup (and, for a service connection, the
  * array lookup that its backend still serves); only a new connection reaches the
@@ -22,6 +23,7 @@
 #include "lb.h"
 #include "nat.h"
 #include "policy.h"
+#include "related.h"
 #include "reply.h"
 #include "result.h"
 #include "uplink.h"
@@ -172,6 +174,8 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	__u32 identity, reason, rule_id;
 	const __u8 *peer;
 
+	if (p->icmp_error && tp_related(skb, p, ep->id, dir, now))
+		return tp_decided(TP_PASS_RELATED);
 	tp_ct_key_of(&key, p, ep->id, dir);
 	switch (tp_ct_lookup(&key, p, dir, now, &hit)) {
 	case TP_CT_REPLY:

@@ -23,6 +23,7 @@ import { frameOf } from '../helpers/frames.js';
 import {
   desiredInputOf,
   fragmentOf,
+  icmpErrorFor,
   fragmentsOf,
   PolicyModel,
   reply,
@@ -490,6 +491,33 @@ const CONNTRACK_CASES: Case[] = [
       fromPod(tcp(A, WORLD, 40003, 80, ACK)),
     ],
     expect: ['pass_default', 'pass_reply', 'pass_established', 'pass_default', 'pass_reply', 'pass_established'],
+  },
+  {
+    description: "related - an isolated pod's ICMP errors about its own connections pass (fragmentation needed from a router, port unreachable from the peer, IPv6 packet too big); errors quoting another connection, another pod's packet or no connection are judged as ICMP",
+    setup: { policies: [denyAllX, netpol('x', 'a-sends-nothing-but', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'UDP', port: 53 }] }] })] },
+    input: [
+      fromPod(tcp(A, WORLD, 443, 41000)),
+      toPod({ ...icmpErrorFor(tcp(A, WORLD, 443, 41000), '192.0.2.254'), icmpType: 3 }), // fragmentation needed (code aside): related
+      fromPod(udp(A, WORLD, 53)),
+      toPod(icmpErrorFor(udp(A, WORLD, 53), WORLD)), // port unreachable from the peer itself
+      toPod(icmpErrorFor(tcp(A, WORLD, 443, 41001), '192.0.2.254')), // another port: no such connection
+      toPod({ ...icmpErrorFor(tcp(B, WORLD, 443, 41000), '192.0.2.254'), dst: A }), // quotes x/b's packet, sent to x/a
+      fromPod(tcp(A6, WORLD6, 443, 41000)),
+      toPod({ ...icmpErrorFor(tcp(A6, WORLD6, 443, 41000), '2001:db8::fe'), icmpType: 2 }), // packet too big
+      toPod(reply(tcp(A, WORLD, 443, 41000))), // the connection goes on
+    ],
+    expect: ['pass_policy', 'pass_related', 'pass_policy', 'pass_related', 'drop_policy_default', 'drop_policy_default', 'pass_policy', 'pass_related', 'pass_reply'],
+  },
+  {
+    description: "related - a pod's own ICMP error about a connection it admitted passes its egress isolation; one about a connection refused on the way in does not",
+    setup: {
+      policies: [
+        toA('web', [{ ports: [{ protocol: 'UDP', port: 53 }] }]),
+        netpol('x', 'a-sends-nothing', { podSelector: sel({ app: 'a' }), policyTypes: ['Egress'] }),
+      ],
+    },
+    input: [toPod(udp(WORLD, A, 53)), fromPod(icmpErrorFor(udp(WORLD, A, 53), A)), toPod(udp(WORLD, A, 54)), fromPod(icmpErrorFor(udp(WORLD, A, 54), A))],
+    expect: ['pass_policy', 'pass_related', 'drop_policy_default', 'drop_policy_default'],
   },
   {
     description: 'conntrack - ICMP echo reply is matched to its request by identifier',

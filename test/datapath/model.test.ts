@@ -15,7 +15,7 @@ import { compile } from '../../src/policy/compile.js';
 import type { EgressRule, IngressRule, NetworkPolicy, PolicyPeer, PolicyPort, PolicyType, SelectorRequirement } from '../../src/policy/types.js';
 import { netpol } from '../helpers/cluster.js';
 import { frameOf } from '../helpers/frames.js';
-import { desiredInputOf, fragmentOf, fragmentsOf, PolicyModel, reply, type Hook, type Labels, type ModelCluster, type ModelPacket, type ModelPod } from '../helpers/model.js';
+import { desiredInputOf, fragmentOf, fragmentsOf, icmpErrorFor, PolicyModel, reply, type Hook, type Labels, type ModelCluster, type ModelPacket, type ModelPod } from '../helpers/model.js';
 import { OBJECT_PATH } from '../helpers/paths.js';
 
 const RUNS = 100;
@@ -108,6 +108,9 @@ const policies: fc.Arbitrary<NetworkPolicy[]> = fc
 const HOST = '10.250.0.10';
 const OUTSIDE = ['192.0.2.1', HOST, '10.250.0.11', '10.244.2.250'] as const; // world, this node, another node, unmanaged
 const OUTSIDE6 = '2001:db8::1';
+/** Routers outside that send ICMP errors (too big, time exceeded) about packets they forward. */
+const ROUTER = '192.0.2.254';
+const ROUTER6 = '2001:db8::fe';
 
 const pods = fc
   .array(
@@ -168,6 +171,12 @@ interface PacketChoice {
   icmpId: number;
   /** Send the reply of the previous packet instead. */
   replyToPrevious: boolean;
+  /**
+   * Send an ICMP error about the previous packet instead, back to its sender: from its
+   * destination (port unreachable), or from a router outside (too big, time exceeded).
+   */
+  errorToPrevious: 'none' | 'peer' | 'router';
+  errorType: number;
   /** Sent from the source pod's veth even when the source is no local pod (spoofing). */
   spoof: boolean;
   /**
@@ -195,6 +204,8 @@ const packetChoice: fc.Arbitrary<PacketChoice> = fc.record({
   icmpType: fc.constantFrom('request' as const, 'reply' as const, 'unreachable' as const),
   icmpId: fc.constantFrom(1, 2),
   replyToPrevious: fc.constantFrom(false, false, true),
+  errorToPrevious: fc.constantFrom('none' as const, 'none' as const, 'none' as const, 'peer' as const, 'router' as const),
+  errorType: fc.nat(2),
   spoof: fc.constantFrom(false, false, false, false, false, false, false, false, false, true),
   fragment: fc.constantFrom(...(['none', 'none', 'none', 'none', 'first', 'later', 'atomic', 'datagram', 'datagram'] as const)),
   fragId: fc.constantFrom(1, 2),
@@ -220,7 +231,12 @@ function addressOf(c: ModelCluster, who: PacketChoice['src' | 'dst'], v6: boolea
 
 function resolve(c: ModelCluster, model: PolicyModel, ch: PacketChoice, previous: Sent | undefined): Sent {
   let packet: ModelPacket;
-  if (ch.replyToPrevious && previous) {
+  if (ch.errorToPrevious !== 'none' && previous) {
+    const q = previous.packet;
+    const v6 = q.src.includes(':');
+    const type = (v6 ? [1, 2, 3] : [3, 11, 12])[ch.errorType]!;
+    packet = icmpErrorFor(q, ch.errorToPrevious === 'peer' ? q.dst : v6 ? ROUTER6 : ROUTER, type);
+  } else if (ch.replyToPrevious && previous) {
     packet = reply(previous.packet);
   } else {
     // IPv6 only when both ends have an IPv6 address (outside addresses always do).
@@ -397,15 +413,40 @@ describe('model', () => {
     expect(decided).toBeGreaterThan(100);
   });
 
+  it('model - related: an ICMP error about a packet that passed reaches its sender as related on every hook, whatever the policies', () => {
+    let related = 0;
+    fc.assert(
+      fc.property(cluster, packetChoice, fc.constantFrom('peer' as const, 'router' as const), fc.nat(2), (c, ch, from, errorType) => {
+        const model = reset(c);
+        const request = resolve(c, model, { ...ch, replyToPrevious: false, errorToPrevious: 'none', spoof: false, fragment: ch.fragment === 'later' ? 'none' : ch.fragment }, undefined);
+        const q = request.packet;
+        const tracked = q.protocol === 'TCP' || q.protocol === 'UDP' || ch.icmpType !== 'unreachable';
+        const quotable = !q.fragment || (q.fragment.offset === 0 && !q.src.includes(':'));
+        const there = deliver(model, request);
+        const local = (ip: string) => model.podOf(ip)?.node === c.localNode;
+        // The error must cross a hook of this node: the sender's, or (from the peer) the peer's.
+        const crosses = from === 'router' ? local(q.src) : local(q.src) || local(q.dst);
+        if (q.src === q.dst || !tracked || !quotable || !crosses || !there.every((r) => r.startsWith('pass_'))) return;
+        const back = resolve(c, model, { ...ch, errorToPrevious: from, errorType, replyToPrevious: false, spoof: false, fragment: 'none' }, request);
+        const reasons = deliver(model, back);
+        // Independent of the model: a router's error crosses the sender's hook only; the peer's, the peer's too.
+        for (const r of reasons) expect(r, describeCase(c)).toBe('pass_related');
+        related += reasons.length;
+      }),
+      { numRuns: RUNS, ...SEED },
+    );
+    expect(related).toBeGreaterThan(20);
+  });
+
   it('model - conntrack: a request that passed gets its reply through, unless the policies changed to deny the request', () => {
     fc.assert(
       fc.property(cluster, policies, packetChoice, (c, later, ch) => {
         const model = reset(c);
-        const request = resolve(c, model, { ...ch, replyToPrevious: false, spoof: false }, undefined);
+        const request = resolve(c, model, { ...ch, replyToPrevious: false, errorToPrevious: 'none', spoof: false }, undefined);
         const there = deliver(model, request);
         const after = { ...c, policies: later };
         resync(after, model);
-        const back = resolve(after, model, { ...ch, replyToPrevious: true, spoof: false }, request);
+        const back = resolve(after, model, { ...ch, replyToPrevious: true, errorToPrevious: 'none', spoof: false }, request);
         const reasons = deliver(model, back);
         // Independent of the model: every hook the reply crosses knows the connection, and
         // only the new policies may stop it; with none left, nothing does. (Not for a pod

@@ -2,12 +2,18 @@
  * The frame a model packet stands for, for the datapath tests: IPv4 or IPv6 by its
  * addresses, TCP/UDP/ICMP/ICMPv6 by its protocol, and a fragment as it travels: a first
  * fragment carries the L4 header (IPv4 MF, or an IPv6 Fragment header with M set), a
- * later one only payload bytes behind its IP header (or Fragment header).
+ * later one only payload bytes behind its IP header (or Fragment header). An ICMP error
+ * carries the packet it quotes.
  */
 import type { ModelPacket } from './model.js';
 import { eth, IPPROTO, type Frame } from './packet.js';
 
 const PROTO = { TCP: IPPROTO.TCP, UDP: IPPROTO.UDP, ICMP: IPPROTO.ICMP, ICMPv6: IPPROTO.ICMPV6 } as const;
+
+/** What an ICMP error quotes of packet q: its IP packet (no Ethernet header), whole. */
+function quote(q: ModelPacket): Buffer {
+  return frameOf(q).build().subarray(14);
+}
 
 export function frameOf(p: ModelPacket): Frame {
   const v6 = p.src.includes(':');
@@ -30,8 +36,8 @@ export function frameOf(p: ModelPacket): Frame {
     case 'UDP':
       return ip.udp({ sport: p.sport!, dport: p.dport! }).payload(8);
     case 'ICMP':
-      return ip.icmp({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(16);
+      return ip.icmp({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(p.quoted ? quote(p.quoted) : 16);
     case 'ICMPv6':
-      return ip.icmpv6({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(16);
+      return ip.icmpv6({ type: p.icmpType!, id: p.icmpId ?? 0 }).payload(p.quoted ? quote(p.quoted) : 16);
   }
 }

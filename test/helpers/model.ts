@@ -12,6 +12,11 @@
  *     veth is the interface the packet is on
  *   - ICMPv6 router/neighbour discovery passes before anything else (pass_ndp), when
  *     it is not fragmented (a fragmented one is ICMPv6 like any other: RFC 6980)
+ *   - an ICMP error (not a later fragment) that quotes a packet of a connection the pod
+ *     holds (either way, not expired, its own address on its side; TCP, UDP or an echo;
+ *     no later fragment, nor an IPv6 fragment, whose quote begins with its Fragment header)
+ *     passes as related (pass_related), before conntrack and policy, and changes no
+ *     connection; any other ICMP error is an ICMP packet like any other
  *   - fragments: only the first fragment of a datagram carries its ports; the datapath
  *     remembers them per (family, protocol, IP identification, source, destination),
  *     and a later fragment is judged with them like the first; a later fragment whose
@@ -100,6 +105,20 @@ export interface ModelPacket {
    * flags are not part of it (see `fragmentOf`).
    */
   fragment?: { id: number; offset: number; more: boolean };
+  /**
+   * ICMP and ICMPv6 errors (unreachable, too big, time exceeded, parameter problem):
+   * the packet the error answers, quoted whole behind the ICMP header.
+   */
+  quoted?: ModelPacket;
+}
+
+/** ICMP error types by protocol: they quote a packet. */
+const ERROR_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], ICMP: [3, 11, 12], ICMPv6: [1, 2, 3, 4] };
+
+/** The ICMP error a host sends back to the sender of p (type: unreachable by default). */
+export function icmpErrorFor(p: ModelPacket, from: string, type?: number): ModelPacket {
+  const v6 = p.src.includes(':');
+  return { src: from, dst: p.src, protocol: v6 ? 'ICMPv6' : 'ICMP', icmpType: type ?? (v6 ? 1 : 3), quoted: p };
 }
 
 type FragmentKind = 'none' | 'first' | 'later';
@@ -132,7 +151,7 @@ interface Seen {
 
 export type Hook = 'to_pod' | 'from_pod';
 
-export type PassReason = 'pass_established' | 'pass_reply' | 'pass_policy' | 'pass_default' | 'pass_arp' | 'pass_ndp';
+export type PassReason = 'pass_established' | 'pass_reply' | 'pass_policy' | 'pass_default' | 'pass_arp' | 'pass_ndp' | 'pass_related';
 export type DropReason =
   | 'drop_policy'
   | 'drop_policy_default'
@@ -345,6 +364,7 @@ export class PolicyModel {
     // A later fragment has no TCP header: no flags.
     const seen: Seen = { src: p.src, dst: p.dst, protocol: p.protocol, sport: ports[0], dport: ports[1], tcpFlags: frag === 'later' ? 0 : (p.tcpFlags ?? 0) };
 
+    if (frag !== 'later' && p.quoted && ERROR_TYPES[p.protocol].includes(p.icmpType ?? -1) && this.related(pod, hook, p.quoted)) return decided('pass_related');
     const ct = this.conntrack(pod, hook, seen);
     if (ct) return decided(ct);
 
@@ -453,6 +473,26 @@ export class PolicyModel {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Whether quoted packet q, answered by an error crossing `hook`, is a packet of a live
+   * connection of pod: q went the other way (the pod sent it when the error comes in).
+   */
+  private related(pod: ModelPod, hook: Hook, q: ModelPacket): boolean {
+    // A later fragment quotes no L4 header; an IPv6 fragment's quote starts with its Fragment header, not followed.
+    if (q.fragment && (q.fragment.offset > 0 || q.src.includes(':'))) return false;
+    if (q.protocol === 'ICMP' || q.protocol === 'ICMPv6') {
+      if (!ECHO_TYPES[q.protocol].includes(q.icmpType ?? -1)) return false;
+    }
+    const qHook: Hook = hook === 'to_pod' ? 'from_pod' : 'to_pod';
+    if (canonicalIp(qHook === 'from_pod' ? q.src : q.dst) !== canonicalIp(pod.ips.find((ip) => ip.includes(':') === q.src.includes(':')) ?? '')) return false;
+    const [sport, dport] = portsOf(q);
+    const seen: Seen = { src: q.src, dst: q.dst, protocol: q.protocol, sport, dport, tcpFlags: 0 };
+    return [true, false].some((reversed) => {
+      const e = this.ct.get(this.ctKey(pod, qHook, seen, reversed));
+      return e !== undefined && e.expires > this.now;
+    });
   }
 
   private track(pod: ModelPod, hook: Hook, p: Seen): void {
