@@ -103,6 +103,8 @@ describe('store schema - policies', () => {
     expect(bad(block({ cidr: '10.0.0.0/8', except: ['192.168.0.0/16'] }))).toBe(false); // except outside cidr
     expect(bad(block({ cidr: '10.0.0.0/8', except: ['10.0.0.0/8'] }))).toBe(false); // except equal to cidr
     expect(bad(block({ cidr: '10.0.0.0/8' }))).toBe(false); // the parser always writes except
+    expect(bad(block({ cidr: '10.0.0.0/8', except: ['bogus'] }))).toBe(false); // refused, not thrown out of the watch
+    expect(bad(block({ cidr: 'bogus', except: ['10.1.0.0/16'] }))).toBe(false);
     expect(bad(block({ cidr: '10.0.0.0/8', except: [] }, { podSelector: { matchLabels: {} } }))).toBe(false); // an ipBlock stands alone
     expect(bad((d) => ((d.ingress as { from: unknown[] }[])[0]!.from = []))).toBe(false); // empty peers ("all" in Kubernetes, "none" read literally)
     expect(bad((d) => ((d.ingress as { ports: unknown[] }[])[0]!.ports = []))).toBe(false);
