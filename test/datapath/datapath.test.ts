@@ -151,6 +151,8 @@ interface Case {
 
 const toPod = (packet: ModelPacket, frame?: Frame): PacketStep => ({ hook: 'to_pod', packet, ...(frame ? { frame } : {}) });
 const fromPod = (packet: ModelPacket, frame?: Frame): PacketStep => ({ hook: 'from_pod', packet, ...(frame ? { frame } : {}) });
+/** A connection from the world to x/a:80 from `sport`, answered, then closed by the world's FIN: its entry lingers closing. */
+const closedFromWorld = (sport: number): Step[] => [toPod(tcp(WORLD, A, 80, sport)), fromPod(reply(tcp(WORLD, A, 80, sport))), toPod(tcp(WORLD, A, 80, sport, FIN_ACK))];
 const rawTo = (raw: Frame): RawStep => ({ hook: 'to_pod', raw });
 const rawFrom = (raw: Frame): RawStep => ({ hook: 'from_pod', raw });
 
@@ -471,9 +473,7 @@ const CONNTRACK_CASES: Case[] = [
     description: 'conntrack - a SYN on the ports of a connection that closed opens a new one, judged by policy again',
     setup: {},
     input: [
-      toPod(tcp(WORLD, A, 80, 40002)),
-      fromPod(reply(tcp(WORLD, A, 80, 40002))),
-      toPod(tcp(WORLD, A, 80, 40002, FIN_ACK)),
+      ...closedFromWorld(40002),
       toPod(tcp(WORLD, A, 80, 40002, ACK)), // the last ACK of the close still belongs to it
       toPod(tcp(WORLD, A, 80, 40002)), // a new SYN, same ports: a new connection
     ],
@@ -483,9 +483,7 @@ const CONNTRACK_CASES: Case[] = [
     description: "conntrack - the ports of a closed connection reopened the other way round: the entry it leaves is taken over by the new connection, whose direction decides what a reply is",
     setup: {},
     input: [
-      toPod(tcp(WORLD, A, 80, 40003)),
-      fromPod(reply(tcp(WORLD, A, 80, 40003))),
-      toPod(tcp(WORLD, A, 80, 40003, FIN_ACK)),
+      ...closedFromWorld(40003),
       fromPod(tcp(A, WORLD, 40003, 80)), // the pod's SYN from port 80 to the peer's 40003: the same key
       toPod(reply(tcp(A, WORLD, 40003, 80))),
       fromPod(tcp(A, WORLD, 40003, 80, ACK)),

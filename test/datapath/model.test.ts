@@ -331,6 +331,37 @@ const describeCase = (c: ModelCluster) =>
     policies: c.policies.map((p) => ({ ns: p.namespace, sel: p.podSelector, types: p.policyTypes, ingress: p.ingress, egress: p.egress })),
   });
 
+type Probe = Omit<ModelPacket, 'src' | 'dst'>;
+const tcpProbes = (ports: number[]): Probe[] => ports.map((dport) => ({ protocol: 'TCP' as const, dport, tcpFlags: 0x02 }));
+const udpProbes = (ports: number[]): Probe[] => ports.map((dport) => ({ protocol: 'UDP' as const, dport }));
+const ECHO_PROBE: Probe = { protocol: 'ICMP', icmpType: 8 };
+const localIps = (c: ModelCluster) => c.pods.filter((p) => p.node === c.localNode).map((p) => p.ips[0]!);
+const pairs = (from: string[], to: string[]) => from.flatMap((src) => to.map((dst) => [src, dst] as const));
+
+/**
+ * Every (source, destination) pair of each of 50 clusters on every probe, each a new
+ * connection (a fresh source port or echo id), compared hook by hook; returns how many
+ * were decided by policy (not default, not conntrack).
+ */
+function matrix(clusters: fc.Arbitrary<ModelCluster>, probes: Probe[], pairsOf: (c: ModelCluster) => (readonly [string, string])[], via: Sent['via'], seed: { seed?: number }): number {
+  let decided = 0;
+  fc.assert(
+    fc.property(clusters, (c) => {
+      const model = reset(c);
+      let n = 0;
+      for (const [src, dst] of pairsOf(c))
+        for (const probe of probes) {
+          n++;
+          const packet: ModelPacket = { ...probe, src, dst, ...(probe.protocol === 'ICMP' ? { icmpId: n } : { sport: 10000 + n }) };
+          const [got] = deliver(model, { packet, via });
+          if (got === 'pass_policy' || got === 'drop_policy_default') decided++;
+        }
+    }),
+    { numRuns: 50, ...seed },
+  );
+  return decided;
+}
+
 describe('model', () => {
   it('model - random policies and packets: the datapath agrees with the model on every hook', () => {
     fc.assert(
@@ -351,39 +382,14 @@ describe('model', () => {
   });
 
   it('model - ingress matrix: every source to every local pod on every protocol and port, each a new connection', () => {
-    const probes: Omit<ModelPacket, 'src' | 'dst'>[] = [
-      ...[53, 80, 443, 8080].map((dport) => ({ protocol: 'TCP' as const, dport, tcpFlags: 0x02 })),
-      ...[53, 80].map((dport) => ({ protocol: 'UDP' as const, dport })),
-      { protocol: 'ICMP' as const, icmpType: 8 },
-    ];
-    let decided = 0;
-    fc.assert(
-      fc.property(cluster, (c) => {
-        const model = reset(c);
-        const sources = [...c.pods.map((p) => p.ips[0]!), ...OUTSIDE];
-        let n = 0; // a fresh source port / echo id per packet: conntrack never answers
-        for (const dst of c.pods.filter((p) => p.node === c.localNode))
-          for (const src of sources)
-            for (const probe of probes) {
-              n++;
-              const packet: ModelPacket = { ...probe, src, dst: dst.ips[0]!, ...(probe.protocol === 'ICMP' ? { icmpId: n } : { sport: 10000 + n }) };
-              const [got] = deliver(model, { packet, via: 'network' });
-              if (got === 'pass_policy' || got === 'drop_policy_default') decided++;
-            }
-      }),
-      { numRuns: 50 },
-    );
+    const probes: Probe[] = [...tcpProbes([53, 80, 443, 8080]), ...udpProbes([53, 80]), ECHO_PROBE];
+    const decided = matrix(cluster, probes, (c) => pairs([...c.pods.map((p) => p.ips[0]!), ...OUTSIDE], localIps(c)), 'network', {});
     // The clusters must have isolated pods now and then, or this proves little.
     expect(decided).toBeGreaterThan(100);
   });
 
   it('model - egress matrix: every local pod to every pod and outside address on every protocol and port, each a new connection', () => {
-    const probes: Omit<ModelPacket, 'src' | 'dst'>[] = [
-      ...[53, 80, 443, 5353, 8080].map((dport) => ({ protocol: 'TCP' as const, dport, tcpFlags: 0x02 })),
-      ...[53, 80, 5353].map((dport) => ({ protocol: 'UDP' as const, dport })),
-      { protocol: 'ICMP' as const, icmpType: 8 },
-    ];
-    let decided = 0;
+    const probes: Probe[] = [...tcpProbes([53, 80, 443, 5353, 8080]), ...udpProbes([53, 80, 5353]), ECHO_PROBE];
     // Every policy isolates egress here, and names a port one time in three: what egress rules mean is the point.
     const egressHeavy = fc.record({ c: cluster, named: fc.array(fc.constantFrom<string>(...PORT_NAMES), { minLength: 3, maxLength: 3 }) }).map(({ c, named }) => ({
       ...c,
@@ -393,22 +399,7 @@ describe('model', () => {
         egress: [...p.egress, { ports: [{ protocol: i % 2 ? ('UDP' as const) : ('TCP' as const), port: named[i % 3]! }] }],
       })),
     }));
-    fc.assert(
-      fc.property(egressHeavy, (c) => {
-        const model = reset(c);
-        const targets = [...c.pods.map((p) => p.ips[0]!), ...OUTSIDE];
-        let n = 0; // a fresh source port / echo id per packet: conntrack never answers
-        for (const src of c.pods.filter((p) => p.node === c.localNode))
-          for (const dst of targets)
-            for (const probe of probes) {
-              n++;
-              const packet: ModelPacket = { ...probe, src: src.ips[0]!, dst, ...(probe.protocol === 'ICMP' ? { icmpId: n } : { sport: 10000 + n }) };
-              const [got] = deliver(model, { packet, via: 'pod' });
-              if (got === 'pass_policy' || got === 'drop_policy_default') decided++;
-            }
-      }),
-      { numRuns: 50, ...SEED },
-    );
+    const decided = matrix(egressHeavy, probes, (c) => pairs(localIps(c), [...c.pods.map((p) => p.ips[0]!), ...OUTSIDE]), 'pod', SEED);
     // The clusters must have egress-isolated pods now and then, or this proves little.
     expect(decided).toBeGreaterThan(100);
   });
