@@ -387,6 +387,22 @@ export class PolicyModel {
     return this.selecting(pod, 'Ingress').length > 0;
   }
 
+  /**
+   * Whether a new connection from pod `from` reaches pod `to` (by to's address of `from`'s
+   * first address's family) on this protocol and port, as the policies say: from's
+   * egress allows it and to's ingress does; a pod always reaches itself. For end-to-end
+   * reachability matrices (conntrack and hooks aside).
+   */
+  reachable(from: ModelPod, to: ModelPod, protocol: 'TCP' | 'UDP', dport: number): boolean {
+    if (from === to) return true;
+    const v6 = from.ips[0]!.includes(':');
+    const dst = to.ips.find((ip) => ip.includes(':') === v6);
+    if (!dst) return false;
+    const p: Seen = { src: from.ips[0]!, dst, protocol, sport: 40000, dport, tcpFlags: 0x02 };
+    const way = (pod: ModelPod, type: 'Ingress' | 'Egress') => this.selecting(pod, type).length === 0 || this.allowed(pod, type, p);
+    return way(from, 'Egress') && way(to, 'Ingress');
+  }
+
   private selecting(pod: ModelPod, type: 'Ingress' | 'Egress'): NetworkPolicy[] {
     return this.cluster.policies.filter((np) => np.namespace === pod.namespace && np.policyTypes.includes(type) && selects(np.podSelector, pod.labels));
   }
