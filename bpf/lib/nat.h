@@ -35,6 +35,8 @@ static __always_inline int tp_l4_csum_off(const struct tp_packet *p, __u64 *flag
 	case IPPROTO_UDP:
 		*flags = BPF_F_MARK_MANGLED_0;
 		return p->l4_off + 6;
+	case IPPROTO_ICMPV6: /* its checksum covers a pseudo-header (ICMP's does not) */
+		return p->family == TP_FAMILY_IPV6 ? p->l4_off + 2 : -1;
 	default:
 		return -1;
 	}

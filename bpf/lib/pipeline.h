@@ -174,8 +174,12 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	__u32 identity, reason, rule_id;
 	const __u8 *peer;
 
-	if (p->icmp_error && tp_related(skb, p, ep->id, dir, now))
-		return tp_decided(TP_PASS_RELATED);
+	if (p->icmp_error) {
+		struct tp_result related = tp_related(skb, p, ep->id, dir, now);
+
+		if (related.reason)
+			return related;
+	}
 	tp_ct_key_of(&key, p, ep->id, dir);
 	switch (tp_ct_lookup(&key, p, dir, now, &hit)) {
 	case TP_CT_REPLY:

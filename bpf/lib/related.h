@@ -11,7 +11,8 @@
  * has not expired. An error quoting anything else, or too short to
  * say (fewer than the 8 bytes of L4 header RFC 792 promises; a later fragment; an IPv6
  * quote whose next header is an extension header, not followed), is judged as the ICMP
- * packet it is. The error is not translated back for a service connection yet.
+ * packet it is. For the client of a service connection the error is translated back
+ * (tp_related_rnat).
  */
 #ifndef TP_LIB_RELATED_H
 #define TP_LIB_RELATED_H
@@ -22,7 +23,9 @@
 
 #include "conntrack.h"
 #include "maps.h"
+#include "nat.h"
 #include "parse.h"
+#include "result.h"
 
 /* ICMP header before the quoted packet: type, code, checksum, 4 bytes of rest-of-header. */
 #define TP_ICMP_HDR_LEN 8
@@ -34,7 +37,7 @@
  * sends the error.
  */
 static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp_packet *p, __u32 ep, __u8 dir,
-					  struct tp_ct_key *k)
+					  struct tp_ct_key *k, __u16 *l4_off)
 {
 	__u32 off = p->l4_off + TP_ICMP_HDR_LEN;
 	__u8 src[16] = {}, dst[16] = {};
@@ -52,6 +55,7 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
 		__builtin_memcpy(dst, &ip.daddr, 4);
 		protocol = ip.protocol;
 		off += ip.ihl * 4;
+		*l4_off = off;
 	} else {
 		struct ipv6hdr ip;
 
@@ -61,6 +65,7 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
 		__builtin_memcpy(dst, &ip.daddr, 16);
 		protocol = ip.nexthdr; /* extension headers in a quote: not followed */
 		off += sizeof(ip);
+		*l4_off = off;
 	}
 	if (off > TP_MAX_DIRECT_OFF || tp_load(skb, off, l4, sizeof(l4)) < 0)
 		return false;
@@ -104,16 +109,85 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
 	return true;
 }
 
-/* Whether ICMP error p belongs to a live connection of endpoint ep (see the header). */
-static __always_inline bool tp_related(struct __sk_buff *skb, const struct tp_packet *p, __u32 ep, __u8 dir, __u64 now)
+/*
+ * Bytes of the quote an RNAT rewrite touches, from its IP header through its L4
+ * checksum: IPv4 (20, no options) or IPv6 (40) header, then UDP's 8 or TCP's first 20.
+ */
+#define TP_QUOTE_MAX 60
+
+/*
+ * The client of a service connection gets an ICMP error about what it sent to the
+ * backend (a router's "fragmentation needed", the backend's "port unreachable"): the
+ * quote gets the frontend back as its destination and the error, when the backend sent
+ * it, the frontend as its source, as the client sent it and as its socket knows it. The
+ * quote's IP and L4 checksums are updated as for any translation (nat.h), and the ICMP
+ * checksum by the difference of the bytes that changed. Quotes this cannot rewrite
+ * (IPv4 options; SCTP; a TCP quote cut before its checksum) pass as they are. Returns
+ * 0, or negative when a write failed half way.
+ */
+static __always_inline int tp_related_rnat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_entry *e,
+					   __u16 inner_l4, __u8 protocol)
+{
+	struct tp_packet q = {};
+	__u32 ip_len = p->family == TP_FAMILY_IPV4 ? 20 : 40;
+	__u32 start = p->l4_off + TP_ICMP_HDR_LEN;
+	__u32 zero = 0, len;
+	struct tp_scratch *room;
+	__u8 *before, *after;
+	__s64 diff;
+
+	if (inner_l4 != start + ip_len || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP))
+		return 0;
+	room = bpf_map_lookup_elem(&tp_scratch_v1, &zero); /* the stack has no room for both copies */
+	if (!room)
+		return 0;
+	before = room->buf;
+	after = room->buf + TP_QUOTE_MAX + 4;
+	__builtin_memset(room->buf, 0, 2 * TP_QUOTE_MAX + 8);
+	len = ip_len + (protocol == IPPROTO_TCP ? 20 : 8);
+	if (len == 28 ? tp_load(skb, start, before, 28) : len == 40 ? tp_load(skb, start, before, 40) : len == 48 ? tp_load(skb, start, before, 48)
+		      : tp_load(skb, start, before, 60))
+		return 0;
+	q.family = p->family;
+	q.protocol = protocol;
+	q.l3_off = start;
+	q.l4_off = inner_l4;
+	__builtin_memcpy(q.daddr, e->backend_addr, 16);
+	q.dport = e->backend_port;
+	if (tp_nat_dst(skb, &q, e->frontend_addr, e->frontend_port))
+		return -1;
+	if (len == 28 ? tp_load(skb, start, after, 28) : len == 40 ? tp_load(skb, start, after, 40) : len == 48 ? tp_load(skb, start, after, 48)
+		      : tp_load(skb, start, after, 60))
+		return -1;
+	diff = bpf_csum_diff((__be32 *)before, TP_QUOTE_MAX, (__be32 *)after, TP_QUOTE_MAX, 0);
+	if (diff < 0 || bpf_l4_csum_replace(skb, p->l4_off + 2, 0, diff, 0))
+		return -1;
+	if (tp_addr_eq(p->saddr, e->backend_addr))
+		return tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, e->frontend_addr);
+	return 0;
+}
+
+/*
+ * An ICMP error p that belongs to a live connection of endpoint ep (see the header):
+ * TP_PASS_RELATED, rewritten for the client of a service connection; else a result
+ * that does not go on (the caller judges p as the packet it is).
+ */
+static __always_inline struct tp_result tp_related(struct __sk_buff *skb, const struct tp_packet *p, __u32 ep, __u8 dir, __u64 now)
 {
 	struct tp_ct_key k;
 	const struct tp_ct_entry *e;
+	__u16 inner_l4 = 0;
 
-	if (!tp_quoted_key(skb, p, ep, dir, &k))
-		return false;
+	if (!tp_quoted_key(skb, p, ep, dir, &k, &inner_l4))
+		return tp_decided(0);
 	e = bpf_map_lookup_elem(&tp_ct_v2, &k);
-	return e && e->expires_ns > now;
+	if (!e || e->expires_ns <= now)
+		return tp_decided(0);
+	if (e->nat != TP_CT_NAT_RNAT || dir != TP_DIR_INGRESS || (e->flags & (TP_CT_F_HAIRPIN | TP_CT_F_EXTERNAL)))
+		return tp_decided(TP_PASS_RELATED);
+	if (tp_related_rnat(skb, p, e, inner_l4, k.protocol))
+		return tp_decided(TP_DROP_NAT);
+	return tp_result_of(TP_PASS_RELATED, TP_ACT_REWRITE);
 }
 
 #endif

@@ -180,6 +180,11 @@ const tcpF = (src: string, dst: string, s: TcpSeg): Frame => {
 const udpF = (src: string, dst: string, sport: number, dport: number, payload: number | Buffer = 8): Frame =>
   eth().ipv4({ src, dst }).udp({ sport, dport }).payload(payload);
 
+/** An ICMP error (type 3 code 4: fragmentation needed, by default) from `src` to `dst` quoting the IP packet of `quoted`. */
+const icmpErrF = (src: string, dst: string, quoted: Frame, type = 3, code = 4): Frame =>
+  eth().ipv4({ src, dst }).icmp({ type, code }).payload(quoted.build().subarray(14));
+const ROUTER = '192.0.2.254';
+
 /** The frame with its UDP checksum field set to 0 ("no checksum", IPv4). */
 function noUdpChecksum(f: Frame): Buffer {
   const b = Buffer.from(f.build());
@@ -344,6 +349,24 @@ const TRANSLATION_CASES: Case[] = [
       translated('pass_default', eth().ipv4({ src: CLIENT, dst: dnsBe.ip, id: 0x77, mf: true }).udp({ sport: 40000, dport: dnsBe.port }).payload(8)),
       translated('pass_established', eth().ipv4({ src: CLIENT, dst: dnsBe.ip, id: 0x77, fragOffset: 2, mf: true, protocol: 17 }).payload(laterPayload)),
       translated('pass_established', eth().ipv4({ src: CLIENT, dst: dnsBe.ip, id: 0x77, fragOffset: 4, protocol: 17 }).payload(laterPayload)),
+    ],
+  },
+  {
+    description: "services - an ICMP error about a ClusterIP connection reaches its client translated back: a router's fragmentation needed quotes the ClusterIP again; the backend's port unreachable comes from the ClusterIP (IP, TCP/UDP and ICMP checksums)",
+    setup: BASE,
+    input: [
+      from(tcpF(CLIENT, WEB_VIP, webSyn)),
+      to(icmpErrF(ROUTER, CLIENT, tcpF(CLIENT, web.ip, { ...webSyn, dport: web.port }))),
+      from(udpF(CLIENT, WEB_VIP, 40000, 53)),
+      to(icmpErrF(dnsBe.ip, CLIENT, udpF(CLIENT, dnsBe.ip, 40000, dnsBe.port), 3, 3)),
+      to(icmpErrF(ROUTER, CLIENT, tcpF(CLIENT, web.ip, { ...webSyn, sport: 40999, dport: web.port }))),
+    ],
+    expect: [
+      translated('pass_default', tcpF(CLIENT, web.ip, { ...webSyn, dport: web.port })),
+      translated('pass_related', icmpErrF(ROUTER, CLIENT, tcpF(CLIENT, WEB_VIP, webSyn))),
+      translated('pass_default', udpF(CLIENT, dnsBe.ip, 40000, dnsBe.port)),
+      translated('pass_related', icmpErrF(WEB_VIP, CLIENT, udpF(CLIENT, WEB_VIP, 40000, 53), 3, 3)),
+      unchanged('pass_default'), // no such connection: an ICMP packet like any other (the client is not isolated)
     ],
   },
   {
