@@ -12,7 +12,7 @@
  * say (fewer than the 8 bytes of L4 header RFC 792 promises; a later fragment; an IPv6
  * quote whose next header is an extension header, not followed), is judged as the ICMP
  * packet it is. For the client of a service connection the error is translated back
- * (tp_related_rnat).
+ * (tp_related_nat).
  */
 #ifndef TP_LIB_RELATED_H
 #define TP_LIB_RELATED_H
@@ -110,23 +110,26 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
 }
 
 /*
- * Bytes of the quote an RNAT rewrite touches, from its IP header through its L4
+ * Bytes of the quote a rewrite touches, from its IP header through its L4
  * checksum: IPv4 (20, no options) or IPv6 (40) header, then UDP's 8 or TCP's first 20.
  */
 #define TP_QUOTE_MAX 60
 
 /*
- * The client of a service connection gets an ICMP error about what it sent to the
- * backend (a router's "fragmentation needed", the backend's "port unreachable"): the
- * quote gets the frontend back as its destination and the error, when the backend sent
- * it, the frontend as its source, as the client sent it and as its socket knows it. The
+ * An ICMP error of a service connection, translated as the connection's own packets are.
+ * To the client (`to_client`, an RNAT entry): about what it sent to the backend (a
+ * router's "fragmentation needed", the backend's "port unreachable"), the quote gets
+ * the frontend back as its destination and the error, when the backend sent it, the
+ * frontend as its source, as the client's socket knows them. From the client (a DNAT
+ * entry): about a reply it got from the frontend, the quote's source becomes the
+ * backend again and so does the error's destination, as the backend sent it. The
  * quote's IP and L4 checksums are updated as for any translation (nat.h), and the ICMP
  * checksum by the difference of the bytes that changed. Quotes this cannot rewrite
  * (IPv4 options; SCTP; a TCP quote cut before its checksum) pass as they are. Returns
  * 0, or negative when a write failed half way.
  */
-static __always_inline int tp_related_rnat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_entry *e,
-					   __u16 inner_l4, __u8 protocol)
+static __always_inline int tp_related_nat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_entry *e,
+					  __u16 inner_l4, __u8 protocol, bool to_client)
 {
 	struct tp_packet q = {};
 	__u32 ip_len = p->family == TP_FAMILY_IPV4 ? 20 : 40;
@@ -152,18 +155,27 @@ static __always_inline int tp_related_rnat(struct __sk_buff *skb, const struct t
 	q.protocol = protocol;
 	q.l3_off = start;
 	q.l4_off = inner_l4;
-	__builtin_memcpy(q.daddr, e->backend_addr, 16);
-	q.dport = e->backend_port;
-	if (tp_nat_dst(skb, &q, e->frontend_addr, e->frontend_port))
-		return -1;
+	if (to_client) {
+		__builtin_memcpy(q.daddr, e->backend_addr, 16);
+		q.dport = e->backend_port;
+		if (tp_nat_dst(skb, &q, e->frontend_addr, e->frontend_port))
+			return -1;
+	} else {
+		__builtin_memcpy(q.saddr, e->frontend_addr, 16);
+		q.sport = e->frontend_port;
+		if (tp_nat_src(skb, &q, e->backend_addr, e->backend_port))
+			return -1;
+	}
 	if (len == 28 ? tp_load(skb, start, after, 28) : len == 40 ? tp_load(skb, start, after, 40) : len == 48 ? tp_load(skb, start, after, 48)
 		      : tp_load(skb, start, after, 60))
 		return -1;
 	diff = bpf_csum_diff((__be32 *)before, TP_QUOTE_MAX, (__be32 *)after, TP_QUOTE_MAX, 0);
 	if (diff < 0 || bpf_l4_csum_replace(skb, p->l4_off + 2, 0, diff, 0))
 		return -1;
-	if (tp_addr_eq(p->saddr, e->backend_addr))
+	if (to_client && tp_addr_eq(p->saddr, e->backend_addr))
 		return tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, e->frontend_addr);
+	if (!to_client && tp_addr_eq(p->daddr, e->frontend_addr))
+		return tp_nat_addr(skb, p, TP_NAT_DST, p->daddr, e->backend_addr);
 	return 0;
 }
 
@@ -183,9 +195,11 @@ static __always_inline struct tp_result tp_related(struct __sk_buff *skb, const 
 	e = bpf_map_lookup_elem(&tp_ct_v2, &k);
 	if (!e || e->expires_ns <= now)
 		return tp_decided(0);
-	if (e->nat != TP_CT_NAT_RNAT || dir != TP_DIR_INGRESS || (e->flags & (TP_CT_F_HAIRPIN | TP_CT_F_EXTERNAL)))
+	/* The client's side of a service connection: RNAT entries meet errors coming in, DNAT ones errors going out. */
+	if ((e->flags & (TP_CT_F_HAIRPIN | TP_CT_F_EXTERNAL)) ||
+	    !(e->nat == TP_CT_NAT_RNAT ? dir == TP_DIR_INGRESS : e->nat == TP_CT_NAT_DNAT && dir == TP_DIR_EGRESS))
 		return tp_decided(TP_PASS_RELATED);
-	if (tp_related_rnat(skb, p, e, inner_l4, k.protocol))
+	if (tp_related_nat(skb, p, e, inner_l4, k.protocol, e->nat == TP_CT_NAT_RNAT))
 		return tp_decided(TP_DROP_NAT);
 	return tp_result_of(TP_PASS_RELATED, TP_ACT_REWRITE);
 }

@@ -370,6 +370,20 @@ const TRANSLATION_CASES: Case[] = [
     ],
   },
   {
+    description: "services - the client's ICMP error about a reply it got from a ClusterIP goes to the backend as the backend sent it: the quote's source and the error's destination become the backend again",
+    setup: BASE,
+    input: [
+      from(udpF(CLIENT, WEB_VIP, 40000, 53)),
+      to(udpF(dnsBe.ip, CLIENT, dnsBe.port, 40000)),
+      from(icmpErrF(CLIENT, WEB_VIP, udpF(WEB_VIP, CLIENT, 53, 40000), 3, 3)),
+    ],
+    expect: [
+      translated('pass_default', udpF(CLIENT, dnsBe.ip, 40000, dnsBe.port)),
+      translated('pass_reply', udpF(WEB_VIP, CLIENT, 53, 40000)),
+      translated('pass_related', icmpErrF(CLIENT, dnsBe.ip, udpF(dnsBe.ip, CLIENT, dnsBe.port, 40000), 3, 3)),
+    ],
+  },
+  {
     description: 'services - not a frontend: a ClusterIP on another port or protocol, and ICMP to it, pass untranslated',
     setup: BASE,
     input: [
