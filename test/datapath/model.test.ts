@@ -1,8 +1,10 @@
 // The real datapath against the independent model (test/helpers/model.ts), on random
-// clusters, NetworkPolicies and packets: every hook a packet crosses must agree on
-// pass/drop and on the reason counted. Maps are filled by the agent's compiler; frames
-// run through BPF_PROG_TEST_RUN. Bounded: 2,000 random clusters with their packets (about
-// 15 s; TCPLANE_MODEL_RUNS changes it), 100 cases for the other properties. A failure
+// clusters, NetworkPolicies (the whole v1 surface: selectors with expressions, ipBlock,
+// ports by number, range and name, TCP, UDP and SCTP) and packets (ICMP errors too):
+// every hook a packet crosses must agree on pass/drop and on the reason counted. Maps
+// are filled by the agent's compiler; frames run through BPF_PROG_TEST_RUN. Bounded:
+// 2,000 random clusters with their packets (about 10 s; TCPLANE_MODEL_RUNS changes it),
+// 50 clusters per matrix, 100 cases for the other properties. A failure
 // prints its seed; `TCPLANE_MODEL_SEED=<seed>` replays it. Needs root (BPF_PROG_TEST_RUN)
 // and `make` first.
 import fc from 'fast-check';
@@ -75,7 +77,7 @@ const peer: fc.Arbitrary<PolicyPeer> = fc.oneof(
 const PORTS = [53, 80, 443] as const;
 /** Names pods declare (see `pods`); a rule may name one. */
 const PORT_NAMES = ['web', 'dns'] as const;
-const protocol = fc.constantFrom('TCP' as const, 'UDP' as const);
+const protocol = fc.constantFrom('TCP' as const, 'UDP' as const, 'SCTP' as const);
 /** A rule's port: every port of a protocol, one port, a range (endPort), or a name (the destination pod's). */
 const port: fc.Arbitrary<PolicyPort> = fc.oneof(
   fc.record({ protocol }),
@@ -164,7 +166,7 @@ interface PacketChoice {
   /** `{ local: i }`: the i-th pod of the node under test (wrapping around). */
   dst: number | string | { local: number };
   v6: boolean;
-  protocol: 'TCP' | 'UDP' | 'ICMP';
+  protocol: 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
   sport: number;
   dport: number;
   icmpType: 'request' | 'reply' | 'unreachable';
@@ -198,7 +200,7 @@ const packetChoice: fc.Arbitrary<PacketChoice> = fc.record({
     { weight: 1, arbitrary: fc.constantFrom<string>(OUTSIDE[0]) },
   ),
   v6: fc.constantFrom(false, false, true),
-  protocol: fc.constantFrom('TCP' as const, 'UDP' as const, 'ICMP' as const),
+  protocol: fc.constantFrom('TCP' as const, 'UDP' as const, 'SCTP' as const, 'ICMP' as const),
   sport: fc.constantFrom(1000, 1001),
   dport: fc.constantFrom(53, 80, 443, 5353, 8080),
   icmpType: fc.constantFrom('request' as const, 'reply' as const, 'unreachable' as const),
@@ -335,6 +337,7 @@ type Probe = Omit<ModelPacket, 'src' | 'dst'>;
 const tcpProbes = (ports: number[]): Probe[] => ports.map((dport) => ({ protocol: 'TCP' as const, dport, tcpFlags: 0x02 }));
 const udpProbes = (ports: number[]): Probe[] => ports.map((dport) => ({ protocol: 'UDP' as const, dport }));
 const ECHO_PROBE: Probe = { protocol: 'ICMP', icmpType: 8 };
+const SCTP_PROBE: Probe = { protocol: 'SCTP', dport: 80 };
 const localIps = (c: ModelCluster) => c.pods.filter((p) => p.node === c.localNode).map((p) => p.ips[0]!);
 const pairs = (from: string[], to: string[]) => from.flatMap((src) => to.map((dst) => [src, dst] as const));
 
@@ -382,14 +385,14 @@ describe('model', () => {
   });
 
   it('model - ingress matrix: every source to every local pod on every protocol and port, each a new connection', () => {
-    const probes: Probe[] = [...tcpProbes([53, 80, 443, 8080]), ...udpProbes([53, 80]), ECHO_PROBE];
+    const probes: Probe[] = [...tcpProbes([53, 80, 443, 8080]), ...udpProbes([53, 80]), SCTP_PROBE, ECHO_PROBE];
     const decided = matrix(cluster, probes, (c) => pairs([...c.pods.map((p) => p.ips[0]!), ...OUTSIDE], localIps(c)), 'network', {});
     // The clusters must have isolated pods now and then, or this proves little.
     expect(decided).toBeGreaterThan(100);
   });
 
   it('model - egress matrix: every local pod to every pod and outside address on every protocol and port, each a new connection', () => {
-    const probes: Probe[] = [...tcpProbes([53, 80, 443, 5353, 8080]), ...udpProbes([53, 80, 5353]), ECHO_PROBE];
+    const probes: Probe[] = [...tcpProbes([53, 80, 443, 5353, 8080]), ...udpProbes([53, 80, 5353]), SCTP_PROBE, ECHO_PROBE];
     // Every policy isolates egress here, and names a port one time in three: what egress rules mean is the point.
     const egressHeavy = fc.record({ c: cluster, named: fc.array(fc.constantFrom<string>(...PORT_NAMES), { minLength: 3, maxLength: 3 }) }).map(({ c, named }) => ({
       ...c,
@@ -411,7 +414,7 @@ describe('model', () => {
         const model = reset(c);
         const request = resolve(c, model, { ...ch, replyToPrevious: false, errorToPrevious: 'none', spoof: false, fragment: ch.fragment === 'later' ? 'none' : ch.fragment }, undefined);
         const q = request.packet;
-        const tracked = q.protocol === 'TCP' || q.protocol === 'UDP' || ch.icmpType !== 'unreachable';
+        const tracked = q.protocol !== 'ICMP' && q.protocol !== 'ICMPv6' ? true : ch.icmpType !== 'unreachable';
         const quotable = !q.fragment || (q.fragment.offset === 0 && !q.src.includes(':'));
         const there = deliver(model, request);
         const local = (ip: string) => model.podOf(ip)?.node === c.localNode;

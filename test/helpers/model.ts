@@ -84,13 +84,13 @@ export interface ModelCluster {
   policies: NetworkPolicy[];
 }
 
-export type ModelProtocol = 'TCP' | 'UDP' | 'ICMP' | 'ICMPv6';
+export type ModelProtocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6';
 
 export interface ModelPacket {
   src: string;
   dst: string;
   protocol: ModelProtocol;
-  /** TCP and UDP. */
+  /** TCP, UDP and SCTP. */
   sport?: number;
   dport?: number;
   /** TCP flag byte (FIN 0x01, RST 0x04 shorten the connection's lifetime). */
@@ -113,7 +113,7 @@ export interface ModelPacket {
 }
 
 /** ICMP error types by protocol: they quote a packet. */
-const ERROR_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], ICMP: [3, 11, 12], ICMPv6: [1, 2, 3, 4] };
+const ERROR_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], SCTP: [], ICMP: [3, 11, 12], ICMPv6: [1, 2, 3, 4] };
 
 /** The ICMP error a host sends back to the sender of p (type: unreachable by default). */
 export function icmpErrorFor(p: ModelPacket, from: string, type?: number): ModelPacket {
@@ -188,7 +188,7 @@ export const DEFAULT_LIFETIMES: Lifetimes = {
   refresh: 1n * SECOND,
 };
 
-const ECHO_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], ICMP: [8, 0], ICMPv6: [128, 129] };
+const ECHO_TYPES: Record<ModelProtocol, number[]> = { TCP: [], UDP: [], SCTP: [], ICMP: [8, 0], ICMPv6: [128, 129] };
 const TCP_FIN = 0x01;
 const TCP_SYN = 0x02;
 const TCP_RST = 0x04;
@@ -244,10 +244,10 @@ function portMatches(pp: PolicyPort, p: Seen, destination: ModelPod | undefined)
   return (destination?.ports ?? []).some((d) => d.name === name && d.protocol === pp.protocol && d.port === p.dport);
 }
 
-/** The ports a packet is tracked and matched by: TCP/UDP ports, the echo identifier, else 0. */
+/** The ports a packet is tracked and matched by: TCP/UDP/SCTP ports, the echo identifier, else 0. */
 function portsOf(p: ModelPacket): [number, number] {
   if (fragmentKind(p) === 'later') throw new Error('a later fragment has no ports of its own');
-  if (p.protocol === 'TCP' || p.protocol === 'UDP') return [p.sport ?? 0, p.dport ?? 0];
+  if (p.protocol === 'TCP' || p.protocol === 'UDP' || p.protocol === 'SCTP') return [p.sport ?? 0, p.dport ?? 0];
   if (ECHO_TYPES[p.protocol].includes(p.icmpType ?? -1)) return [p.icmpId ?? 0, p.icmpId ?? 0];
   return [0, 0];
 }
