@@ -51,6 +51,8 @@ async function up(extra: string[] = ['--no-agents']): Promise<LabState> {
 
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
 const planned = (key: string) => plan.pods.find((p) => p.key === key)!;
+/** x/a's address, as the spec gives it. */
+const XA = planned('x/a').ip;
 
 /** The pod's record in tcplane-pods, or null. */
 async function podInStore(key: string) {
@@ -219,21 +221,21 @@ describe('lab', () => {
 
     it('lab - WHOAMI over TCP: a pod answers with its name and both addresses, then echoes; other first bytes echo whole', async () => {
       const e = planned('y/e'); // on n2: x/a (n1) sees its address, natively routed
-      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'tcp', '10.244.1.10', '80']);
+      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'tcp', XA, '80']);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const out = JSON.parse(r.stdout) as { local: string; answer: string; after: string; other: string };
       expect(out.local).toMatch(new RegExp(`^${e.ip.replaceAll('.', '\\.')}:\\d+$`));
-      expect(out.answer).toBe(`{"pod":"x/a","local":"10.244.1.10:80","peer":"${out.local}","protocol":"TCP"}`);
+      expect(out.answer).toBe(`{"pod":"x/a","local":"${XA}:80","peer":"${out.local}","protocol":"TCP"}`);
       expect(out.after).toBe('after-the-line');
       expect(out.other).toBe('WHOAREYOU\n');
     });
 
     it('lab - WHOAMI over UDP: a datagram beginning with WHOAMI gets the answer line, others echo', async () => {
-      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'udp', '10.244.1.10', '53']);
+      const r = await tcplane(['lab', 'exec', 'y/e', '--', process.execPath, WHOAMI_CLIENT, 'udp', XA, '53']);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const out = JSON.parse(r.stdout) as { local: string; answer: string; answerEndsInNewline: boolean; after: string };
       expect(out.local).toMatch(new RegExp(`^${planned('y/e').ip.replaceAll('.', '\\.')}:\\d+$`));
-      expect(out.answer).toBe(`{"pod":"x/a","local":"10.244.1.10:53","peer":"${out.local}","protocol":"UDP"}`);
+      expect(out.answer).toBe(`{"pod":"x/a","local":"${XA}:53","peer":"${out.local}","protocol":"UDP"}`);
       expect(out.answerEndsInNewline).toBe(true);
       expect(out.after).toBe('hello');
     });
@@ -241,10 +243,10 @@ describe('lab', () => {
     it('lab - a whoami probe between pods returns backend and peer; refused ones carry a reason and nulls', async () => {
       const e = planned('y/e');
       const targets: ProbeTarget[] = [
-        { to: 'x/a', ip: '10.244.1.10', port: 80, protocol: 'TCP', whoami: true },
-        { to: 'x/a', ip: '10.244.1.10', port: 53, protocol: 'UDP', whoami: true },
-        { to: 'x/a', ip: '10.244.1.10', port: 81, protocol: 'TCP', whoami: true },
-        { to: 'x/a', ip: '10.244.1.10', port: 81, protocol: 'UDP', whoami: true },
+        { to: 'x/a', ip: XA, port: 80, protocol: 'TCP', whoami: true },
+        { to: 'x/a', ip: XA, port: 53, protocol: 'UDP', whoami: true },
+        { to: 'x/a', ip: XA, port: 81, protocol: 'TCP', whoami: true },
+        { to: 'x/a', ip: XA, port: 81, protocol: 'UDP', whoami: true },
       ];
       const rows = await probeTargets(state, 'y/e', targets, 1000);
       const peer = new RegExp(`^${e.ip.replaceAll('.', '\\.')}:\\d+$`);
@@ -294,7 +296,7 @@ describe('lab', () => {
       expect(rows.length).toBeGreaterThan(0);
       expect(rows.filter((x) => x.from === 'x/d' || x.to === 'x/d')).toEqual([]);
       expect(rows.every((x) => x.connected)).toBe(true);
-      await expect(probeTargets(after, 'x/d', [{ to: 'x/a', ip: '10.244.1.10', port: 80, protocol: 'TCP' }])).rejects.toThrow(/pod x\/d is stopped/);
+      await expect(probeTargets(after, 'x/d', [{ to: 'x/a', ip: XA, port: 80, protocol: 'TCP' }])).rejects.toThrow(/pod x\/d is stopped/);
       // Wrong order: clear errors.
       const again = await tcplane(['lab', 'pod', 'stop', 'x/d']);
       expect(again.code).toBe(1);
@@ -356,7 +358,7 @@ describe('lab', () => {
       try {
         const pod = await store.get('pods', 'x/a', podRecord);
         expect(pod?.value.labels).toEqual({ app: 'api', tier: 'front' });
-        expect(pod?.value).toMatchObject({ ips: ['10.244.1.10'], ifname: state.pods.find((x) => x.key === 'x/a')!.hostIf, ready: true });
+        expect(pod?.value).toMatchObject({ ips: [XA], ifname: state.pods.find((x) => x.key === 'x/a')!.hostIf, ready: true });
         const ns = await store.get('namespaces', 'y', namespaceRecord);
         expect(ns?.value.labels).toEqual({ 'kubernetes.io/metadata.name': 'y', team: 'blue' });
       } finally {

@@ -244,16 +244,18 @@ describe('policy e2e', () => {
   });
 
   it('policy e2e - agents count verdicts per reason and serve them as Prometheus metrics', async () => {
-    const res = await fetch('http://10.250.0.10:9962/metrics'); // n1's agent, on its underlay address
-    const text = await res.text();
-    const value = (direction: string, reason: string) =>
-      Number(new RegExp(`tcplane_datapath_packets_total\\{hook="pod",direction="${direction}",reason="${reason}",verdict="(?:pass|drop)"\\} (\\d+)`).exec(text)?.[1] ?? 0);
-    expect(value('ingress', 'drop_policy_default')).toBeGreaterThan(0); // probes into isolated x/a and x/c
-    expect(value('ingress', 'pass_policy')).toBeGreaterThan(0);
-    expect(value('ingress', 'pass_reply')).toBeGreaterThan(0); // replies to x/a's and x/c's own connections
-    expect(value('egress', 'pass_default')).toBeGreaterThan(0);
-    expect(text).toMatch(/tcplane_map_entries\{map="tp_policy_v1"\} [1-9]/);
-    expect(text).toMatch(/tcplane_enforced_revision\{bucket="policies"\} [1-9]/);
+    await apply('apply', '-f', DENY, '-f', ALLOW, '--wait'); // what this test needs (unchanged if an earlier one applied it)
+    const before = await scrape('n1');
+    await expectMatrix(policiesApplied); // this test's own traffic: into isolated x/a and x/c (n1), their replies, pods sending
+    const after = await scrape('n1');
+    const grew = growth(before, after, 'tcplane_datapath_packets_total');
+    const series = (direction: string, reason: string, verdict: string) => grew[`{hook="pod",direction="${direction}",reason="${reason}",verdict="${verdict}"}`] ?? 0;
+    expect(series('ingress', 'drop_policy_default', 'drop')).toBeGreaterThan(0);
+    expect(series('ingress', 'pass_policy', 'pass')).toBeGreaterThan(0);
+    expect(series('ingress', 'pass_reply', 'pass')).toBeGreaterThan(0); // replies to x/a's and x/c's own connections
+    expect(series('egress', 'pass_default', 'pass')).toBeGreaterThan(0);
+    expect(after.get('tcplane_map_entries{map="tp_policy_v1"}')).toBeGreaterThan(0);
+    expect(after.get('tcplane_enforced_revision{bucket="policies"}')).toBeGreaterThan(0);
   });
 
   it('policy e2e - an agent restart keeps enforcing, loses no packet of live flows and rewrites nothing', async () => {
@@ -317,6 +319,13 @@ describe('policy e2e', () => {
     const reached = await untilConnects('y/f', 'x/d', 80, false);
     console.log(`relabel followed in ${reach} ms (reach) and ${reached} ms (be reached), probe time included`);
     await expectMatrix(policiesApplied);
+    // Back as the lab declares them, so no later test depends on this one.
+    await apply('lab', 'label', 'pod', 'y/e', 'app=db');
+    podLabels.get('y/e')!.app = 'db';
+    await apply('lab', 'label', 'pod', 'x/d', 'app=web');
+    podLabels.get('x/d')!.app = 'web';
+    await untilConnects('y/f', 'x/d', 80, true);
+    await expectMatrix(policiesApplied);
   });
 
   it('policy e2e - relabelling a namespace moves all its pods, and removing the label moves them back', async () => {
@@ -332,15 +341,23 @@ describe('policy e2e', () => {
   });
 
   it('policy e2e - get shows the policies, endpoints with identities, and every node enforcing', async () => {
+    await apply('apply', '-f', DENY, '-f', ALLOW, '--wait'); // the policies it shows (unchanged if an earlier test applied them)
     const p = await apply('get', 'policies');
     expect(p.stdout).toMatch(/NetworkPolicy\s+x\s+all-from-trusted-namespaces/);
     expect(p.stdout).toMatch(/NetworkPolicy\s+x\s+default-deny-ingress/);
-    const e = await apply('get', 'endpoints', '-o', 'json');
-    const eps = JSON.parse(e.stdout) as { namespace: string; name: string; identity: number; labels: { pod: Record<string, string> } }[];
+    type Ep = { namespace: string; name: string; identity: number; labels: { pod: Record<string, string> } };
+    const endpoints = async () => JSON.parse((await apply('get', 'endpoints', '-o', 'json')).stdout) as Ep[];
+    // y/e relabelled app=client like y/f: their pod labels still differ (pod: e, pod: f), so two identities.
+    const was = podLabels.get('y/e')!.app!;
+    await apply('lab', 'label', 'pod', 'y/e', 'app=client');
+    let eps: Ep[] = [];
+    try {
+      await until(async () => (eps = await endpoints()).find((x) => x.namespace === 'y' && x.name === 'e')?.labels.pod.app === 'client', 'y/e shows app=client');
+    } finally {
+      await apply('lab', 'label', 'pod', 'y/e', `app=${was}`);
+    }
     expect(eps).toHaveLength(plan.pods.length);
     const idOf = (k: string) => eps.find((x) => `${x.namespace}/${x.name}` === k)!.identity;
-    // y/e was relabelled app=client like y/f, but their pod labels still differ: two identities.
-    expect(eps.find((x) => x.name === 'e')!.labels.pod.app).toBe('client');
     expect(idOf('y/e')).not.toBe(idOf('y/f'));
     // In general: one identity per namespace and label set, and no two label sets share one.
     const setOf = (x: (typeof eps)[number]) => JSON.stringify([x.namespace, Object.entries(x.labels.pod).sort()]);
@@ -432,6 +449,7 @@ describe('policy e2e', () => {
   });
 
   it('policy e2e - egress rules, matchExpressions, endPort and a named port: exactly the expected pairs connect', async () => {
+    await apply('delete', '-f', DENY, '-f', ALLOW, '--ignore-not-found', '--wait'); // its matrix is its own policies' alone
     const r = await apply('apply', '-f', V1, '--wait');
     expect(r.stdout).toMatch(/enforced on 3 nodes/);
     try {
@@ -446,6 +464,7 @@ describe('policy e2e', () => {
   });
 
   it('policy e2e - ipBlock per address and egress named ports: an except cuts one pod out of its range, not its label twin; an egress name resolves on each destination', async () => {
+    await apply('delete', '-f', DENY, '-f', ALLOW, '--ignore-not-found', '--wait'); // its matrix is its own policies' alone
     // x/d and x/g become label twins (one identity): only their addresses tell them apart.
     const before = { d: { ...podLabels.get('x/d')! }, g: { ...podLabels.get('x/g')! } };
     const twin = async (key: string, back?: Record<string, string>) => {
