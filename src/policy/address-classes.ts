@@ -29,7 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import { IDENTITY } from '../datapath/constants.js';
-import { hostPrefix, prefixContains, prefixOf, prefixString, type Prefix } from './prefix.js';
+import { hostPrefix, prefixContains, prefixOf, prefixString, truncate, type Prefix } from './prefix.js';
 import type { IpBlock, NetworkPolicy } from './types.js';
 
 /** A port a pod declares (compile.ts' DeclaredPort). */
@@ -99,11 +99,24 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
     for (const r of np.egress) for (const p of r.ports ?? []) if (typeof p.port === 'string') egressNames.add(portKey(p.port, p.protocol));
   }
   const prefixList = [...policyPrefixes.values()];
+  // Policy prefixes by family and length, longest first: the longest one containing a
+  // prefix is found with one lookup per length in use, not a scan of them all.
+  const byLength = new Map<Prefix['family'], { len: number; at: Map<bigint, Prefix> }[]>();
+  for (const q of prefixList) {
+    const lengths = byLength.get(q.family) ?? byLength.set(q.family, []).get(q.family)!;
+    let row = lengths.find((r) => r.len === q.len);
+    if (!row) lengths.push((row = { len: q.len, at: new Map() }));
+    row.at.set(q.bits, q);
+  }
+  for (const lengths of byLength.values()) lengths.sort((a, b) => b.len - a.len);
   /** The longest policy prefix containing p. */
   const longest = (p: Prefix): Prefix | undefined => {
-    let best: Prefix | undefined;
-    for (const q of prefixList) if (prefixContains(q, p) && (!best || q.len > best.len)) best = q;
-    return best;
+    for (const row of byLength.get(p.family) ?? []) {
+      if (row.len > p.len) continue;
+      const q = row.at.get(truncate(p, row.len));
+      if (q) return q;
+    }
+    return undefined;
   };
 
   // Every class, by a canonical key, numbered once all are known.

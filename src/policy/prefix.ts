@@ -52,6 +52,11 @@ export function prefixString(p: Prefix): string {
   return `${new URL(`http://[${IPv6.fromBigInt(p.bits).toString()}]/`).hostname.slice(1, -1)}/${p.len}`;
 }
 
+/** The bits of p's first `len` bits, host bits cleared (len ≤ p.len): the address of p's containing /len. */
+export function truncate(p: Prefix, len: number): bigint {
+  return p.bits & mask(p.family, len);
+}
+
 /** Whether `inner` lies within `outer` (equal prefixes included). */
 export function prefixContains(outer: Prefix, inner: Prefix): boolean {
   return outer.family === inner.family && outer.len <= inner.len && (inner.bits & mask(outer.family, outer.len)) === outer.bits;
