@@ -175,7 +175,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	const __u8 *peer;
 
 	if (p->icmp_error) {
-		struct tp_result related = tp_related(skb, p, ep->id, dir, now);
+		struct tp_result related = tp_related(skb, p, ep->id, dir, now, &key);
 
 		if (related.reason)
 			return related;

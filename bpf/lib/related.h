@@ -31,19 +31,17 @@
 #define TP_ICMP_HDR_LEN 8
 
 /*
- * The conntrack key of the connection whose packet ICMP error p (judged on endpoint ep in
- * direction dir) quotes, or false when it quotes no packet of this pod. The quoted packet
- * went the other way: the pod sent it when the error comes in, received it when the pod
- * sends the error.
+ * The packet ICMP error p quotes, described as the parser describes a packet (family,
+ * protocol, addresses, ports or echo identifier, where its headers start), or false
+ * when the quote says too little to belong to a connection.
  */
-static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp_packet *p, __u32 ep, __u8 dir,
-					  struct tp_ct_key *k, __u16 *l4_off)
+static __always_inline bool tp_quoted_packet(struct __sk_buff *skb, const struct tp_packet *p, struct tp_packet *q)
 {
 	__u32 off = p->l4_off + TP_ICMP_HDR_LEN;
-	__u8 src[16] = {}, dst[16] = {};
-	__u8 protocol, l4[8];
-	__u16 sport, dport;
+	__u8 l4[8];
 
+	q->family = p->family;
+	q->l3_off = off;
 	if (p->family == TP_FAMILY_IPV4) {
 		struct iphdr ip;
 
@@ -51,62 +49,43 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
 			return false;
 		if (ip.frag_off & bpf_htons(TP_IP_OFFSET))
 			return false; /* a later fragment: what follows its header is no L4 header */
-		__builtin_memcpy(src, &ip.saddr, 4);
-		__builtin_memcpy(dst, &ip.daddr, 4);
-		protocol = ip.protocol;
+		__builtin_memcpy(q->saddr, &ip.saddr, 4);
+		__builtin_memcpy(q->daddr, &ip.daddr, 4);
+		q->protocol = ip.protocol;
 		off += ip.ihl * 4;
-		*l4_off = off;
 	} else {
 		struct ipv6hdr ip;
 
 		if (tp_load(skb, off, &ip, sizeof(ip)) < 0 || ip.version != 6)
 			return false;
-		__builtin_memcpy(src, &ip.saddr, 16);
-		__builtin_memcpy(dst, &ip.daddr, 16);
-		protocol = ip.nexthdr; /* extension headers in a quote: not followed */
+		__builtin_memcpy(q->saddr, &ip.saddr, 16);
+		__builtin_memcpy(q->daddr, &ip.daddr, 16);
+		q->protocol = ip.nexthdr; /* extension headers in a quote: not followed */
 		off += sizeof(ip);
-		*l4_off = off;
 	}
 	if (off > TP_MAX_DIRECT_OFF || tp_load(skb, off, l4, sizeof(l4)) < 0)
 		return false;
-	switch (protocol) {
+	q->l4_off = off;
+	switch (q->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP:
-		__builtin_memcpy(&sport, &l4[0], 2);
-		__builtin_memcpy(&dport, &l4[2], 2);
-		break;
+		__builtin_memcpy(&q->sport, &l4[0], 2);
+		__builtin_memcpy(&q->dport, &l4[2], 2);
+		return true;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
 		/* Only an echo is tracked (by its identifier); an error about an error is not related. */
-		if ((protocol == IPPROTO_ICMP) != (p->family == TP_FAMILY_IPV4))
+		if ((q->protocol == IPPROTO_ICMP) != (p->family == TP_FAMILY_IPV4))
 			return false;
-		if (protocol == IPPROTO_ICMP ? (l4[0] != 8 && l4[0] != 0) : (l4[0] != 128 && l4[0] != 129))
+		if (q->protocol == IPPROTO_ICMP ? (l4[0] != 8 && l4[0] != 0) : (l4[0] != 128 && l4[0] != 129))
 			return false;
-		__builtin_memcpy(&sport, &l4[4], 2);
-		dport = sport;
-		break;
+		__builtin_memcpy(&q->sport, &l4[4], 2);
+		q->dport = q->sport;
+		return true;
 	default:
 		return false;
 	}
-	/* Seen from the pod: for an error coming in, the quote is what the pod sent. */
-	if (dir == TP_DIR_INGRESS) {
-		__builtin_memcpy(k->pod_addr, src, 16);
-		__builtin_memcpy(k->peer_addr, dst, 16);
-		k->pod_port = sport;
-		k->peer_port = dport;
-	} else {
-		__builtin_memcpy(k->pod_addr, dst, 16);
-		__builtin_memcpy(k->peer_addr, src, 16);
-		k->pod_port = dport;
-		k->peer_port = sport;
-	}
-	k->endpoint_id = ep;
-	k->protocol = protocol;
-	k->family = p->family;
-	k->pad[0] = 0;
-	k->pad[1] = 0;
-	return true;
 }
 
 /*
@@ -114,6 +93,21 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
  * checksum: IPv4 (20, no options) or IPv6 (40) header, then UDP's 8 or TCP's first 20.
  */
 #define TP_QUOTE_MAX 60
+
+/* Copies the quote's first len bytes (28, 40, 48 or 60: a constant per call, as tp_load needs). 0, or negative. */
+static __always_inline int tp_load_quote(struct __sk_buff *skb, __u32 off, __u8 *to, __u32 len)
+{
+	switch (len) {
+	case 28:
+		return tp_load(skb, off, to, 28);
+	case 40:
+		return tp_load(skb, off, to, 40);
+	case 48:
+		return tp_load(skb, off, to, 48);
+	default:
+		return tp_load(skb, off, to, TP_QUOTE_MAX);
+	}
+}
 
 /*
  * An ICMP error of a service connection, translated as the connection's own packets are.
@@ -129,17 +123,15 @@ static __always_inline bool tp_quoted_key(struct __sk_buff *skb, const struct tp
  * 0, or negative when a write failed half way.
  */
 static __always_inline int tp_related_nat(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_ct_entry *e,
-					  __u16 inner_l4, __u8 protocol, bool to_client)
+					  const struct tp_packet *q, bool to_client)
 {
-	struct tp_packet q = {};
 	__u32 ip_len = p->family == TP_FAMILY_IPV4 ? 20 : 40;
-	__u32 start = p->l4_off + TP_ICMP_HDR_LEN;
 	__u32 zero = 0, len;
 	struct tp_scratch *room;
 	__u8 *before, *after;
 	__s64 diff;
 
-	if (inner_l4 != start + ip_len || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP))
+	if (q->l4_off != q->l3_off + ip_len || (q->protocol != IPPROTO_TCP && q->protocol != IPPROTO_UDP))
 		return 0;
 	room = bpf_map_lookup_elem(&tp_scratch_v1, &zero); /* the stack has no room for both copies */
 	if (!room)
@@ -147,27 +139,13 @@ static __always_inline int tp_related_nat(struct __sk_buff *skb, const struct tp
 	before = room->buf;
 	after = room->buf + TP_QUOTE_MAX + 4;
 	__builtin_memset(room->buf, 0, 2 * TP_QUOTE_MAX + 8);
-	len = ip_len + (protocol == IPPROTO_TCP ? 20 : 8);
-	if (len == 28 ? tp_load(skb, start, before, 28) : len == 40 ? tp_load(skb, start, before, 40) : len == 48 ? tp_load(skb, start, before, 48)
-		      : tp_load(skb, start, before, 60))
+	len = ip_len + (q->protocol == IPPROTO_TCP ? 20 : 8);
+	if (tp_load_quote(skb, q->l3_off, before, len))
 		return 0;
-	q.family = p->family;
-	q.protocol = protocol;
-	q.l3_off = start;
-	q.l4_off = inner_l4;
-	if (to_client) {
-		__builtin_memcpy(q.daddr, e->backend_addr, 16);
-		q.dport = e->backend_port;
-		if (tp_nat_dst(skb, &q, e->frontend_addr, e->frontend_port))
-			return -1;
-	} else {
-		__builtin_memcpy(q.saddr, e->frontend_addr, 16);
-		q.sport = e->frontend_port;
-		if (tp_nat_src(skb, &q, e->backend_addr, e->backend_port))
-			return -1;
-	}
-	if (len == 28 ? tp_load(skb, start, after, 28) : len == 40 ? tp_load(skb, start, after, 40) : len == 48 ? tp_load(skb, start, after, 48)
-		      : tp_load(skb, start, after, 60))
+	/* The quote's destination is the backend (to the client), its source the frontend (from it). */
+	if (to_client ? tp_nat_dst(skb, q, e->frontend_addr, e->frontend_port) : tp_nat_src(skb, q, e->backend_addr, e->backend_port))
+		return -1;
+	if (tp_load_quote(skb, q->l3_off, after, len))
 		return -1;
 	diff = bpf_csum_diff((__be32 *)before, TP_QUOTE_MAX, (__be32 *)after, TP_QUOTE_MAX, 0);
 	if (diff < 0 || bpf_l4_csum_replace(skb, p->l4_off + 2, 0, diff, 0))
@@ -182,24 +160,27 @@ static __always_inline int tp_related_nat(struct __sk_buff *skb, const struct tp
 /*
  * An ICMP error p that belongs to a live connection of endpoint ep (see the header):
  * TP_PASS_RELATED, rewritten for the client of a service connection; else a result
- * that does not go on (the caller judges p as the packet it is).
+ * that does not go on (the caller judges p as the packet it is). *k is room for the
+ * quoted connection's key (the caller's own, which it fills after: the stack is tight).
  */
-static __always_inline struct tp_result tp_related(struct __sk_buff *skb, const struct tp_packet *p, __u32 ep, __u8 dir, __u64 now)
+static __always_inline struct tp_result tp_related(struct __sk_buff *skb, const struct tp_packet *p, __u32 ep, __u8 dir, __u64 now,
+						    struct tp_ct_key *k)
 {
-	struct tp_ct_key k;
+	struct tp_packet q = {};
 	const struct tp_ct_entry *e;
-	__u16 inner_l4 = 0;
 
-	if (!tp_quoted_key(skb, p, ep, dir, &k, &inner_l4))
+	if (!tp_quoted_packet(skb, p, &q))
 		return tp_decided(0);
-	e = bpf_map_lookup_elem(&tp_ct_v2, &k);
+	/* Seen from the pod, the quote went the other way: what it sent, for an error coming in. */
+	tp_ct_key_of(k, &q, ep, dir == TP_DIR_INGRESS ? TP_DIR_EGRESS : TP_DIR_INGRESS);
+	e = bpf_map_lookup_elem(&tp_ct_v2, k);
 	if (!e || e->expires_ns <= now)
 		return tp_decided(0);
 	/* The client's side of a service connection: RNAT entries meet errors coming in, DNAT ones errors going out. */
 	if ((e->flags & (TP_CT_F_HAIRPIN | TP_CT_F_EXTERNAL)) ||
 	    !(e->nat == TP_CT_NAT_RNAT ? dir == TP_DIR_INGRESS : e->nat == TP_CT_NAT_DNAT && dir == TP_DIR_EGRESS))
 		return tp_decided(TP_PASS_RELATED);
-	if (tp_related_nat(skb, p, e, inner_l4, k.protocol, e->nat == TP_CT_NAT_RNAT))
+	if (tp_related_nat(skb, p, e, &q, e->nat == TP_CT_NAT_RNAT))
 		return tp_decided(TP_DROP_NAT);
 	return tp_result_of(TP_PASS_RELATED, TP_ACT_REWRITE);
 }
