@@ -30,19 +30,12 @@
 import { createHash } from 'node:crypto';
 import { IDENTITY } from '../datapath/constants.js';
 import { hostPrefix, prefixContains, prefixOf, prefixString, truncate, type Prefix } from './prefix.js';
-import type { IpBlock, NetworkPolicy } from './types.js';
-
-/** A port a pod declares (compile.ts' DeclaredPort). */
-interface ClassedPort {
-  name?: string;
-  port: number;
-  protocol: 'TCP' | 'UDP' | 'SCTP';
-}
+import type { DeclaredPort, IpBlock, NetworkPolicy } from './types.js';
 
 export interface ClassedPod {
   ips: readonly string[];
   identity: number;
-  ports?: readonly ClassedPort[];
+  ports?: readonly DeclaredPort[];
 }
 
 export interface ClassedNode {
@@ -80,7 +73,7 @@ export interface AddressClasses {
   /** The identities of the addresses an ipBlock matches. */
   inBlock(block: IpBlock): Set<number>;
   /** For a port name (and protocol) egress rules use: each number pods give it → the identities that do. */
-  namedPort(name: string, protocol: ClassedPort['protocol']): ReadonlyMap<number, ReadonlySet<number>>;
+  namedPort(name: string, protocol: DeclaredPort['protocol']): ReadonlyMap<number, ReadonlySet<number>>;
 }
 
 const portKey = (name: string, protocol: string) => `${name}/${protocol}`;

@@ -37,14 +37,9 @@ import { addressClasses, type AddressClasses } from './address-classes.js';
 import { resolve } from './resolve.js';
 import type { PolicyRule, RuleTraffic } from './rules.js';
 import { matchesSelector } from './selector.js';
-import type { NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
+import type { DeclaredPort, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
 
-/** A port a pod declares (its containers' ports). */
-export interface DeclaredPort {
-  name?: string;
-  port: number;
-  protocol: 'TCP' | 'UDP' | 'SCTP';
-}
+export type { DeclaredPort } from './types.js';
 
 export interface LocalEndpoint {
   /** `namespace/name` */

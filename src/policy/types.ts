@@ -52,6 +52,13 @@ export interface PolicyPeer {
 
 export type PolicyProtocol = 'TCP' | 'UDP' | 'SCTP';
 
+/** A port a pod declares (its containers' ports): what named ports in rules resolve against. */
+export interface DeclaredPort {
+  name?: string;
+  port: number;
+  protocol: PolicyProtocol;
+}
+
 /**
  * `port` undefined = every port of that protocol; a string names a port of the
  * destination pod (matched by name and protocol: a pod without it is not matched);
