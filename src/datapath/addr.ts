@@ -35,6 +35,12 @@ export function isIPv4Cidr(s: string): boolean {
   return m !== null && isIPv4(m[1]!) && Number(m[2]) <= 32;
 }
 
+/** An IPv4 CIDR (isIPv4Cidr) or `x::/p` with a valid IPv6 address and 0 ≤ p ≤ 128. */
+export function isCidr(s: string): boolean {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  return isIPv4Cidr(s) || (m !== null && isIPv6(m[1]!) && Number(m[2]) <= 128);
+}
+
 export function ipKey(ip: string): TpIpKey {
   return addrBytes(ip);
 }
@@ -55,5 +61,6 @@ export function addrString(family: number, addr: Buffer): string {
   if (family === TP_FAMILY.TP_FAMILY_IPV4) return `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(addr.readUInt16BE(i).toString(16));
-  return IPv6.fromString(groups.join(':')).toString();
+  // The URL parser writes an IPv6 address in its shortest form (RFC 5952), as the lab and the store do.
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
 }

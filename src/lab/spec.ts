@@ -37,6 +37,14 @@ import {
   FIRST_NODE_HOST,
   FIRST_POD_HOST,
   HOST_IP,
+  UNDERLAY6,
+  cidrOf,
+  decimalTwin,
+  formatIP,
+  parseIP,
+  POD_RANGE6,
+  NODE_CIDR_PREFIX6,
+  type Family,
   LAST_NODE_HOST,
   MAX_CLIENTS,
   MAX_NODES,
@@ -80,8 +88,14 @@ export interface PlannedNode {
   /** Position in the spec; decides the underlay address. */
   index: number;
   netns: string;
+  /** The node's IPv4 address on the underlay. */
   underlayIP: string;
+  /** Its addresses of every family the lab has, IPv4 first. */
+  underlayIPs: string[];
+  /** The node's IPv4 pod range. */
   podCIDR: string;
+  /** Its pod ranges of every family the lab has, IPv4 first. */
+  podCIDRs: string[];
   /** The uplink's peer on the underlay bridge (in tp-underlay). */
   uplinkPeer: string;
   /** Includes `kubernetes.io/hostname: <name>`, as the kubelet sets it. */
@@ -100,7 +114,10 @@ export interface PlannedPod {
   /** `namespace/name`, the key of the pod's store record. */
   key: string;
   node: string;
+  /** The pod's IPv4 address. */
   ip: string;
+  /** Its addresses of every family the lab has, IPv4 first. */
+  ips: string[];
   labels: Record<string, string>;
   ports: LabPort[];
   netns: string;
@@ -118,6 +135,8 @@ export interface PlannedClient {
   netns: string;
   /** 10.250.0.(200 + position in the spec). */
   ip: string;
+  /** With fd00:10:250::(200 + position) in a dual-stack lab. */
+  ips: string[];
   /** Its veth's end on the underlay bridge (in tp-underlay); its own end is tp-eth0. */
   bridgeIf: string;
   /** Control socket of the client's daemon. */
@@ -132,6 +151,8 @@ export interface PlannedService {
 
 export interface LabPlan {
   file: string;
+  /** [4], or [4, 6] for a dual-stack lab (any IPv6 pod range or pod address given). */
+  families: Family[];
   nodes: PlannedNode[];
   namespaces: PlannedNamespace[];
   pods: PlannedPod[];
@@ -182,7 +203,10 @@ const portSchema = z.strictObject({
 
 const nodeSchema = z.preprocess(
   (v) => (typeof v === 'string' ? { name: v } : v),
-  z.strictObject({ name, podCIDR: z.string().optional(), labels }, { error: 'a node is a name or {name, podCIDR, labels}' }),
+  z.strictObject(
+    { name, podCIDR: z.string().optional(), podCIDRs: z.array(z.string()).min(1).max(2).optional(), labels },
+    { error: 'a node is a name or {name, podCIDR(s), labels}' },
+  ),
 );
 
 const clientSchema = z.preprocess(
@@ -201,6 +225,7 @@ const specSchema = z.strictObject({
         node: name,
         labels,
         ip: z.string().optional(),
+        ips: z.array(z.string()).min(1).max(2).optional(),
         ports: z.array(portSchema).nullish(),
       }),
     )
@@ -256,72 +281,44 @@ export async function readLabSpec(path: string): Promise<LabPlan> {
 function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecError[]): LabPlan {
   const fail = (path: FieldPath, detail: string) =>
     void errors.push(new LabSpecError(file, doc.lineOf(path), formatPath(path), detail));
-  const range = (parseCidr(POD_RANGE) as { cidr: Cidr }).cidr;
   const serviceRange = planServiceCidr(spec.serviceCIDR, fail);
 
-  // Nodes: names, then given CIDRs, then allocated ones.
+  // Families: IPv4 always; IPv6 too when any pod range or pod address is IPv6.
+  const givenCidrs = spec.nodes.map((n) => n.podCIDRs ?? (n.podCIDR === undefined ? [] : [n.podCIDR]));
+  const givenIps = (spec.pods ?? []).map((p) => p.ips ?? (p.ip === undefined ? [] : [p.ip]));
+  const isV6 = (t: string) => parseIP(t.split('/')[0]!)?.family === 6;
+  const families: Family[] = [...givenCidrs, ...givenIps].some((l) => l.some(isV6)) ? [4, 6] : [4];
+
+  // Nodes: names, then given CIDRs, then allocated ones (per family).
   if (spec.nodes.length > MAX_NODES) {
     fail(['nodes'], `at most ${MAX_NODES} nodes (node addresses are 10.250.0.${FIRST_NODE_HOST}-${LAST_NODE_HOST})`);
   }
   const nodeLine = new Map<string, number>();
-  const cidrs: (Cidr | undefined)[] = [];
-  const badCidr = new Set<number>();
   spec.nodes.forEach((n, i) => {
-    const at = (field?: string): FieldPath => (field ? ['nodes', i, field] : ['nodes', i]);
     const first = nodeLine.get(n.name);
-    if (first !== undefined) fail(at('name'), `duplicate node ${n.name} (first at line ${first})`);
-    else nodeLine.set(n.name, doc.lineOf(at()));
-    if (n.podCIDR === undefined) return void cidrs.push(undefined);
-    const p = parseCidr(n.podCIDR);
-    if ('error' in p) {
-      badCidr.add(i); // still allocated one below, but its pods' IPs are not checked against it
-      fail(at('podCIDR'), p.error);
-      return void cidrs.push(undefined);
-    }
-    const c = p.cidr;
-    const other = cidrs.findIndex((o) => o && cidrsOverlap(o, c));
-    const bad =
-      !cidrContains(range, c.base) || c.prefix <= range.prefix
-        ? `${n.podCIDR} must lie inside ${POD_RANGE} (and be smaller than it)`
-        : c.prefix > 28
-          ? `${n.podCIDR} is too small for pods (at most /28)`
-          : other >= 0
-            ? `${n.podCIDR} overlaps node ${spec.nodes[other].name}'s ${formatCidr(cidrs[other]!)}`
-            : cidrsOverlap(c, serviceRange)
-              ? `${n.podCIDR} overlaps the lab's service range ${formatCidr(serviceRange)}`
-              : undefined;
-    if (bad) {
-      fail(at('podCIDR'), bad);
-      badCidr.add(i);
-    }
-    cidrs.push(c);
+    if (first !== undefined) fail(['nodes', i, 'name'], `duplicate node ${n.name} (first at line ${first})`);
+    else nodeLine.set(n.name, doc.lineOf(['nodes', i]));
+    if (n.podCIDR !== undefined && n.podCIDRs !== undefined) fail(['nodes', i, 'podCIDRs'], 'give podCIDR or podCIDRs, not both');
   });
-  let k = 1;
-  const nodeCidrs = spec.nodes.map((n, i): Cidr => {
-    const given = cidrs[i];
-    if (given) return given;
-    for (; k < 256; k++) {
-      const c = { base: range.base + k * 256, prefix: NODE_CIDR_PREFIX, size: 256 };
-      if (cidrsOverlap(c, serviceRange)) continue;
-      if (!cidrs.some((o) => o && cidrsOverlap(o, c))) {
-        k++;
-        cidrs[i] = c;
-        return c;
-      }
-    }
-    fail(['nodes', i], `no free /${NODE_CIDR_PREFIX} left in ${POD_RANGE} for node ${n.name}`);
-    return { base: 0, prefix: 32, size: 1 };
+  const nodeRanges = planNodeRanges(spec, givenCidrs, families, serviceRange, fail);
+  const hostBase = parseIPv4(HOST_IP)! - 1n; // 10.250.0.0
+  const hostBase6 = cidrOf(UNDERLAY6).base;
+  const nodes: PlannedNode[] = spec.nodes.map((n, index) => {
+    const underlayIPs = [formatIPv4(hostBase + BigInt(FIRST_NODE_HOST + index))];
+    if (families.includes(6)) underlayIPs.push(formatIP(6, hostBase6 + decimalTwin(FIRST_NODE_HOST + index)));
+    const podCIDRs = families.map((f) => formatCidr(nodeRanges[f].cidrs[index]!));
+    return {
+      name: n.name,
+      index,
+      netns: nodeNetns(n.name),
+      underlayIP: underlayIPs[0]!,
+      underlayIPs,
+      podCIDR: podCIDRs[0]!,
+      podCIDRs,
+      uplinkPeer: uplinkPeerIf(n.name),
+      labels: { ...(n.labels ?? {}), [HOSTNAME_LABEL]: n.name },
+    };
   });
-  const hostBase = parseIPv4(HOST_IP)! - 1; // 10.250.0.0
-  const nodes: PlannedNode[] = spec.nodes.map((n, index) => ({
-    name: n.name,
-    index,
-    netns: nodeNetns(n.name),
-    underlayIP: formatIPv4(hostBase + FIRST_NODE_HOST + index),
-    podCIDR: formatCidr(nodeCidrs[index]),
-    uplinkPeer: uplinkPeerIf(n.name),
-    labels: { ...(n.labels ?? {}), [HOSTNAME_LABEL]: n.name },
-  }));
   spec.nodes.forEach((n, i) => {
     const given = n.labels?.[HOSTNAME_LABEL];
     if (given !== undefined && given !== n.name) fail(['nodes', i, 'labels', HOSTNAME_LABEL], `must be the node's name (${n.name}) when given`);
@@ -345,10 +342,8 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
   const podsIn = spec.pods ?? [];
   const podLine = new Map<string, number>();
   const netnsOwner = new Map<string, string>();
-  const taken = new Map<number, string>(); // ip → pod key
   const nodeIndex = new Map<string, number>();
   nodes.forEach((n, i) => nodeIndex.has(n.name) || nodeIndex.set(n.name, i));
-  const given: (number | undefined)[] = [];
   podsIn.forEach((p, i) => {
     const at = (...f: (string | number)[]): FieldPath => ['pods', i, ...f];
     const key = `${p.namespace}/${p.name}`;
@@ -356,8 +351,7 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     if (first !== undefined) fail(at('name'), `duplicate pod ${key} (first at line ${first})`);
     else podLine.set(key, doc.lineOf(at()));
     if (!nsLine.has(p.namespace)) fail(at('namespace'), `unknown namespace ${p.namespace} (declare it under namespaces)`);
-    const ni = nodeIndex.get(p.node);
-    if (ni === undefined) fail(at('node'), `unknown node ${p.node}`);
+    if (!nodeIndex.has(p.node)) fail(at('node'), `unknown node ${p.node}`);
     const netns = podNetns(p.namespace, p.name);
     const owner = netnsOwner.get(netns);
     if (owner !== undefined && owner !== key) fail(at('name'), `pods ${owner} and ${key} would share the network namespace name ${netns}`);
@@ -377,38 +371,18 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
         seenNames.add(port.name);
       }
     });
-    given.push(undefined);
-    if (p.ip === undefined) return;
-    const ip = parseIPv4(p.ip);
-    if (ip === undefined) return fail(at('ip'), `${JSON.stringify(p.ip)} is not an IPv4 address`);
-    if (ni === undefined || badCidr.has(ni)) return;
-    const c = nodeCidrs[ni];
-    if (!cidrContains(c, ip)) return fail(at('ip'), `${p.ip} is outside node ${p.node}'s podCIDR ${formatCidr(c)}`);
-    if (ip === c.base || ip === c.base + c.size - 1) return fail(at('ip'), `${p.ip} is the network or broadcast address of ${formatCidr(c)}`);
-    const holder = taken.get(ip);
-    if (holder !== undefined) return fail(at('ip'), `${p.ip} is already pod ${holder}'s address`);
-    taken.set(ip, key);
-    given[i] = ip;
+    if (p.ip !== undefined && p.ips !== undefined) fail(at('ips'), 'give ip or ips, not both');
   });
-  const next = nodes.map((_, i) => nodeCidrs[i].base + FIRST_POD_HOST);
+  const podIps = planPodAddresses(podsIn, givenIps, families, nodeIndex, nodeRanges, fail);
   const pods: PlannedPod[] = podsIn.map((p, i) => {
-    const ni = nodeIndex.get(p.node) ?? 0;
-    let ip = given[i];
-    if (ip === undefined) {
-      const c = nodeCidrs[ni];
-      while (next[ni] < c.base + c.size - 1 && taken.has(next[ni])) next[ni]++;
-      if (next[ni] >= c.base + c.size - 1) {
-        fail(['pods', i], `no free address left in node ${p.node}'s podCIDR ${formatCidr(c)} (allocation starts at .${FIRST_POD_HOST})`);
-      }
-      ip = next[ni]++;
-      taken.set(ip, `${p.namespace}/${p.name}`);
-    }
+    const ips = families.map((f) => formatIP(f, podIps[i]![f]!));
     return {
       namespace: p.namespace,
       name: p.name,
       key: `${p.namespace}/${p.name}`,
       node: p.node,
-      ip: formatIPv4(ip),
+      ip: ips[0]!,
+      ips,
       labels: p.labels ?? {},
       ports: (p.ports ?? []).map((q) => (q.name === undefined ? { port: q.port, protocol: q.protocol } : { ...q })),
       netns: podNetns(p.namespace, p.name),
@@ -432,15 +406,159 @@ function planLab(spec: SpecIn, doc: LocatedDoc, file: string, errors: LabSpecErr
     const node = nodeLine.get(c.name);
     if (node !== undefined) fail(['clients', i, 'name'], `client ${c.name} has the name of the node at line ${node} (nodes and clients need different names)`);
   });
-  const clients: PlannedClient[] = clientsIn.map((c, i) => ({
-    name: c.name,
-    netns: clientNetns(c.name),
-    ip: formatIPv4(hostBase + FIRST_CLIENT_HOST + i),
-    bridgeIf: clientBridgeIf(c.name),
-    socket: clientSocket(c.name),
-  }));
+  const clients: PlannedClient[] = clientsIn.map((c, i) => {
+    const ips = [formatIPv4(hostBase + BigInt(FIRST_CLIENT_HOST + i))];
+    if (families.includes(6)) ips.push(formatIP(6, hostBase6 + decimalTwin(FIRST_CLIENT_HOST + i)));
+    return { name: c.name, netns: clientNetns(c.name), ip: ips[0]!, ips, bridgeIf: clientBridgeIf(c.name), socket: clientSocket(c.name) };
+  });
   const services = planServices(spec.services ?? [], doc, file, new Set(namespaces.map((n) => n.name)), errors);
-  return { file, nodes, namespaces, pods, clients, services, serviceCIDR: formatCidr(serviceRange) };
+  return { file, families, nodes, namespaces, pods, clients, services, serviceCIDR: formatCidr(serviceRange) };
+}
+
+/** Per family: the range each node's pods get, and which nodes' given range is unusable (their pods' addresses go unchecked). */
+type NodeRanges = Record<Family, { cidrs: Cidr[]; bad: Set<number> }>;
+
+/** The pod ranges of each family, their bounds, and the smallest range a node may have. */
+const FAMILY_RANGES = {
+  4: { pods: POD_RANGE, nodePrefix: NODE_CIDR_PREFIX, smallest: 28 },
+  6: { pods: POD_RANGE6, nodePrefix: NODE_CIDR_PREFIX6, smallest: 120 },
+} as const;
+
+/**
+ * Each node's pod range of each family: checked where given (inside the family's pod
+ * range, not too small, disjoint from other nodes' and from the service range), else
+ * allocated: 10.244.<k>.0/24 for the k-th free /24, fd00:10:244:<K>::/64 for IPv6 where
+ * K is the node's IPv4 third octet when that /64 is free (so 10.244.3.0/24 pairs with
+ * fd00:10:244:3::/64), else the first free K.
+ */
+function planNodeRanges(spec: SpecIn, given: string[][], families: Family[], serviceRange: Cidr, fail: (path: FieldPath, detail: string) => void): NodeRanges {
+  const out: NodeRanges = { 4: { cidrs: [], bad: new Set() }, 6: { cidrs: [], bad: new Set() } };
+  given.forEach((list, i) => {
+    const many = spec.nodes[i]!.podCIDRs !== undefined;
+    list.forEach((text, j) => {
+      const at: FieldPath = many ? ['nodes', i, 'podCIDRs', j] : ['nodes', i, 'podCIDR'];
+      const p = parseCidr(text);
+      if ('error' in p) {
+        // Still allocated one below, but its pods' addresses are not checked against it.
+        for (const f of families) out[f].bad.add(i);
+        return fail(at, p.error);
+      }
+      const c = p.cidr;
+      const mine = out[c.family];
+      if (mine.cidrs[i]) return fail(at, `a second IPv${c.family} range (a node has one range per family)`);
+      const { pods, smallest } = FAMILY_RANGES[c.family];
+      const range = cidrOf(pods);
+      const other = mine.cidrs.findIndex((o) => o && cidrsOverlap(o, c));
+      const bad =
+        !cidrContains(range, c.family, c.base) || c.prefix <= range.prefix
+          ? `${text} must lie inside ${pods} (and be smaller than it)`
+          : c.prefix > smallest
+            ? `${text} is too small for pods (at most /${smallest})`
+            : other >= 0
+              ? `${text} overlaps node ${spec.nodes[other]!.name}'s ${formatCidr(mine.cidrs[other]!)}`
+              : cidrsOverlap(c, serviceRange)
+                ? `${text} overlaps the lab's service range ${formatCidr(serviceRange)}`
+                : undefined;
+      if (bad) {
+        fail(at, bad);
+        mine.bad.add(i);
+      }
+      mine.cidrs[i] = c;
+    });
+  });
+  for (const f of families) {
+    const { pods, nodePrefix } = FAMILY_RANGES[f];
+    const range = cidrOf(pods);
+    const size = 1n << BigInt(f === 4 ? 32 - nodePrefix : 128 - nodePrefix);
+    const candidate = (k: number): Cidr => ({ family: f, base: range.base + (f === 4 ? BigInt(k) : decimalTwin(k)) * size, prefix: nodePrefix, size });
+    const free = (c: Cidr) => !cidrsOverlap(c, serviceRange) && !out[f].cidrs.some((o) => o && cidrsOverlap(o, c));
+    let k = 1;
+    spec.nodes.forEach((n, i) => {
+      if (out[f].cidrs[i]) return;
+      // IPv6 pairs with the node's IPv4 /24 when it can.
+      const v4 = out[4].cidrs[i];
+      const twin = f === 6 && v4 && v4.prefix === NODE_CIDR_PREFIX ? candidate(Number((v4.base >> 8n) & 0xffn)) : undefined;
+      if (twin && free(twin)) return void (out[f].cidrs[i] = twin);
+      for (; k < 256; k++) {
+        const c = candidate(k);
+        if (free(c)) {
+          k++;
+          return void (out[f].cidrs[i] = c);
+        }
+      }
+      fail(['nodes', i], `no free /${nodePrefix} left in ${pods} for node ${n.name}`);
+      out[f].cidrs[i] = { family: f, base: 0n, prefix: f === 4 ? 32 : 128, size: 1n };
+    });
+  }
+  return out;
+}
+
+/**
+ * Each pod's address of each family: checked where given (inside its node's range of
+ * that family, not the range's network or IPv4 broadcast address, not another pod's),
+ * else allocated: the twin of its other family's address when that is free (host .10 of
+ * 10.244.1.0/24 pairs with ::a of fd00:10:244:1::/64), else the first free from
+ * host FIRST_POD_HOST.
+ */
+function planPodAddresses(
+  podsIn: NonNullable<SpecIn['pods']>,
+  given: string[][],
+  families: Family[],
+  nodeIndex: Map<string, number>,
+  ranges: NodeRanges,
+  fail: (path: FieldPath, detail: string) => void,
+): Partial<Record<Family, bigint>>[] {
+  const taken: Record<Family, Map<bigint, string>> = { 4: new Map(), 6: new Map() };
+  const out = podsIn.map((): Partial<Record<Family, bigint>> => ({}));
+  const usable = (c: Cidr, v: bigint) => v !== c.base && !(c.family === 4 && v === c.base + c.size - 1n);
+  podsIn.forEach((p, i) => {
+    const key = `${p.namespace}/${p.name}`;
+    const many = p.ips !== undefined;
+    given[i]!.forEach((text, j) => {
+      const at: FieldPath = many ? ['pods', i, 'ips', j] : ['pods', i, 'ip'];
+      const a = parseIP(text);
+      if (!a) return fail(at, `${JSON.stringify(text)} is not an IP address`);
+      if (out[i]![a.family] !== undefined) return fail(at, `a second IPv${a.family} address (a pod has one address per family)`);
+      const ni = nodeIndex.get(p.node);
+      if (ni === undefined || ranges[a.family].bad.has(ni)) return;
+      const c = ranges[a.family].cidrs[ni]!;
+      if (!cidrContains(c, a.family, a.value)) return fail(at, `${text} is outside node ${p.node}'s podCIDR ${formatCidr(c)}`);
+      if (!usable(c, a.value)) return fail(at, `${text} is the network${c.family === 4 ? ' or broadcast' : ''} address of ${formatCidr(c)}`);
+      const holder = taken[a.family].get(a.value);
+      if (holder !== undefined) return fail(at, `${text} is already pod ${holder}'s address`);
+      taken[a.family].set(a.value, key);
+      out[i]![a.family] = a.value;
+    });
+  });
+  const next = families.map(() => new Map<number, bigint>());
+  podsIn.forEach((p, i) => {
+    const ni = nodeIndex.get(p.node) ?? 0;
+    for (const f of families) {
+      if (out[i]![f] !== undefined) continue;
+      const c = ranges[f].cidrs[ni]!;
+      const other = families.find((g) => g !== f && out[i]![g] !== undefined);
+      if (other !== undefined) {
+        const offset = out[i]![other]! - ranges[other].cidrs[ni]!.base;
+        const twin = c.base + offset;
+        if (offset >= 0n && offset < c.size && usable(c, twin) && !taken[f].has(twin)) {
+          taken[f].set(twin, `${p.namespace}/${p.name}`);
+          out[i]![f] = twin;
+          continue;
+        }
+      }
+      const cursor = next[families.indexOf(f)]!;
+      let v = cursor.get(ni) ?? c.base + BigInt(FIRST_POD_HOST);
+      while (v < c.base + c.size && (!usable(c, v) || taken[f].has(v))) v++;
+      if (v >= c.base + c.size) {
+        fail(['pods', i], `no free address left in node ${p.node}'s podCIDR ${formatCidr(c)} (allocation starts at host ${FIRST_POD_HOST})`);
+        v = c.base;
+      }
+      cursor.set(ni, v + 1n);
+      taken[f].set(v, `${p.namespace}/${p.name}`);
+      out[i]![f] = v;
+    }
+  });
+  return out;
 }
 
 /** Largest and smallest service ranges a lab takes (Kubernetes allows at most 20 host bits). */
@@ -452,7 +570,7 @@ const SERVICE_CIDR_PREFIX = { min: 12, max: 28 } as const;
  * and the default stands in, so the other checks still run.
  */
 function planServiceCidr(given: string | undefined, fail: (path: FieldPath, detail: string) => void): Cidr {
-  const fallback = (parseCidr(SERVICE_CIDR) as { cidr: Cidr }).cidr;
+  const fallback = cidrOf(SERVICE_CIDR);
   if (given === undefined) return fallback;
   const p = parseCidr(given);
   if ('error' in p) {
@@ -460,14 +578,15 @@ function planServiceCidr(given: string | undefined, fail: (path: FieldPath, deta
     return fallback;
   }
   const c = p.cidr;
-  const underlay = { base: parseIPv4(HOST_IP)! - 1, prefix: UNDERLAY_PREFIX, size: 2 ** (32 - UNDERLAY_PREFIX) };
   const fixed: [Cidr, string][] = [
-    [underlay, 'the underlay'],
-    [(parseCidr(EXTERNAL_RANGE) as { cidr: Cidr }).cidr, 'the external and load balancer range'],
+    [cidrOf(`${formatIPv4(parseIPv4(HOST_IP)! - 1n)}/${UNDERLAY_PREFIX}`), 'the underlay'],
+    [cidrOf(EXTERNAL_RANGE), 'the external and load balancer range'],
   ];
   const clash = fixed.find(([r]) => cidrsOverlap(c, r));
   const bad =
-    c.prefix < SERVICE_CIDR_PREFIX.min || c.prefix > SERVICE_CIDR_PREFIX.max
+    c.family !== 4
+      ? `${given} is not IPv4 (the lab allocates ClusterIPs from one IPv4 range until services are dual-stack)`
+      : c.prefix < SERVICE_CIDR_PREFIX.min || c.prefix > SERVICE_CIDR_PREFIX.max
       ? `${given} must be a /${SERVICE_CIDR_PREFIX.min} to /${SERVICE_CIDR_PREFIX.max}`
       : clash
         ? `${given} overlaps ${clash[1]} ${formatCidr(clash[0])}`

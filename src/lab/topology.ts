@@ -20,12 +20,19 @@
  * Pods are routed, not bridged (Calico's model): each pod has a /32 and a fake link-local
  * gateway answered by a permanent neighbour entry, so every packet a pod sends crosses
  * its host-side veth, where the agent attaches its tc programs. Nodes route each other's
- * pod CIDRs natively over the underlay bridge: no tunnels, no NAT. IPv4 only in v0.
+ * pod CIDRs natively over the underlay bridge: no tunnels, no NAT.
+ *
+ * Dual-stack: a lab is dual-stack when LAB.yaml gives any IPv6 pod range or pod address.
+ * Then every node and pod has both families (what is not given is allocated), IPv6
+ * mirrors IPv4 (underlay fd00:10:250::/64, pods /128 with fe80::1 as their gateway,
+ * routes between nodes via their underlay IPv6), and neighbour discovery runs as it
+ * comes, except for the pods' gateway entry. A single-stack lab has IPv6 turned off.
  *
  * Everything the lab makes is named `tp-…` so `lab down` can find it without the state file.
  */
 import { createHash } from 'node:crypto';
 import { BPFFS_ROOT } from '../paths.js';
+import { formatAddress, parseAddress, type Family } from '../policy/prefix.js';
 
 /** Where a running lab keeps its state file, NATS data, logs and pod control sockets. */
 export const STATE_DIR = '/run/tcplane/lab';
@@ -44,6 +51,9 @@ export const HOST_IF = 'tp-host';
 export const HOST_PEER = 'tp-uhost';
 export const HOST_IP = '10.250.0.1';
 export const UNDERLAY_PREFIX = 24;
+/** The underlay's IPv6 twin (dual-stack labs): the host is ::1, node i ::(10 + i), client j ::(200 + j), as decimalTwin writes them. */
+export const UNDERLAY6 = 'fd00:10:250::/64';
+export const HOST_IP6 = 'fd00:10:250::1';
 /** Node i gets 10.250.0.(FIRST_NODE_HOST + i), up to .LAST_NODE_HOST. */
 export const FIRST_NODE_HOST = 10;
 export const LAST_NODE_HOST = 190;
@@ -56,11 +66,13 @@ export const MAX_CLIENTS = 254 - FIRST_CLIENT_HOST + 1;
  * now (a later change routes a `Local` service's IPs to a node whose health check answers).
  */
 export const EXTERNAL_RANGE = '10.250.1.0/24';
+export const EXTERNAL_RANGE6 = 'fd00:10:251::/64';
 /** Name of the uplink in node namespaces and of the pod's interface in pod namespaces. */
 export const POD_IF = 'tp-eth0';
 export const UPLINK_IF = 'tp-eth0';
 /** The pods' gateway: never configured on any interface, answered by a permanent neighbour entry. */
 export const POD_GATEWAY = '169.254.1.1';
+export const POD_GATEWAY6 = 'fe80::1';
 export const NATS_PORT = 4222;
 export const NATS_URL = `nats://${HOST_IP}:${NATS_PORT}`;
 /** nats-server's name; `lab down` also finds the server by it when the state file is lost. */
@@ -70,6 +82,10 @@ export const POD_RANGE = '10.244.0.0/16';
 /** The lab's service range (ClusterIPs): the top of the pod range, never part of a node's. */
 export const SERVICE_CIDR = '10.244.240.0/20';
 export const NODE_CIDR_PREFIX = 24;
+/** The IPv6 pod range; node k's allocated range is fd00:10:244:<k>::/64 (k in decimalTwin's digits). */
+export const POD_RANGE6 = 'fd00:10:244::/48';
+export const SERVICE_CIDR6 = 'fd00:10:96::/112';
+export const NODE_CIDR_PREFIX6 = 64;
 /** Allocated pod IPs start at <network> + FIRST_POD_HOST. */
 export const FIRST_POD_HOST = 10;
 
@@ -104,45 +120,57 @@ function mac(firstOctet: number, seed: string): string {
   return [firstOctet, b[0], b[1], b[2], b[3], b[4]].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-// ---- IPv4 arithmetic (the lab is IPv4-only; a u32 is all it needs) ----
+// ---- address arithmetic, either family (values are bigints: an IPv6 range needs 128 bits) ----
 
-/** Parses dotted-quad IPv4 to a u32, or undefined when it is not one. */
-export function parseIPv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255 || (m[i].length > 1 && m[i].startsWith('0'))) return undefined;
-    n = n * 256 + o;
-  }
-  return n;
+export type { Family } from '../policy/prefix.js';
+
+/** An address's family and value, or undefined when the text is not one. */
+export const parseIP = parseAddress;
+/** Canonical text of an address (IPv6 in its shortest form). */
+export const formatIP = formatAddress;
+
+/** Parses dotted-quad IPv4 to its value, or undefined when it is not one. */
+export function parseIPv4(s: string): bigint | undefined {
+  const a = parseAddress(s);
+  return a?.family === 4 ? a.value : undefined;
 }
 
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
+export const formatIPv4 = (n: bigint) => formatAddress(4, n);
 
 export interface Cidr {
-  /** Network address as a u32. */
-  readonly base: number;
+  readonly family: Family;
+  /** Network address. */
+  readonly base: bigint;
   readonly prefix: number;
   /** Number of addresses. */
-  readonly size: number;
+  readonly size: bigint;
 }
 
-/** Parses `a.b.c.d/p`; `error` says why it is not a network (e.g. host bits set). */
+const WIDTH = { 4: 32, 6: 128 } as const;
+
+/** Parses `a.b.c.d/p` or `x::/p`; `error` says why it is not a network (e.g. host bits set). */
 export function parseCidr(s: string): { cidr: Cidr } | { error: string } {
-  const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
-  const addr = m ? parseIPv4(m[1]) : undefined;
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  const addr = m ? parseAddress(m[1]!) : undefined;
   const prefix = m ? Number(m[2]) : NaN;
-  if (addr === undefined || !(prefix >= 0 && prefix <= 32)) return { error: `${JSON.stringify(s)} is not an IPv4 CIDR (a.b.c.d/prefix)` };
-  const size = 2 ** (32 - prefix);
-  const base = addr - (addr % size);
-  if (base !== addr) return { error: `${s} has host bits set (the network is ${formatIPv4(base)}/${prefix})` };
-  return { cidr: { base, prefix, size } };
+  if (!addr || !(prefix >= 0 && prefix <= WIDTH[addr.family])) {
+    return { error: `${JSON.stringify(s)} is not a CIDR (a.b.c.d/prefix or an IPv6 prefix such as fd00:10:244:1::/64)` };
+  }
+  const size = 1n << BigInt(WIDTH[addr.family] - prefix);
+  const base = addr.value - (addr.value % size);
+  if (base !== addr.value) return { error: `${s} has host bits set (the network is ${formatAddress(addr.family, base)}/${prefix})` };
+  return { cidr: { family: addr.family, base, prefix, size } };
 }
 
-export const cidrContains = (c: Cidr, ip: number) => ip >= c.base && ip < c.base + c.size;
-export const cidrsOverlap = (a: Cidr, b: Cidr) => a.base < b.base + b.size && b.base < a.base + a.size;
-export const formatCidr = (c: Cidr) => `${formatIPv4(c.base)}/${c.prefix}`;
+/** parseCidr of a constant. */
+export const cidrOf = (s: string): Cidr => (parseCidr(s) as { cidr: Cidr }).cidr;
+
+export const cidrContains = (c: Cidr, family: Family, ip: bigint) => family === c.family && ip >= c.base && ip < c.base + c.size;
+export const cidrsOverlap = (a: Cidr, b: Cidr) => a.family === b.family && a.base < b.base + b.size && b.base < a.base + a.size;
+export const formatCidr = (c: Cidr) => `${formatAddress(c.family, c.base)}/${c.prefix}`;
+
+/**
+ * The IPv6 twin of a host number the lab writes in decimal in IPv4 (node 10.250.0.10 is
+ * fd00:10:250::10, client .200 is ::200): the same digits, read as hex, so the two read alike.
+ */
+export const decimalTwin = (n: number) => BigInt(`0x${n}`);

@@ -17,7 +17,8 @@ export interface Prefix {
 
 const WIDTH = { 4: 32, 6: 128 } as const;
 
-function addressValue(ip: string): { family: Family; value: bigint } | undefined {
+/** An address as its family and its value, or undefined when the text is not one. */
+export function parseAddress(ip: string): { family: Family; value: bigint } | undefined {
   if (isIPv4(ip)) return { family: 4, value: ip.split('.').reduce((v, o) => (v << 8n) | BigInt(Number(o)), 0n) };
   if (isIPv6(ip)) return { family: 6, value: IPv6.fromString(ip).getValue() };
   return undefined;
@@ -31,7 +32,7 @@ const mask = (family: Family, len: number) => ((1n << BigInt(WIDTH[family])) - 1
  */
 export function parsePrefix(text: string): Prefix | string {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(text);
-  const addr = m ? addressValue(m[1]!) : undefined;
+  const addr = m ? parseAddress(m[1]!) : undefined;
   if (!m || !addr) return `not a CIDR (want a.b.c.d/n or an IPv6 prefix such as fd00::/64): ${JSON.stringify(text)}`;
   const len = Number(m[2]);
   if (len > WIDTH[addr.family]) return `prefix length ${len} is longer than an IPv${addr.family} address (${WIDTH[addr.family]} bits): ${JSON.stringify(text)}`;
@@ -45,11 +46,22 @@ export function prefixOf(text: string): Prefix {
   return p;
 }
 
+/** Canonical text of an address: dotted quad, or IPv6 in its shortest form (RFC 5952: `fd00:10:244:1::a`). */
+export function formatAddress(family: Family, value: bigint): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => (value >> s) & 0xffn).join('.');
+  // The URL parser writes an IPv6 address in its shortest form.
+  return new URL(`http://[${IPv6.fromBigInt(value).toString()}]/`).hostname.slice(1, -1);
+}
+
+/** Canonical text of an address given as text (`fd00:10:244:1:0:0:0:a` → `fd00:10:244:1::a`); undefined when it is none. */
+export function canonicalAddress(ip: string): string | undefined {
+  const a = parseAddress(ip);
+  return a && formatAddress(a.family, a.value);
+}
+
 /** Canonical text: `10.1.0.0/16`, `fd00::/64`. */
 export function prefixString(p: Prefix): string {
-  if (p.family === 4) return `${[24n, 16n, 8n, 0n].map((s) => (p.bits >> s) & 0xffn).join('.')}/${p.len}`;
-  // The URL parser writes an IPv6 address in its shortest form (RFC 5952).
-  return `${new URL(`http://[${IPv6.fromBigInt(p.bits).toString()}]/`).hostname.slice(1, -1)}/${p.len}`;
+  return `${formatAddress(p.family, p.bits)}/${p.len}`;
 }
 
 /** The bits of p's first `len` bits, host bits cleared (len ≤ p.len): the address of p's containing /len. */
@@ -64,13 +76,13 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
 
 /** Whether address `ip` lies within p (false for another family or a non-address). */
 export function prefixHasAddress(p: Prefix, ip: string): boolean {
-  const a = addressValue(ip);
+  const a = parseAddress(ip);
   return a !== undefined && a.family === p.family && (a.value & mask(p.family, p.len)) === p.bits;
 }
 
 /** The /32 or /128 of one address. */
 export function hostPrefix(ip: string): Prefix {
-  const a = addressValue(ip);
+  const a = parseAddress(ip);
   if (!a) throw new TypeError(`not an IP address: ${ip}`);
   return { family: a.family, bits: a.value, len: WIDTH[a.family] };
 }

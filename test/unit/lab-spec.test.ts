@@ -103,9 +103,9 @@ describe('lab spec - allocation', () => {
   });
 
   it('lab spec - IPv4 and CIDR parsing', () => {
-    expect(parseIPv4('10.244.1.10')).toBe((10 << 24 >>> 0) + (244 << 16) + (1 << 8) + 10);
+    expect(parseIPv4('10.244.1.10')).toBe(BigInt((10 << 24 >>> 0) + (244 << 16) + (1 << 8) + 10));
     for (const bad of ['10.244.1', '256.1.1.1', '01.2.3.4', '1.2.3.4.5', 'a.b.c.d']) expect(parseIPv4(bad)).toBeUndefined();
-    expect(parseCidr('10.244.0.0/16')).toEqual({ cidr: { base: parseIPv4('10.244.0.0'), prefix: 16, size: 65536 } });
+    expect(parseCidr('10.244.0.0/16')).toEqual({ cidr: { family: 4, base: parseIPv4('10.244.0.0'), prefix: 16, size: 65536n } });
     expect(parseCidr('10.244.1.1/24')).toEqual({ error: expect.stringMatching(/host bits set \(the network is 10.244.1.0\/24\)/) });
     expect(parseCidr('10.244.1.0/33')).toHaveProperty('error');
   });
@@ -154,7 +154,7 @@ describe('lab spec - errors name file, line and field', () => {
     expect(
       onlyError(spec('pods:', '  - {name: a, namespace: x, node: n1, ip: 10.244.1.20}', '  - {name: b, namespace: x, node: n1, ip: 10.244.1.20}')),
     ).toEqual({ line: 8, field: 'pods[1].ip', detail: "10.244.1.20 is already pod x/a's address" });
-    expect(onlyError(spec('pods:', '  - {name: a, namespace: x, node: n1, ip: 10.244.1.300}'))).toMatchObject({ field: 'pods[0].ip', detail: expect.stringMatching(/not an IPv4/) });
+    expect(onlyError(spec('pods:', '  - {name: a, namespace: x, node: n1, ip: 10.244.1.300}'))).toMatchObject({ field: "pods[0].ip", detail: expect.stringMatching(/not an IP address/) });
     expect(onlyError(spec('pods:', '  - {name: a, namespace: x, node: n1, ip: 10.244.1.0}'))).toMatchObject({ detail: expect.stringMatching(/network or broadcast/) });
   });
 
@@ -170,7 +170,7 @@ describe('lab spec - errors name file, line and field', () => {
       field: 'nodes[1].podCIDR',
       detail: "10.244.5.0/24 overlaps node n1's 10.244.4.0/23",
     });
-    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDR: nonsense}'))).toMatchObject({ detail: expect.stringMatching(/not an IPv4 CIDR/) });
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDR: nonsense}'))).toMatchObject({ detail: expect.stringMatching(/not a CIDR/) });
   });
 
   it('lab spec - bad labels', () => {
@@ -213,8 +213,8 @@ describe('lab spec - clients', () => {
   it('lab spec - clients are names or {name}, addressed from 10.250.0.200 up on the underlay', () => {
     const plan = parseLabSpec(lines('nodes: [n1, n2]', 'clients:', '  - outside', '  - {name: lb-tester}'), FILE);
     expect(plan.clients).toEqual([
-      { name: 'outside', netns: 'tp-client-outside', ip: '10.250.0.200', bridgeIf: clientBridgeIf('outside'), socket: '/run/tcplane/lab/clients/outside.sock' },
-      { name: 'lb-tester', netns: 'tp-client-lb-tester', ip: '10.250.0.201', bridgeIf: clientBridgeIf('lb-tester'), socket: '/run/tcplane/lab/clients/lb-tester.sock' },
+      { name: 'outside', netns: 'tp-client-outside', ip: '10.250.0.200', ips: ['10.250.0.200'], bridgeIf: clientBridgeIf('outside'), socket: '/run/tcplane/lab/clients/outside.sock' },
+      { name: 'lb-tester', netns: 'tp-client-lb-tester', ip: '10.250.0.201', ips: ['10.250.0.201'], bridgeIf: clientBridgeIf('lb-tester'), socket: '/run/tcplane/lab/clients/lb-tester.sock' },
     ]);
     expect(parseLabSpec(lines('nodes: [n1]'), FILE).clients).toEqual([]);
     expect(parseLabSpec(lines('nodes: [n1]', 'clients: []'), FILE).clients).toEqual([]);
@@ -311,6 +311,79 @@ describe('lab spec - serviceCIDR', () => {
       field: 'nodes[0].podCIDR',
       detail: "10.244.9.0/24 overlaps the lab's service range 10.244.8.0/22",
     });
+  });
+});
+
+describe('lab spec - dual-stack', () => {
+  const dual = (...pods: string[]) =>
+    lines('nodes:', '  - n1', '  - {name: n2, podCIDRs: [10.244.2.0/24, "fd00:10:244:2::/64"]}', '  - {name: n3, podCIDR: 10.244.7.0/24}', 'namespaces: [{name: x}]', 'clients: [outside]', ...pods);
+
+  it('lab spec - one IPv6 range makes the lab dual-stack: every node, pod and client gets both families', () => {
+    const p = parseLabSpec(
+      dual('pods:', '  - {name: a, namespace: x, node: n1}', '  - {name: b, namespace: x, node: n2, ip: 10.244.2.20}', '  - {name: c, namespace: x, node: n3, ips: ["fd00:10:244:7::c"]}'),
+      FILE,
+    );
+    expect(p.families).toEqual([4, 6]);
+    expect(p.nodes.map((n) => n.podCIDRs)).toEqual([
+      ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+      ['10.244.2.0/24', 'fd00:10:244:2::/64'],
+      ['10.244.7.0/24', 'fd00:10:244:7::/64'],
+    ]);
+    expect(p.nodes.map((n) => n.underlayIPs)).toEqual([
+      ['10.250.0.10', 'fd00:10:250::10'],
+      ['10.250.0.11', 'fd00:10:250::11'],
+      ['10.250.0.12', 'fd00:10:250::12'],
+    ]);
+    // The other family's address is the twin of the given one (host .10 ↔ ::a, .20 ↔ ::14, ::c ↔ .12).
+    expect(p.pods.map((x) => x.ips)).toEqual([
+      ['10.244.1.10', 'fd00:10:244:1::a'],
+      ['10.244.2.20', 'fd00:10:244:2::14'],
+      ['10.244.7.12', 'fd00:10:244:7::c'],
+    ]);
+    expect(p.pods.map((x) => x.ip)).toEqual(['10.244.1.10', '10.244.2.20', '10.244.7.12']);
+    expect(p.clients[0]!.ips).toEqual(['10.250.0.200', 'fd00:10:250::200']);
+  });
+
+  it('lab spec - a single-stack lab stays IPv4 only', () => {
+    const p = parseLabSpec(spec('pods:', '  - {name: a, namespace: x, node: n1}'), FILE);
+    expect(p.families).toEqual([4]);
+    expect(p.nodes[0]!.podCIDRs).toEqual(['10.244.1.0/24']);
+    expect(p.pods[0]!.ips).toEqual(['10.244.1.10']);
+  });
+
+  it('lab spec - a taken twin falls back to the first free address of its family', () => {
+    const p = parseLabSpec(dual('pods:', '  - {name: a, namespace: x, node: n1, ips: [10.244.1.11, "fd00:10:244:1::a"]}', '  - {name: b, namespace: x, node: n1, ip: 10.244.1.10}'), FILE);
+    expect(p.pods.map((x) => x.ips)).toEqual([
+      ['10.244.1.11', 'fd00:10:244:1::a'],
+      ['10.244.1.10', 'fd00:10:244:1::b'],
+    ]);
+  });
+
+  it('lab spec - dual-stack errors name their line and field', () => {
+    const head = ['namespaces: [{name: x}]'];
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDRs: [10.244.1.0/24, 10.244.2.0/24]}'))).toMatchObject({
+      line: 2,
+      field: 'nodes[0].podCIDRs[1]',
+      detail: expect.stringMatching(/second IPv4 range/),
+    });
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDRs: ["fd00:10:245:1::/64"]}'))).toMatchObject({
+      field: 'nodes[0].podCIDRs[0]',
+      detail: 'fd00:10:245:1::/64 must lie inside fd00:10:244::/48 (and be smaller than it)',
+    });
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDRs: ["fd00:10:244:1::/124"]}'))).toMatchObject({ detail: expect.stringMatching(/too small for pods \(at most \/120\)/) });
+    expect(onlyError(lines('nodes:', '  - {name: n1, podCIDR: 10.244.1.0/24, podCIDRs: [10.244.1.0/24]}'))).toMatchObject({ field: 'nodes[0].podCIDRs', detail: 'give podCIDR or podCIDRs, not both' });
+    expect(onlyError(lines('nodes: [n1]', ...head, 'pods:', '  - {name: a, namespace: x, node: n1, ips: ["fd00:10:244:2::a"]}'))).toMatchObject({
+      line: 4,
+      field: 'pods[0].ips[0]',
+      detail: "fd00:10:244:2::a is outside node n1's podCIDR fd00:10:244:1::/64",
+    });
+    expect(onlyError(lines('nodes: [n1]', ...head, 'pods:', '  - {name: a, namespace: x, node: n1, ips: ["fd00:10:244:1::a", "fd00:10:244:1::b"]}'))).toMatchObject({
+      field: 'pods[0].ips[1]',
+      detail: expect.stringMatching(/second IPv6 address/),
+    });
+    expect(onlyError(lines('nodes: [n1]', ...head, 'pods:', '  - {name: a, namespace: x, node: n1, ips: ["fd00:10:244:1::"]}'))).toMatchObject({ detail: expect.stringMatching(/is the network address of/) });
+    expect(onlyError(lines('nodes: [n1]', ...head, 'pods:', '  - {name: a, namespace: x, node: n1, ip: 10.244.1.10, ips: [10.244.1.10]}'))).toMatchObject({ field: 'pods[0].ips', detail: 'give ip or ips, not both' });
+    expect(onlyError(lines('nodes: [n1]', 'serviceCIDR: "fd00:10:96::/112"'))).toMatchObject({ field: 'serviceCIDR', detail: expect.stringMatching(/not IPv4/) });
   });
 });
 
