@@ -21,7 +21,7 @@ import { ensureBpffs } from '../src/bpf/bpffs.js';
 import { NodeDatapath } from '../src/datapath/node-datapath.js';
 import { IdentityAllocator } from '../src/identity/allocator.js';
 import type { SyncResult } from '../src/datapath/sync.js';
-import { addrBytes, addrString } from '../src/datapath/addr.js';
+import { addrBytes, addrString, canonicalIP } from '../src/datapath/addr.js';
 import { compile } from '../src/policy/compile.js';
 import { policyDocumentSchema } from '../src/policy/schema.js';
 import { BackendIds, backendKey } from '../src/services/backend-ids.js';
@@ -38,6 +38,7 @@ import {
   clusterConfig,
   CLUSTER_CONFIG_KEY,
   nodeRecord,
+  nodePodCIDRs,
   HOSTNAME_LABEL,
   podKey,
   podRecord,
@@ -137,7 +138,8 @@ export class Agent {
       v: 1,
       name: opts.node,
       addresses: hostAddresses,
-      podCIDR: opts.podCIDR,
+      podCIDR: opts.podCIDRs.find((c) => !c.includes(':')),
+      podCIDRs: opts.podCIDRs,
       labels: { ...(registered?.value.labels ?? opts.nodeLabels), [HOSTNAME_LABEL]: opts.node },
       agentVersion: VERSION,
       startedAt: new Date().toISOString(),
@@ -318,7 +320,7 @@ export class Agent {
       clusterEndpoints: [...v.endpoints.values()].map((e) => ({ ips: e.ips, identity: e.identity, ports: v.pods.get(podKey(e.namespace, e.name))?.ports })),
       identities: v.identities,
       policies: [...v.policies.values()],
-      nodes: [...v.nodes.values()].filter((n) => n.name !== this.opts.node),
+      nodes: [...v.nodes.values()].filter((n) => n.name !== this.opts.node).map((n) => ({ name: n.name, addresses: n.addresses, podCIDRs: nodePodCIDRs(n) })),
       hostAddresses: this.hostAddresses(),
     });
     return this.dp.maps.sync(desired);
@@ -350,11 +352,17 @@ export class Agent {
     const name = this.opts.uplink;
     if (!name) return;
     const ifindex = ifindexOf(name);
-    const v4 = networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
-    updateConfig(this.dp.config, { uplink_ifindex: ifindex, node_addr4: v4 ? addrBytes(v4).addr.subarray(0, 4) : Buffer.alloc(4) });
+    const addrs = networkInterfaces()[name] ?? [];
+    const v4 = addrs.find((a) => a.family === 'IPv4')?.address;
+    const v6 = addrs.find((a) => a.family === 'IPv6' && !isLinkLocal6(a.address))?.address;
+    updateConfig(this.dp.config, {
+      uplink_ifindex: ifindex,
+      node_addr4: v4 ? addrBytes(v4).addr.subarray(0, 4) : Buffer.alloc(4),
+      node_addr6: v6 ? addrBytes(v6).addr : Buffer.alloc(16),
+    });
     if (this.dp.uplinkInterface !== ifindex) {
       this.dp.attachUplink(ifindex);
-      this.log.info({ uplink: name, ifindex, address: v4 ?? null }, 'uplink programs attached (NodePort, external traffic)');
+      this.log.info({ uplink: name, ifindex, address: v4 ?? null, address6: v6 ?? null }, 'uplink programs attached (NodePort, external traffic)');
     }
   }
 
@@ -384,13 +392,13 @@ export class Agent {
     }
   }
 
-  /** IPv4 addresses of this node's interfaces (its network namespace), loopback excluded. */
+  /** Addresses of this node's interfaces (its network namespace), loopback and IPv6 link-local excluded. */
   private hostAddresses(): string[] {
     const out: string[] = [];
     for (const addrs of Object.values(networkInterfaces())) {
-      for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
+      for (const a of addrs ?? []) if (!a.internal && !(a.family === 'IPv6' && isLinkLocal6(a.address))) out.push(canonicalIP(a.address)!);
     }
-    return out.sort();
+    return [...new Set(out)].sort();
   }
 
   /** Stops watching and closes handles. Maps and attached programs stay: traffic goes on. */
@@ -406,6 +414,9 @@ export class Agent {
     this.dp?.close();
   }
 }
+
+/** fe80::/10: never a node's address for other nodes (every veth has one). */
+const isLinkLocal6 = (ip: string) => /^fe[89ab]/i.test(ip);
 
 function addResult(into: SyncResult, r: SyncResult): void {
   Object.assign(into.writes, r.writes);

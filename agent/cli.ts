@@ -10,7 +10,7 @@ export function registerAgentCommand(program: Command): void {
     .description('run the node agent: watch the store, program this node\'s BPF maps and tc hooks')
     .requiredOption('--node <name>', 'this node\'s name (maps are pinned under <bpffs-root>/<name>)')
     .requiredOption('--nats <url>', 'NATS server with JetStream, e.g. nats://10.250.0.1:4222')
-    .option('--pod-cidr <cidr>', 'this node\'s pod range (recorded for other nodes)')
+    .option('--pod-cidr <cidrs>', 'this node\'s pod ranges, one per family, comma-separated (recorded for other nodes)')
     .option('--bpffs-root <dir>', 'where to pin maps and links')
     .option('--attach <mode>', 'tc attach mechanism: auto (tcx if the kernel has it), tcx or clsact')
     .option('--uplink <ifname>', 'the node\'s uplink interface, where NodePort and external traffic arrives (none: pods only)')
@@ -23,7 +23,7 @@ export function registerAgentCommand(program: Command): void {
       const parsed = agentOptions.safeParse({
         node: o.node,
         nats: o.nats,
-        podCIDR: o.podCidr,
+        podCIDRs: typeof o.podCidr === 'string' ? o.podCidr.split(',').map((c: string) => c.trim()) : undefined,
         bpffsRoot: o.bpffsRoot,
         attachMode: o.attach,
         uplink: o.uplink,

@@ -1,6 +1,6 @@
 /** Agent options, validated once at start; the sync path trusts them. */
 import { z } from 'zod';
-import { isIPv4Cidr } from '../src/datapath/addr.js';
+import { isCidr } from '../src/datapath/addr.js';
 import { validateLabelKey, validateLabelValue } from '../src/policy/selector.js';
 import { BPFFS_ROOT, DATAPATH_OBJECT } from '../src/paths.js';
 
@@ -9,7 +9,11 @@ export const agentOptions = z.strictObject({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a node name is a DNS label (lowercase letters, digits, -)'),
   nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'a NATS URL like nats://10.0.0.1:4222'),
-  podCIDR: z.string().refine(isIPv4Cidr, 'an IPv4 CIDR like 10.244.1.0/24').optional(),
+  /** The node's pod ranges, at most one per family (`--pod-cidr 10.244.1.0/24,fd00:10:244:1::/64`). */
+  podCIDRs: z
+    .array(z.string().refine(isCidr, 'a CIDR like 10.244.1.0/24 or fd00:10:244:1::/64'))
+    .refine((l) => new Set(l.map((c) => c.includes(':'))).size === l.length, 'at most one range per family')
+    .default([]),
   bpffsRoot: z.string().default(BPFFS_ROOT),
   objectPath: z.string().default(DATAPATH_OBJECT),
   attachMode: z.enum(['auto', 'tcx', 'clsact']).default('auto'),

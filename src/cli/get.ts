@@ -9,7 +9,7 @@ import type { PolicyDocument } from '../policy/types.js';
 import { serviceBackends, type Backend } from '../services/backends.js';
 import { storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
-import { endpointRecord, identityRecord, nodeRecord, podRecord, policyRecord, statusRecord } from '../store/schema.js';
+import { endpointRecord, identityRecord, nodePodCIDRs, nodeRecord, podRecord, policyRecord, statusRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { displayName } from './manifest.js';
 import { withStore } from './store.js';
@@ -147,7 +147,7 @@ export function registerGetCommands(program: Command): void {
           return [
             n.name,
             n.addresses.join(','),
-            n.podCIDR ?? '',
+            nodePodCIDRs(n).join(','),
             String(s?.endpoints ?? '-'),
             s ? `${s.revisions.policies ?? 0}/${policiesRev}` : '-',
             s ? `${s.revisions.services ?? 0}/${servicesRev}` : '-',

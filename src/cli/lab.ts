@@ -3,7 +3,7 @@
  *
  *   lab up -f LAB.yaml [--no-agents] [--timeout-ms N]
  *   lab down
- *   lab probe [--json] [--to-service] [--ports 80,443] [--protocols TCP,UDP] [--timeout-ms N]
+ *   lab probe [--json] [--to-service] [--ports 80,443] [--protocols TCP,UDP] [--families 4,6] [--timeout-ms N]
  *   lab exec NS/POD|CLIENT -- CMD ARGS…
  *   lab label pod NS/POD KEY=VALUE… [KEY-]
  *   lab label namespace NS KEY=VALUE… [KEY-]
@@ -67,6 +67,14 @@ function protocolList(v: string): ('TCP' | 'UDP')[] {
   });
 }
 
+function familyList(v: string): (4 | 6)[] {
+  return v.split(',').map((s) => {
+    const f = s.trim().replace(/^ipv/i, '');
+    if (f !== '4' && f !== '6') throw new InvalidArgumentError(`${JSON.stringify(s)} is not an address family (4, 6)`);
+    return Number(f) as 4 | 6;
+  });
+}
+
 /** The lab's store, for the duration of `fn`. */
 async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
   const state = await readLabState();
@@ -121,18 +129,19 @@ export function registerLabCommands(program: Command): void {
     .option('--to-service', 'probe every service frontend instead: ClusterIPs from pods, NodePorts and external IPs from clients (rows add address, backend, peer)')
     .option('--ports <list>', 'only these ports (comma-separated)', portList)
     .option('--protocols <list>', 'only these protocols (TCP,UDP)', protocolList)
+    .option('--families <list>', 'only these address families (4,6; default: every family the lab has)', familyList)
     .option('--timeout-ms <n>', 'per probe', positiveInt, 1000)
-    .action(async (o: { json?: boolean; toService?: boolean; ports?: number[]; protocols?: ('TCP' | 'UDP')[]; timeoutMs: number }) => {
+    .action(async (o: { json?: boolean; toService?: boolean; ports?: number[]; protocols?: ('TCP' | 'UDP')[]; families?: (4 | 6)[]; timeoutMs: number }) => {
       const state = await readLabState();
       if (o.toService) {
         const { services } = await withStore((store) => storedServices(store));
         if (services.length === 0 && !o.json) process.stderr.write('lab probe --to-service: no services in the store, nothing to probe (apply one, or give LAB.yaml services:)\n');
         await refreshExternalRoutes(state, services); // the lab's load balancer follows health checks
-        const rows = await labProbeServices(state, services, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
+        const rows = await labProbeServices(state, services, { ports: o.ports, protocols: o.protocols, families: o.families, timeoutMs: o.timeoutMs });
         process.stdout.write(`${o.json ? serviceProbeJson(rows) : serviceProbeTable(rows)}\n`);
         return;
       }
-      const rows = await labProbe(state, { ports: o.ports, protocols: o.protocols, timeoutMs: o.timeoutMs });
+      const rows = await labProbe(state, { ports: o.ports, protocols: o.protocols, families: o.families, timeoutMs: o.timeoutMs });
       process.stdout.write(`${o.json ? probeJson(rows) : probeTable(rows)}\n`);
     });
 

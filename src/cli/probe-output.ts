@@ -23,8 +23,8 @@ export function probeJson(rows: readonly ProbeRow[]): string {
 
 /** `lab probe` without --json: an aligned table and a count. */
 export function probeTable(rows: readonly ProbeRow[]): string {
-  const head = ['FROM', 'TO', 'PORT', 'PROTO', 'RESULT'];
-  const body = rows.map((r) => [r.from, r.to, String(r.port), r.protocol, r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`]);
+  const head = ['FROM', 'TO', 'PORT', 'PROTO', 'FAMILY', 'RESULT'];
+  const body = rows.map((r) => [r.from, r.to, String(r.port), r.protocol, `IPv${r.family}`, r.connected ? 'connected' : `no (${r.reason ?? 'failed'})`]);
   const ok = rows.filter((r) => r.connected).length;
   return `${formatTable(head, body)}\n${ok}/${rows.length} connected`;
 }

@@ -56,6 +56,14 @@ export function ipcidrKey(cidr: string): TpIpcidrKey {
   return { prefixlen: 32 + len, family, addr };
 }
 
+/** Canonical text of an address (IPv6 in its shortest form, as addrString writes it); undefined when it is none. */
+export function canonicalIP(ip: string): string | undefined {
+  if (isIPv4(ip)) return ip;
+  if (!isIPv6(ip)) return undefined;
+  const { family, addr } = addrBytes(ip);
+  return addrString(family, addr);
+}
+
 /** Text form of a key's address. */
 export function addrString(family: number, addr: Buffer): string {
   if (family === TP_FAMILY.TP_FAMILY_IPV4) return `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}`;

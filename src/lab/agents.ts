@@ -17,7 +17,7 @@ import { NATS_URL, UPLINK_IF, agentLog, agentTitle } from './topology.js';
 export interface AgentNode {
   name: string;
   netns: string;
-  podCIDR: string;
+  podCIDRs: readonly string[];
   underlayIP: string;
   /** What the node first registers with (--node-labels). */
   labels?: Record<string, string>;
@@ -34,7 +34,7 @@ export const agentMarkers = (node: string) => [agentTitle(node), `agent --node $
 export async function startAgent(node: AgentNode, natsUrl = NATS_URL): Promise<{ pid: number; exited: Promise<string> }> {
   const argv = [
     process.execPath, CLI_ENTRY, 'agent', '--node', node.name, '--nats', natsUrl,
-    '--pod-cidr', node.podCIDR, '--metrics-address', agentMetricsAddress(node), '--uplink', UPLINK_IF,
+    '--pod-cidr', node.podCIDRs.join(','), '--metrics-address', agentMetricsAddress(node), '--uplink', UPLINK_IF,
   ];
   const labels = Object.entries(node.labels ?? {}).map(([k, v]) => `${k}=${v}`);
   if (labels.length > 0) argv.push('--node-labels', labels.join(','));

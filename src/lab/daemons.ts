@@ -23,7 +23,8 @@ export interface DaemonSpec {
   /** `ns/name` of a pod, the bare name of a client. */
   name: string;
   netns: string;
-  ip: string;
+  /** Its addresses, IPv4 first: the servers listen on each. */
+  ips: readonly string[];
   ports: readonly { port: number; protocol: 'TCP' | 'UDP' }[];
   socket: string;
 }
@@ -34,7 +35,7 @@ export interface DaemonSpec {
  * @throws Error naming the daemon and quoting its log when it exits or stays silent.
  */
 export async function startDaemon(d: DaemonSpec, record: (p: LabProcess) => Promise<void>): Promise<LabProcess> {
-  const cfg = { kind: d.kind, name: d.name, ip: d.ip, ports: d.ports.map(({ port, protocol }) => ({ port, protocol })), socket: d.socket };
+  const cfg = { kind: d.kind, name: d.name, ips: d.ips, ports: d.ports.map(({ port, protocol }) => ({ port, protocol })), socket: d.socket };
   const argv = [process.execPath, DAEMON, `--${d.kind}`, d.name, JSON.stringify(cfg)];
   const log = d.kind === 'pod' ? podLog(...(d.name.split('/') as [string, string])) : clientLog(d.name);
   const proc = await spawnDetached('nsenter', nsenterArgs(d.netns, argv), log);

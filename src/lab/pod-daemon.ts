@@ -4,7 +4,7 @@
  * pod-daemon.js --pod <ns>/<name> '<config JSON>'`), titled `tp-pod <ns>/<name>`; a
  * client's runs in tp-client-<name> with `--client <name>`, titled `tp-client <name>`,
  * and serves no ports. It serves
- *   - a TCP and a UDP server on every declared port, bound to the pod's IP: they echo,
+ *   - a TCP and a UDP server on every declared port, bound to each of the pod's IPs: they echo,
  *     and answer WHOAMI (whoami.ts) with the pod's name and the addresses they saw;
  *   - the control protocol (control.ts) on a unix socket, created last: once the socket
  *     accepts, every server is listening (that is how `lab up` knows it is ready).
@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { unlinkSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, isIPv6, type Server } from 'node:net';
 import { z } from 'zod';
 import { PROBE_CONCURRENCY, controlRequest, probeReason, type ControlRequest, type ProbeResult, type ProbeTarget } from './control.js';
 import { clientTitle, podTitle } from './topology.js';
@@ -24,7 +24,8 @@ const config = z.object({
   kind: z.enum(['pod', 'client']),
   /** `ns/name` of a pod, the bare name of a client: what WHOAMI answers as `pod`. */
   name: z.string(),
-  ip: z.string(),
+  /** IPv4 first; every server listens on each. */
+  ips: z.array(z.string()).min(1),
   ports: z.array(z.object({ port: z.number().int(), protocol: z.enum(['TCP', 'UDP']) })),
   socket: z.string(),
 });
@@ -43,9 +44,11 @@ async function main(): Promise<void> {
   const cfg = config.parse(JSON.parse(process.argv[process.argv.length - 1] ?? ''));
   process.title = cfg.kind === 'pod' ? podTitle(...(cfg.name.split('/') as [string, string])) : clientTitle(cfg.name);
   const closers: (() => void)[] = [];
-  for (const p of cfg.ports) closers.push(await (p.protocol === 'TCP' ? tcpServer(cfg, p.port) : udpServer(cfg, p.port)));
+  for (const p of cfg.ports) {
+    for (const ip of cfg.ips) closers.push(await (p.protocol === 'TCP' ? tcpServer(cfg, ip, p.port) : udpServer(cfg, ip, p.port)));
+  }
   closers.push(await controlServer(cfg));
-  log(`ready: ${cfg.kind} ${cfg.name} ${cfg.ip} ports ${cfg.ports.map((p) => `${p.port}/${p.protocol}`).join(',') || '-'}`);
+  log(`ready: ${cfg.kind} ${cfg.name} ${cfg.ips.join(' ')} ports ${cfg.ports.map((p) => `${p.port}/${p.protocol}`).join(',') || '-'}`);
   const stop = () => {
     for (const c of closers) c();
     process.exit(0);
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
 }
 
 /** Echo, after a WHOAMI answer when the connection begins with a WHOAMI line. */
-function tcpServer(cfg: Config, port: number): Promise<() => void> {
+function tcpServer(cfg: Config, ip: string, port: number): Promise<() => void> {
   const server = createServer((sock) => {
     sock.setTimeout(IDLE_MS, () => sock.destroy());
     sock.on('error', () => undefined);
@@ -81,15 +84,14 @@ function tcpServer(cfg: Config, port: number): Promise<() => void> {
     const onEnd = () => sock.end(head);
     sock.on('data', onData).on('end', onEnd);
   });
-  return listen(server, { host: cfg.ip, port }, `TCP ${cfg.ip}:${port}`);
+  return listen(server, { host: ip, port, ipv6Only: isIPv6(ip) }, `TCP ${hostPort(ip, port)}`);
 }
 
 /** Echo, or the WHOAMI answer to a datagram that begins with WHOAMI. */
-function udpServer(cfg: Config, port: number): Promise<() => void> {
-  const { ip } = cfg;
+function udpServer(cfg: Config, ip: string, port: number): Promise<() => void> {
   return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', (err) => reject(new Error(`UDP ${ip}:${port}: ${err.message}`)));
+    const s = createSocket({ type: isIPv6(ip) ? 'udp6' : 'udp4', ipv6Only: isIPv6(ip) });
+    s.once('error', (err) => reject(new Error(`UDP ${hostPort(ip, port)}: ${err.message}`)));
     s.on('message', (msg, rinfo) => {
       const answer = isWhoamiDatagram(msg)
         ? Buffer.from(formatWhoami({ pod: cfg.name, local: hostPort(ip, port), peer: hostPort(rinfo.address, rinfo.port), protocol: 'UDP' }))
@@ -97,13 +99,13 @@ function udpServer(cfg: Config, port: number): Promise<() => void> {
       s.send(answer, rinfo.port, rinfo.address);
     });
     s.bind({ address: ip, port, exclusive: true }, () => {
-      s.on('error', (err) => log(`UDP ${ip}:${port}: ${err.message}`));
+      s.on('error', (err) => log(`UDP ${hostPort(ip, port)}: ${err.message}`));
       resolve(() => s.close());
     });
   });
 }
 
-function listen(server: Server, opts: { host?: string; port?: number; path?: string }, what: string): Promise<() => void> {
+function listen(server: Server, opts: { host?: string; port?: number; path?: string; ipv6Only?: boolean }, what: string): Promise<() => void> {
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`${what}: ${err.message}`)));
     server.listen(opts, () => resolve(() => server.close()));
@@ -250,7 +252,7 @@ function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<Outcome> {
 function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const ex = exchangeFor(t);
-    const s: UdpSocket = createSocket('udp4');
+    const s: UdpSocket = createSocket(isIPv6(t.ip) ? 'udp6' : 'udp4');
     let done = false;
     const finish = (o: Outcome) => {
       if (done) return;

@@ -30,14 +30,14 @@ export class LabPodError extends Error {
 }
 
 /** The record of a pod as LAB.yaml declares it: ready, not terminating, the declared labels. */
-export function declaredPodRecord(p: Pick<LabStatePod, 'namespace' | 'name' | 'node' | 'labels' | 'ip' | 'hostIf' | 'ports'>): PodRecord {
+export function declaredPodRecord(p: Pick<LabStatePod, 'namespace' | 'name' | 'node' | 'labels' | 'ips' | 'hostIf' | 'ports'>): PodRecord {
   return podRecord.parse({
     v: 1,
     namespace: p.namespace,
     name: p.name,
     node: p.node,
     labels: p.labels,
-    ips: [p.ip],
+    ips: p.ips,
     ifname: p.hostIf,
     ports: p.ports,
     ready: true,
@@ -146,7 +146,7 @@ export async function startPod(store: Store, key: string): Promise<{ revision: n
     }
     s.processes = s.processes.filter((p) => !stale.includes(p));
   });
-  const daemon = { kind: 'pod' as const, name: key, netns: pod.netns, ip: pod.ip, ports: pod.ports, socket: pod.socket };
+  const daemon = { kind: 'pod' as const, name: key, netns: pod.netns, ips: pod.ips, ports: pod.ports, socket: pod.socket };
   let started: LabState['processes'][number] | undefined;
   try {
     await startDaemon(daemon, (entry) => {

@@ -7,12 +7,14 @@
  *       `whoami: true`, as service-style probes that report the answering backend and the
  *       address it saw (what `lab probe --to-service` builds on);
  *   labProbe(state, opts)                           `lab probe`: every running pod → every
- *       running pod (itself included), on each port the *target* declares.
+ *       running pod (itself included), on each port the *target* declares, in each
+ *       family both have (`--families`).
  *
  * All sources probe at once and each daemon with bounded concurrency, so a full probe
  * takes about one timeout however many pods there are. Stopped pods (`lab pod stop`) are
  * neither sources nor targets.
  */
+import { isIPv6 } from 'node:net';
 import { controlCall, PROBE_CONCURRENCY, type ProbeResult, type ProbeTarget } from './control.js';
 import type { LabState } from './state.js';
 
@@ -24,7 +26,7 @@ export interface ProbeRow {
   to: string;
   port: number;
   protocol: 'TCP' | 'UDP';
-  /** 4 until the lab is dual-stack. */
+  /** The family probed: a pair is probed in each family both sides have. */
   family: 4 | 6;
   connected: boolean;
   reason?: string;
@@ -82,6 +84,8 @@ export interface ProbeOptions {
   ports?: readonly number[];
   /** Only these protocols (default: both). */
   protocols?: readonly ('TCP' | 'UDP')[];
+  /** Only these families (default: every family the lab has). */
+  families?: readonly (4 | 6)[];
   /** Per probe; default 1000. */
   timeoutMs?: number;
 }
@@ -93,24 +97,30 @@ export interface ProbeOptions {
  */
 export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promise<ProbeRow[]> {
   const timeoutMs = opts.timeoutMs ?? 1000;
+  const families = state.families.filter((f) => !opts.families || opts.families.includes(f));
   const running = state.pods.filter((p) => !p.stopped);
   const answers = await Promise.all(
     running.map(async (src) => {
       const targets: ProbeTarget[] = [];
-      for (const dst of running) {
-        for (const p of dst.ports) {
-          if (opts.ports && !opts.ports.includes(p.port)) continue;
-          if (opts.protocols && !opts.protocols.includes(p.protocol)) continue;
-          targets.push({ to: dst.key, ip: dst.ip, port: p.port, protocol: p.protocol });
+      for (const family of families) {
+        if (!addressOf(src.ips, family)) continue;
+        for (const dst of running) {
+          const ip = addressOf(dst.ips, family);
+          if (!ip) continue;
+          for (const p of dst.ports) {
+            if (opts.ports && !opts.ports.includes(p.port)) continue;
+            if (opts.protocols && !opts.protocols.includes(p.protocol)) continue;
+            targets.push({ to: dst.key, ip, port: p.port, protocol: p.protocol });
+          }
         }
       }
       return (await probeTargets(state, src.key, targets, timeoutMs)).map(
-        ({ to, port, protocol, connected, reason }): ProbeRow => ({
+        ({ to, ip, port, protocol, connected, reason }): ProbeRow => ({
           from: src.key,
           to,
           port,
           protocol,
-          family: 4,
+          family: familyOf(ip),
           connected,
           ...(connected || reason === undefined ? {} : { reason }),
         }),
@@ -120,7 +130,13 @@ export async function labProbe(state: LabState, opts: ProbeOptions = {}): Promis
   return answers.flat().sort(compareRows);
 }
 
+/** The family of an address (the lab's addresses are valid by construction). */
+export const familyOf = (ip: string): 4 | 6 => (isIPv6(ip) ? 6 : 4);
+
+/** The address of `family` among `ips`, if there is one. */
+export const addressOf = (ips: readonly string[], family: 4 | 6) => ips.find((ip) => familyOf(ip) === family);
+
 function compareRows(a: ProbeRow, b: ProbeRow): number {
-  return cmp(a.from, b.from) || cmp(a.to, b.to) || a.port - b.port || cmp(a.protocol, b.protocol);
+  return cmp(a.from, b.from) || cmp(a.to, b.to) || a.port - b.port || cmp(a.protocol, b.protocol) || a.family - b.family;
 }
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

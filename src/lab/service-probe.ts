@@ -9,7 +9,7 @@
  * address, port, protocol.
  */
 import type { Service } from '../services/types.js';
-import { probeSources, probeTargets, type ProbeOptions, type ProbeTarget } from './probe.js';
+import { familyOf, probeSources, probeTargets, type ProbeOptions, type ProbeTarget } from './probe.js';
 import type { LabState } from './state.js';
 
 /** One row of `lab probe --to-service --json` (DESIGN.md). `reason` only when not connected. */
@@ -42,6 +42,7 @@ function frontendsFor(kind: 'pod' | 'client', services: readonly Service[], stat
       const protocol = p.protocol;
       if (opts.protocols && !opts.protocols.includes(protocol)) continue;
       const add = (ip: string, port: number) => {
+        if (opts.families && !opts.families.includes(familyOf(ip))) return;
         if (!opts.ports || opts.ports.includes(port)) out.push({ to, ip, port, protocol, whoami: true });
       };
       if (kind === 'pod') {
@@ -67,7 +68,7 @@ export async function labProbeServices(state: LabState, services: readonly Servi
           address: r.ip,
           port: r.port,
           protocol: r.protocol,
-          family: 4,
+          family: familyOf(r.ip),
           connected: r.connected,
           backend: r.backend ?? null,
           peer: r.peer ?? null,

@@ -32,16 +32,23 @@ export const labStateSchema = z.object({
   createdAt: z.string(),
   natsUrl: z.string(),
   agents: z.boolean(),
+  /** [4], or [4, 6] in a dual-stack lab (a state file from before dual-stack has none: [4]). */
+  families: z.array(z.union([z.literal(4), z.literal(6)])).default([4]),
   nodes: z.array(
-    z.object({
-      name: z.string(),
-      netns: z.string(),
-      underlayIP: z.string(),
-      podCIDR: z.string(),
-      uplinkPeer: z.string(),
-      /** As the spec gave them: the agent registers with them; `lab label node` changes the store. */
-      labels: z.record(z.string(), z.string()).default({}),
-    }),
+    z
+      .object({
+        name: z.string(),
+        netns: z.string(),
+        underlayIP: z.string(),
+        /** Every family's, IPv4 first. */
+        underlayIPs: z.array(z.string()).optional(),
+        podCIDR: z.string(),
+        podCIDRs: z.array(z.string()).optional(),
+        uplinkPeer: z.string(),
+        /** As the spec gave them: the agent registers with them; `lab label node` changes the store. */
+        labels: z.record(z.string(), z.string()).default({}),
+      })
+      .transform((n) => ({ ...n, underlayIPs: n.underlayIPs ?? [n.underlayIP], podCIDRs: n.podCIDRs ?? [n.podCIDR] })),
   ),
   /** Labels as the spec gave them; `lab label` changes the store, which is the truth. */
   namespaces: z.array(z.object({ name: z.string(), labels: z.record(z.string(), z.string()) })),
@@ -52,6 +59,8 @@ export const labStateSchema = z.object({
       key: z.string(),
       node: z.string(),
       ip: z.string(),
+      /** Every family's, IPv4 first. */
+      ips: z.array(z.string()).optional(),
       labels: z.record(z.string(), z.string()),
       ports: z.array(port),
       netns: z.string(),
@@ -64,11 +73,15 @@ export const labStateSchema = z.object({
        * namespace and veth stay), cleared by `lab pod start`. `lab probe` skips it.
        */
       stopped: z.boolean().optional(),
-    }),
+    }).transform((p) => ({ ...p, ips: p.ips ?? [p.ip] })),
   ),
   /** Hosts outside the cluster, on the underlay only (a state file from before clients has none). */
   clients: z
-    .array(z.object({ name: z.string(), netns: z.string(), ip: z.string(), bridgeIf: z.string(), socket: z.string() }))
+    .array(
+      z
+        .object({ name: z.string(), netns: z.string(), ip: z.string(), ips: z.array(z.string()).optional(), bridgeIf: z.string(), socket: z.string() })
+        .transform((c) => ({ ...c, ips: c.ips ?? [c.ip] })),
+    )
     .default([]),
   processes: z.array(processEntry),
 });

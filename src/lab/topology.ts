@@ -51,9 +51,9 @@ export const HOST_IF = 'tp-host';
 export const HOST_PEER = 'tp-uhost';
 export const HOST_IP = '10.250.0.1';
 export const UNDERLAY_PREFIX = 24;
-/** The underlay's IPv6 twin (dual-stack labs): the host is ::1, node i ::(10 + i), client j ::(200 + j), as decimalTwin writes them. */
+/** The underlay's IPv6 twin (dual-stack labs): node i is ::(10 + i), client j ::(200 + j), as decimalTwin writes them (the host end stays IPv4: NATS). */
 export const UNDERLAY6 = 'fd00:10:250::/64';
-export const HOST_IP6 = 'fd00:10:250::1';
+export const UNDERLAY6_PREFIX = 64;
 /** Node i gets 10.250.0.(FIRST_NODE_HOST + i), up to .LAST_NODE_HOST. */
 export const FIRST_NODE_HOST = 10;
 export const LAST_NODE_HOST = 190;

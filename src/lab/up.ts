@@ -4,7 +4,8 @@
  * and pods into the store and waits for the agents to enforce them.
  *
  * Order matters:
- *   1. every netns, and its sysctls (IPv6 off, forwarding, rp_filter 0) before any
+ *   1. every netns, and its sysctls (IPv6 off, or on without DAD in a dual-stack lab;
+ *      forwarding, rp_filter 0) before any
  *      interface exists, so interfaces inherit the `default` values;
  *   2. root end of the underlay (tp-host), then NATS on it (in the background);
  *   3. the underlay bridge with every node's uplink and every client's veth;
@@ -39,6 +40,7 @@ import {
   CLIENT_IF,
   CLIENT_SOCKET_DIR,
   EXTERNAL_RANGE,
+  EXTERNAL_RANGE6,
   HOST_IF,
   HOST_IP,
   HOST_PEER,
@@ -46,11 +48,13 @@ import {
   NATS_DIR,
   NATS_URL,
   POD_GATEWAY,
+  POD_GATEWAY6,
   POD_IF,
   POD_SOCKET_DIR,
   STATE_DIR,
   UNDERLAY_NETNS,
   UNDERLAY_PREFIX,
+  UNDERLAY6_PREFIX,
   UPLINK_IF,
 } from './topology.js';
 
@@ -151,7 +155,17 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     createdAt: new Date().toISOString(),
     natsUrl: NATS_URL,
     agents: opts.agents,
-    nodes: plan.nodes.map(({ name, netns, underlayIP, podCIDR, uplinkPeer, labels }) => ({ name, netns, underlayIP, podCIDR, uplinkPeer, labels })),
+    families: plan.families,
+    nodes: plan.nodes.map(({ name, netns, underlayIP, underlayIPs, podCIDR, podCIDRs, uplinkPeer, labels }) => ({
+      name,
+      netns,
+      underlayIP,
+      underlayIPs,
+      podCIDR,
+      podCIDRs,
+      uplinkPeer,
+      labels,
+    })),
     namespaces: plan.namespaces,
     pods: plan.pods,
     clients: plan.clients,
@@ -169,7 +183,21 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   // 1. Namespaces and their sysctls.
   const allNetns = [UNDERLAY_NETNS, ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns), ...plan.clients.map((c) => c.netns)];
   await ipBatch(allNetns.map((n) => `netns add ${n}`));
-  const noIPv6 = { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 };
+  // IPv6 is off in a single-stack lab; in a dual-stack one it is on, without duplicate
+  // address detection (every address is the lab's own) and without router advertisements.
+  const dual = plan.families.includes(6);
+  const ipv6: Record<string, number> = dual
+    ? {
+        'net.ipv6.conf.all.disable_ipv6': 0,
+        'net.ipv6.conf.default.disable_ipv6': 0,
+        'net.ipv6.conf.all.accept_dad': 0,
+        'net.ipv6.conf.default.accept_dad': 0,
+        'net.ipv6.conf.all.accept_ra': 0,
+        'net.ipv6.conf.default.accept_ra': 0,
+      }
+    : { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 };
+  // The bridge only switches: no IPv6 of its own in either case.
+  const noIPv6: Record<string, number> = { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 };
   await settleAll([
     // -e: br_netfilter's keys exist only when the module is loaded.
     sysctlIn(UNDERLAY_NETNS, {
@@ -181,14 +209,15 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     // rp_filter: the uplink is created after this and inherits `default` (0).
     ...plan.nodes.map((n) =>
       sysctlIn(n.netns, {
-        ...noIPv6,
+        ...ipv6,
         'net.ipv4.ip_forward': 1,
         'net.ipv4.conf.all.rp_filter': 0,
         'net.ipv4.conf.default.rp_filter': 0,
+        ...(dual ? { 'net.ipv6.conf.all.forwarding': 1 } : {}),
       }),
     ),
-    ...plan.pods.map((p) => sysctlIn(p.netns, noIPv6)),
-    ...plan.clients.map((c) => sysctlIn(c.netns, noIPv6)),
+    ...plan.pods.map((p) => sysctlIn(p.netns, ipv6)),
+    ...plan.clients.map((c) => sysctlIn(c.netns, ipv6)),
   ]);
   phase('netns');
 
@@ -210,7 +239,8 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   await ipBatch(
     [
       'link set lo up',
-      `link add ${BRIDGE} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0`,
+      // No multicast snooping: neighbour solicitations reach every port without an MLD querier.
+      `link add ${BRIDGE} type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0 mcast_snooping 0`,
       `link set ${BRIDGE} up`,
       `link set ${HOST_PEER} master ${BRIDGE}`,
       `link set ${HOST_PEER} up`,
@@ -235,15 +265,17 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
       ipBatch(
         [
           'link set lo up',
-          `addr add ${n.underlayIP}/${UNDERLAY_PREFIX} dev ${UPLINK_IF}`,
+          ...n.underlayIPs.map((ip, f) => `addr add ${ip}/${f === 0 ? UNDERLAY_PREFIX : UNDERLAY6_PREFIX} dev ${UPLINK_IF}`),
           `link set ${UPLINK_IF} up`,
-          ...plan.nodes.filter((o) => o !== n).map((o) => `route add ${o.podCIDR} via ${o.underlayIP} dev ${UPLINK_IF}`),
+          ...plan.nodes
+            .filter((o) => o !== n)
+            .flatMap((o) => o.podCIDRs.map((cidr, f) => `route add ${cidr} via ${o.underlayIPs[f]} dev ${UPLINK_IF}`)),
           ...plan.pods
             .filter((p) => p.node === n.name)
             .flatMap((p) => [
               `link add ${p.hostIf} address ${p.hostMac} type veth peer name ${POD_IF} address ${p.podMac} netns ${p.netns}`,
               `link set ${p.hostIf} up`,
-              `route add ${p.ip}/32 dev ${p.hostIf} scope link`,
+              ...p.ips.map((ip, f) => `route add ${ip}/${f === 0 ? 32 : 128} dev ${p.hostIf}${f === 0 ? ' scope link' : ''}`),
             ]),
         ],
         { netns: n.netns },
@@ -263,6 +295,12 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
           `route add ${POD_GATEWAY} dev ${POD_IF} scope link`,
           `route add default via ${POD_GATEWAY} dev ${POD_IF}`,
           `neigh replace ${POD_GATEWAY} lladdr ${p.hostMac} dev ${POD_IF} nud permanent`,
+          // IPv6: the /128, and fe80::1 (on-link in fe80::/64) as the gateway, answered the same way.
+          ...p.ips.slice(1).flatMap((ip) => [
+            `addr add ${ip}/128 dev ${POD_IF} nodad`,
+            `route add default via ${POD_GATEWAY6} dev ${POD_IF}`,
+            `neigh replace ${POD_GATEWAY6} lladdr ${p.hostMac} dev ${POD_IF} nud permanent`,
+          ]),
         ],
         { netns: p.netns },
       ),
@@ -277,8 +315,10 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
         [
           'link set lo up',
           `addr add ${c.ip}/${UNDERLAY_PREFIX} dev ${CLIENT_IF}`,
+          ...c.ips.slice(1).map((ip) => `addr add ${ip}/${UNDERLAY6_PREFIX} dev ${CLIENT_IF} nodad`),
           `link set ${CLIENT_IF} up`,
           `route add ${EXTERNAL_RANGE} via ${firstNode.underlayIP} dev ${CLIENT_IF}`,
+          ...(dual ? [`route add ${EXTERNAL_RANGE6} via ${firstNode.underlayIPs[1]} dev ${CLIENT_IF}`] : []),
         ],
         { netns: c.netns },
       ),
@@ -287,8 +327,8 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
   phase('pods');
 
   await settleAll([
-    ...plan.pods.map((p) => startDaemon({ kind: 'pod', name: p.key, netns: p.netns, ip: p.ip, ports: p.ports, socket: p.socket }, addProcess)),
-    ...plan.clients.map((c) => startDaemon({ kind: 'client', name: c.name, netns: c.netns, ip: c.ip, ports: [], socket: c.socket }, addProcess)),
+    ...plan.pods.map((p) => startDaemon({ kind: 'pod', name: p.key, netns: p.netns, ips: p.ips, ports: p.ports, socket: p.socket }, addProcess)),
+    ...plan.clients.map((c) => startDaemon({ kind: 'client', name: c.name, netns: c.netns, ips: c.ips, ports: [], socket: c.socket }, addProcess)),
   ]);
   phase('daemons');
 

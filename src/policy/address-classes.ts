@@ -40,7 +40,7 @@ export interface ClassedPod {
 
 export interface ClassedNode {
   addresses: readonly string[];
-  podCIDR?: string;
+  podCIDRs: readonly string[];
 }
 
 export interface AddressClassInput {
@@ -141,7 +141,7 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
       if (key) nodeKeys.set(ip, key);
     }
   }
-  const ranges = input.nodes.flatMap((n) => (n.podCIDR ? [prefixOf(n.podCIDR)] : []));
+  const ranges = input.nodes.flatMap((n) => n.podCIDRs.map(prefixOf));
   const lpm: { prefix: Prefix; key?: string; identity?: number }[] = [];
   const lpmSeen = new Set<string>();
   for (const p of [...ranges, ...prefixList]) {

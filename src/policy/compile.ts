@@ -66,8 +66,9 @@ export interface ClusterEndpoint {
 
 export interface ClusterNode {
   name: string;
-  addresses: string[];
-  podCIDR?: string;
+  addresses: readonly string[];
+  /** One per family. */
+  podCIDRs: readonly string[];
 }
 
 export interface DesiredInput {

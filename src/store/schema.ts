@@ -16,7 +16,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
-import { isIPv4Cidr } from '../datapath/addr.js';
+import { canonicalIP, isCidr, isIPv4Cidr } from '../datapath/addr.js';
 import { IDENTITY } from '../datapath/constants.js';
 
 export const BUCKETS = {
@@ -37,6 +37,19 @@ const labelMap = z.record(z.string(), z.string());
 /** What the compiler turns into map keys must parse: checked here, where records arrive. */
 export const ipv4 = z.string().refine((s) => isIPv4(s), 'not an IPv4 address');
 export const ipv4Cidr = z.string().refine(isIPv4Cidr, 'not an IPv4 CIDR (a.b.c.d/0-32)');
+/** An address of either family, read in its canonical text (IPv6 shortest form), so records compare as strings. */
+export const ipAddress = z.string().transform((s, ctx) => {
+  const c = canonicalIP(s);
+  if (c === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'not an IP address' });
+    return z.NEVER;
+  }
+  return c;
+});
+export const cidr = z.string().refine(isCidr, 'not a CIDR (a.b.c.d/0-32 or an IPv6 prefix x::/0-128)');
+
+/** A node's pod ranges: `podCIDRs` where its agent wrote them, else the IPv4 `podCIDR` of an agent from before dual-stack. */
+export const nodePodCIDRs = (n: Pick<NodeRecord, 'podCIDR' | 'podCIDRs'>): string[] => n.podCIDRs ?? (n.podCIDR ? [n.podCIDR] : []);
 
 export const containerPort = z.object({
   name: z.string().optional(),
@@ -51,7 +64,8 @@ export const podRecord = z.object({
   name: z.string(),
   node: z.string(),
   labels: labelMap,
-  ips: z.array(ipv4).min(1),
+  /** One per family, IPv4 first in a lab. */
+  ips: z.array(ipAddress).min(1),
   /** Host-side veth in the node's network namespace; the agent attaches to it. */
   ifname: z.string(),
   ports: z.array(containerPort),
@@ -91,7 +105,7 @@ export const endpointRecord = z.object({
   namespace: z.string(),
   name: z.string(),
   node: z.string(),
-  ips: z.array(ipv4).min(1),
+  ips: z.array(ipAddress).min(1),
   identity: identityNumber,
 });
 export type EndpointRecord = z.infer<typeof endpointRecord>;
@@ -119,8 +133,11 @@ export const identityEntry = z.union([identityRecord, identityClaim]);
 export const nodeRecord = z.object({
   v: z.literal(1),
   name: z.string(),
-  addresses: z.array(ipv4),
+  addresses: z.array(ipAddress),
+  /** The node's IPv4 pod range (what agents before dual-stack read). */
   podCIDR: ipv4Cidr.optional(),
+  /** Every pod range of the node, one per family (nodePodCIDRs reads either). */
+  podCIDRs: z.array(cidr).optional(),
   /**
    * The node's labels: `kubernetes.io/hostname: <name>` always, the agent's
    * --node-labels when it first registers, then whatever `lab label node` sets (an

@@ -72,8 +72,8 @@ const pod = (namespace: string, name: string, node: string, labels: Record<strin
 const BASE: ModelCluster = {
   localNode: 'n1',
   nodes: [
-    { name: 'n1', addresses: [HOST], podCIDR: '10.244.1.0/24' },
-    { name: 'n2', addresses: [REMOTE_NODE], podCIDR: '10.244.2.0/24' },
+    { name: 'n1', addresses: [HOST], podCIDRs: ['10.244.1.0/24'] },
+    { name: 'n2', addresses: [REMOTE_NODE], podCIDRs: ['10.244.2.0/24'] },
   ],
   namespaces: [ns('x', { team: 'a' }), ns('y', { team: 'b' }), ns('z', { team: 'a' })],
   pods: [

@@ -35,9 +35,9 @@ function cluster(backends: number[], seed: number): SvcCluster {
   return {
     node: 'n1',
     nodes: [
-      { name: 'n1', addresses: ['10.250.0.10'], podCIDR: '10.244.1.0/24' },
-      { name: 'n2', addresses: ['10.250.0.11'], podCIDR: '10.244.2.0/24' },
-      { name: 'n3', addresses: ['10.250.0.12'], podCIDR: '10.244.3.0/24' },
+      { name: 'n1', addresses: ['10.250.0.10'], podCIDRs: ['10.244.1.0/24'] },
+      { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] },
+      { name: 'n3', addresses: ['10.250.0.12'], podCIDRs: ['10.244.3.0/24'] },
     ],
     namespaces: [{ name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } }],
     pods,

@@ -115,9 +115,9 @@ const SERVICES = [
 const BASE: SvcCluster = {
   node: 'n1',
   nodes: [
-    { name: 'n1', addresses: [N1], podCIDR: '10.244.1.0/24' },
-    { name: 'n2', addresses: [N2], podCIDR: '10.244.2.0/24' },
-    { name: 'n3', addresses: [N3], podCIDR: '10.244.3.0/24' },
+    { name: 'n1', addresses: [N1], podCIDRs: ['10.244.1.0/24'] },
+    { name: 'n2', addresses: [N2], podCIDRs: ['10.244.2.0/24'] },
+    { name: 'n3', addresses: [N3], podCIDRs: ['10.244.3.0/24'] },
   ],
   namespaces: [
     { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } },

@@ -25,7 +25,7 @@ const podCidr = (node: string) => plan.nodes.find((n) => n.name === node)!.podCI
 /** The cluster as the model sees it; labels change with the cases. */
 const cluster: ModelCluster = {
   localNode: 'none', // reachability is end to end: no node's own addresses are involved
-  nodes: plan.nodes.map((n) => ({ name: n.name, addresses: [n.underlayIP], podCIDR: n.podCIDR })),
+  nodes: plan.nodes.map((n) => ({ name: n.name, addresses: n.underlayIPs, podCIDRs: n.podCIDRs })),
   namespaces: plan.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })),
   pods: plan.pods.map((p): ModelPod => ({ namespace: p.namespace, name: p.name, labels: { ...p.labels }, ips: [p.ip], node: p.node, ports: p.ports.map((q) => ({ ...q })) })),
   policies: [],

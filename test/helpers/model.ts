@@ -72,7 +72,7 @@ export interface ModelPod {
 export interface ModelNode {
   name: string;
   addresses: string[];
-  podCIDR?: string;
+  podCIDRs: string[];
 }
 
 export interface ModelCluster {

@@ -19,7 +19,7 @@ import type { SmCluster } from './service-model.js';
 export interface SvcNode {
   name: string;
   addresses: string[];
-  podCIDR: string;
+  podCIDRs: string[];
 }
 
 /** Everything a node's service and policy maps are compiled from. */

@@ -19,7 +19,7 @@ const INPUT: AddressClassInput = {
     { ips: ['10.244.9.1'], identity: 301 }, // a pod outside the known pod ranges, inside 10.244.0.0/16
     { ips: ['fd00::1'], identity: 302 }, // in no prefix, no named port: keeps its label identity
   ],
-  nodes: [{ addresses: ['10.250.0.11'], podCIDR: '10.244.2.0/24' }],
+  nodes: [{ addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] }],
 };
 
 describe('address classes', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { agentOptions } from '../../agent/options.js';
 import { parsePolicyText } from '../../src/policy/parse.js';
 import { policyDocumentSchema, storedPolicy } from '../../src/policy/schema.js';
-import { nodeRecord, podRecord } from '../../src/store/schema.js';
+import { nodePodCIDRs, nodeRecord, podRecord } from '../../src/store/schema.js';
 
 const pod = (ips: string[]) => ({
   v: 1,
@@ -26,13 +26,14 @@ const node = (podCIDR?: string, addresses = ['10.250.0.10']) => ({
 });
 
 describe('store schema', () => {
-  it('store schema - pod addresses must be IPv4 addresses, not merely dotted numbers', () => {
+  it('store schema - pod addresses must be addresses of either family, not merely dotted numbers; IPv6 is read in its shortest form', () => {
     expect(podRecord.safeParse(pod(['10.244.1.10'])).success).toBe(true);
-    for (const bad of ['999.1.1.1', '10.244.1', '10.244.1.010', '10.244.1.10/32', 'fd00::1', '']) {
+    expect(podRecord.parse(pod(['10.244.1.10', 'FD00:10:244:1:0:0:0:A'])).ips).toEqual(['10.244.1.10', 'fd00:10:244:1::a']);
+    for (const bad of ['999.1.1.1', '10.244.1', '10.244.1.010', '10.244.1.10/32', 'fd00::1::2', 'fd00::/64', '']) {
       const r = podRecord.safeParse(pod([bad]));
       expect(r.success, bad).toBe(false);
       expect(r.error?.issues[0]?.path).toEqual(['ips', 0]);
-      expect(r.error?.issues[0]?.message).toBe('not an IPv4 address');
+      expect(r.error?.issues[0]?.message).toBe('not an IP address');
     }
   });
 
@@ -43,6 +44,12 @@ describe('store schema', () => {
       expect(nodeRecord.safeParse(node(bad)).success, bad).toBe(false);
     }
     expect(nodeRecord.safeParse(node('10.244.1.0/24', ['10.250.0.256'])).success).toBe(false);
+    // Dual-stack: podCIDRs of either family; podCIDR stays the IPv4 one (what older agents read).
+    const dual = { ...node('10.244.1.0/24', ['10.250.0.10', 'fd00:10:250::10']), podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] };
+    expect(nodePodCIDRs(nodeRecord.parse(dual))).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
+    expect(nodePodCIDRs(nodeRecord.parse(node('10.244.1.0/24')))).toEqual(['10.244.1.0/24']);
+    expect(nodeRecord.safeParse({ ...dual, podCIDRs: ['fd00:10:244:1::/129'] }).success).toBe(false);
+    expect(nodeRecord.safeParse(node('fd00:10:244:1::/64')).success).toBe(false);
   });
 
   it('agent options - --node-labels: KEY=VALUE pairs with label syntax, or a refusal naming the bad one', () => {
@@ -58,10 +65,12 @@ describe('store schema', () => {
 
   it('agent options - a pod CIDR that does not parse is refused at start', () => {
     const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
-    expect(agentOptions.safeParse({ ...base, podCIDR: '10.244.1.0/24' }).success).toBe(true);
-    const r = agentOptions.safeParse({ ...base, podCIDR: '10.244.1.0/99' });
+    expect(agentOptions.safeParse({ ...base, podCIDRs: ['10.244.1.0/24'] }).success).toBe(true);
+    expect(agentOptions.safeParse({ ...base, podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] }).success).toBe(true);
+    const r = agentOptions.safeParse({ ...base, podCIDRs: ['10.244.1.0/99'] });
     expect(r.success).toBe(false);
-    expect(r.error?.issues[0]?.message).toMatch(/IPv4 CIDR/);
+    expect(r.error?.issues[0]?.message).toMatch(/a CIDR like/);
+    expect(agentOptions.safeParse({ ...base, podCIDRs: ['10.244.1.0/24', '10.244.2.0/24'] }).error?.issues[0]?.message).toMatch(/one range per family/);
   });
 });
 
