@@ -4,7 +4,8 @@
 // CLI (and changes labels at run time where the upstream case does), probes every pod →
 // every pod on every port, and requires the matrix the independent model
 // (test/helpers/model.ts, PolicyModel.reachable) gives for those policies and labels.
-// IPv4 only until the lab is dual-stack. Needs root and `make build`: creates tp-*
+// The lab is dual-stack: every pair is probed in both families, and the model judges each
+// row in its own (an ipBlock covers its own family only). Needs root and `make build`: creates tp-*
 // namespaces, links, processes and pins, all removed in afterAll.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,14 +21,16 @@ import { ROOT } from '../helpers/paths.js';
 const LAB = 'labs/netpol-e2e.yaml';
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
 const ip = (key: string) => plan.pods.find((p) => p.key === key)!.ip;
+const ip6 = (key: string) => plan.pods.find((p) => p.key === key)!.ips[1]!;
 const podCidr = (node: string) => plan.nodes.find((n) => n.name === node)!.podCIDR;
+const podCidr6 = (node: string) => plan.nodes.find((n) => n.name === node)!.podCIDRs[1]!;
 
 /** The cluster as the model sees it; labels change with the cases. */
 const cluster: ModelCluster = {
   localNode: 'none', // reachability is end to end: no node's own addresses are involved
   nodes: plan.nodes.map((n) => ({ name: n.name, addresses: n.underlayIPs, podCIDRs: n.podCIDRs })),
   namespaces: plan.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })),
-  pods: plan.pods.map((p): ModelPod => ({ namespace: p.namespace, name: p.name, labels: { ...p.labels }, ips: [p.ip], node: p.node, ports: p.ports.map((q) => ({ ...q })) })),
+  pods: plan.pods.map((p): ModelPod => ({ namespace: p.namespace, name: p.name, labels: { ...p.labels }, ips: [...p.ips], node: p.node, ports: p.ports.map((q) => ({ ...q })) })),
   policies: [],
 };
 const podOf = (key: string) => cluster.pods.find((p) => `${p.namespace}/${p.name}` === key)!;
@@ -177,6 +180,19 @@ const CASES: UpstreamCase[] = [
       `podSelector: {matchLabels: {pod: a}}\npolicyTypes: [Egress]\negress:\n  - to: [{ipBlock: {cidr: ${podCidr('n3')}, except: [${ip('y/b')}/32]}}]\n  - to: [{ipBlock: {cidr: ${ip('y/b')}/32}}]`,
     ),
   },
+  // The upstream suite runs the three CIDR cases in the cluster's family; here the IPv4
+  // ones above leave IPv6 denied (their ipBlocks cover IPv4 only), and these cover IPv6.
+  {
+    name: 'should allow egress access to server in CIDR block (IPv6)',
+    policies: np('x-a-to-y-b-cidr6', `podSelector: {matchLabels: {pod: a}}\npolicyTypes: [Egress]\negress:\n  - to: [{ipBlock: {cidr: "${ip6('y/b')}/128"}}]`),
+  },
+  {
+    name: 'should enforce except clause while egress access to server in CIDR block (IPv6, beside an IPv4 block)',
+    policies: np(
+      'x-a-to-n3-but-y-b-both',
+      `podSelector: {matchLabels: {pod: a}}\npolicyTypes: [Egress]\negress:\n  - to: [{ipBlock: {cidr: "${podCidr6('n3')}", except: ["${ip6('y/b')}/128"]}}, {ipBlock: {cidr: ${podCidr('n1')}}}]`,
+    ),
+  },
   {
     name: 'should support denying of egress traffic on the client side (even if the server explicitly allows this traffic)',
     policies: docs(
@@ -201,11 +217,12 @@ async function probe(): Promise<ProbeRow[]> {
   return JSON.parse(r.stdout) as ProbeRow[];
 }
 
-const show = (rows: ProbeRow[], f: (r: ProbeRow) => boolean) => rows.map((r) => `${r.from} → ${r.to} ${r.port}/${r.protocol}: ${f(r) ? 'connected' : 'blocked'}`);
+const show = (rows: ProbeRow[], f: (r: ProbeRow) => boolean) =>
+  rows.map((r) => `${r.from} → ${r.to} ${r.port}/${r.protocol} IPv${r.family}: ${f(r) ? 'connected' : 'blocked'}`);
 
 /** Probes until the matrix is what the model says (labels take a moment to travel), at most 4 times. */
 async function expectModelMatrix(model: PolicyModel): Promise<ProbeRow[]> {
-  const want = (r: ProbeRow) => model.reachable(podOf(r.from), podOf(r.to), r.protocol, r.port);
+  const want = (r: ProbeRow) => model.reachable(podOf(r.from), podOf(r.to), r.protocol, r.port, r.family);
   let rows: ProbeRow[] = [];
   for (let attempt = 0; attempt < 4; attempt++) {
     rows = await probe();
@@ -237,9 +254,10 @@ describe('netpol upstream e2e', () => {
     await tcplane(['lab', 'down']);
   });
 
-  it('netpol upstream e2e - without policies every pod reaches every pod on ports 80 and 81, TCP and UDP', async () => {
+  it('netpol upstream e2e - without policies every pod reaches every pod on ports 80 and 81, TCP and UDP, IPv4 and IPv6', async () => {
     const rows = await expectModelMatrix(new PolicyModel(cluster));
-    expect(rows.length).toBe(9 * 9 * 4);
+    expect(rows.length).toBe(9 * 9 * 4 * 2);
+    expect(new Set(rows.map((r) => r.family))).toEqual(new Set([4, 6]));
     expect(rows.every((r) => r.connected)).toBe(true);
   });
 

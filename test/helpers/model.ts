@@ -393,12 +393,13 @@ export class PolicyModel {
    * egress allows it and to's ingress does; a pod always reaches itself. For end-to-end
    * reachability matrices (conntrack and hooks aside).
    */
-  reachable(from: ModelPod, to: ModelPod, protocol: 'TCP' | 'UDP', dport: number): boolean {
-    if (from === to) return true;
-    const v6 = from.ips[0]!.includes(':');
+  reachable(from: ModelPod, to: ModelPod, protocol: 'TCP' | 'UDP', dport: number, family: 4 | 6 = 4): boolean {
+    const v6 = family === 6;
+    const src = from.ips.find((ip) => ip.includes(':') === v6);
     const dst = to.ips.find((ip) => ip.includes(':') === v6);
-    if (!dst) return false;
-    const p: Seen = { src: from.ips[0]!, dst, protocol, sport: 40000, dport, tcpFlags: 0x02 };
+    if (!src || !dst) return false;
+    if (from === to) return true;
+    const p: Seen = { src, dst, protocol, sport: 40000, dport, tcpFlags: 0x02 };
     const way = (pod: ModelPod, type: 'Ingress' | 'Egress') => this.selecting(pod, type).length === 0 || this.allowed(pod, type, p);
     return way(from, 'Egress') && way(to, 'Ingress');
   }
