@@ -152,8 +152,8 @@ const cluster: fc.Arbitrary<ModelCluster> = fc
   .map(({ nsl, pods, policies }) => ({
     localNode: 'n1',
     nodes: [
-      { name: 'n1', addresses: [HOST], podCIDRs: ['10.244.1.0/24'] },
-      { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] },
+      { name: 'n1', addresses: [HOST], podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] },
+      { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24', 'fd00:244:2::/64'] },
     ],
     namespaces: NAMESPACES.map((name, i) => ({ name, labels: { 'kubernetes.io/metadata.name': name, ...nsl[i] } })),
     pods,
