@@ -1,5 +1,5 @@
 /**
- * `tcplane cluster init [--service-cidr CIDR] [--node-port-range MIN-MAX] [--maglev-table-size N]`
+ * `tcplane cluster init [--service-cidr CIDR[,CIDR6]] [--node-port-range MIN-MAX] [--maglev-table-size N]`
  * and `tcplane cluster show`: the cluster-wide settings (src/services/cluster-config.ts).
  * `init` creates them once; run it before the first service is applied to choose the
  * service range (otherwise the first `apply` of a service creates Kubernetes' defaults).
@@ -21,12 +21,12 @@ export function registerClusterCommands(program: Command): void {
   cluster
     .command('init')
     .description('create the cluster settings (once; before the first service is applied)')
-    .option('--service-cidr <cidr>', 'where ClusterIPs are allocated from (default 10.96.0.0/12)')
+    .option('--service-cidr <cidrs>', 'where ClusterIPs are allocated from: an IPv4 range, and an IPv6 one after a comma for dual-stack services (default 10.96.0.0/12)')
     .option('--node-port-range <min-max>', 'where node ports are allocated from (default 30000-32767)', range)
     .option('--maglev-table-size <n>', 'the largest Maglev table, a prime of the size ladder (default 16381)', (v) => Number(v))
     .option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)')
     .action(async (o: { serviceCidr?: string; nodePortRange?: { min: number; max: number }; maglevTableSize?: number; nats?: string }) => {
-      const settings: ClusterSettings = { serviceCIDR: o.serviceCidr, nodePortRange: o.nodePortRange, maglevMaxTableSize: o.maglevTableSize };
+      const settings: ClusterSettings = { serviceCIDRs: o.serviceCidr?.split(',').map((c) => c.trim()), nodePortRange: o.nodePortRange, maglevMaxTableSize: o.maglevTableSize };
       await withStore(o.nats, async (store) => {
         const { config, created } = await ensureClusterConfig(store, settings);
         const asked = Object.entries(settings).filter(([, v]) => v !== undefined);

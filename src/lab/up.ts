@@ -51,6 +51,7 @@ import {
   POD_GATEWAY6,
   POD_IF,
   POD_SOCKET_DIR,
+  SERVICE_CIDR6,
   STATE_DIR,
   UNDERLAY_NETNS,
   UNDERLAY_PREFIX,
@@ -342,7 +343,8 @@ async function build(plan: LabPlan, opts: UpOptions, ctl: BuildControl): Promise
     for (const p of plan.pods) await store.put('pods', podKey(p.namespace, p.name), declaredPodRecord(p));
     const podsRevision = await store.lastRevision('pods');
     // The lab's service range for ClusterIPs (LAB.yaml's serviceCIDR or SERVICE_CIDR) (a cluster setting, created before anyone allocates).
-    await ensureClusterConfig(store, { serviceCIDR: plan.serviceCIDR });
+    // A dual-stack lab gives services an IPv6 range too (SERVICE_CIDR6).
+    await ensureClusterConfig(store, { serviceCIDRs: plan.families.includes(6) ? [plan.serviceCIDR, SERVICE_CIDR6] : [plan.serviceCIDR] });
     phase('store');
 
     if (opts.agents) {

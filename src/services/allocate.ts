@@ -18,10 +18,11 @@
  * taken over.
  */
 import { randomInt } from 'node:crypto';
-import { isIPv4 } from 'node:net';
-import { allocationClaim, type AllocationClaim, type ClusterConfig } from '../store/schema.js';
+import { formatAddress, parseAddress, prefixOf } from '../policy/prefix.js';
+import { allocationClaim, serviceRanges, type AllocationClaim, type ClusterConfig } from '../store/schema.js';
+import { familyOfAddress } from './schema.js';
 import type { Store } from '../store/store.js';
-import type { Service, ServicePort } from './types.js';
+import type { IPFamily, Service, ServicePort } from './types.js';
 import { SERVICE_PORT_ID_MAX } from './types.js';
 
 export type FieldPath = (string | number)[];
@@ -36,7 +37,8 @@ const STALE_MS = 60_000;
 const MAX_ATTEMPTS = 2000;
 
 export const claimKey = {
-  clusterIP: (ip: string) => `clusterip/${ip}`,
+  // KV keys take no ':', so an IPv6 address's colons become '-' (which no address has).
+  clusterIP: (ip: string) => `clusterip/${ip.replaceAll(':', '-')}`,
   nodePort: (port: number) => `nodeport/${port}`,
   portId: (id: number) => `portid/${id}`,
 };
@@ -55,17 +57,24 @@ export function claimsOf(svc: Service): string[] {
   return [...new Set(keys)];
 }
 
-function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+/** The usable addresses of a service range: the first and how many (its network address, and an IPv4 range's broadcast address, are not handed out). */
+export function serviceRange(cidr: string): { family: IPFamily; first: bigint; count: number } {
+  const p = prefixOf(cidr);
+  const width = p.family === 4 ? 32 : 128;
+  const size = Number(1n << BigInt(width - p.len));
+  const family: IPFamily = p.family === 4 ? 'IPv4' : 'IPv6';
+  if (size <= 2) return { family, first: p.bits, count: size };
+  return { family, first: p.bits + 1n, count: p.family === 4 ? size - 2 : size - 1 };
 }
-const intToIpv4 = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 
-/** The usable addresses of a service range: its network and broadcast addresses are not handed out. */
-export function serviceRange(cidr: string): { first: number; last: number } {
-  const [ip, len] = cidr.split('/');
-  const size = 2 ** (32 - Number(len));
-  const base = ipv4ToInt(ip!) - (ipv4ToInt(ip!) % size);
-  return size <= 2 ? { first: base, last: base + size - 1 } : { first: base + 1, last: base + size - 2 };
+const addressAt = (range: ReturnType<typeof serviceRange>, i: number) => formatAddress(range.family === 'IPv4' ? 4 : 6, range.first + BigInt(i));
+
+/** Where `ip` lies in `range` (0 for its first usable address), or -1 outside it. */
+function offsetIn(range: ReturnType<typeof serviceRange>, ip: string): number {
+  const a = parseAddress(ip);
+  if (!a || (a.family === 4) !== (range.family === 'IPv4')) return -1;
+  const off = a.value - range.first;
+  return off >= 0n && off < BigInt(range.count) ? Number(off) : -1;
 }
 
 /** Whether a service needs node ports, per port. */
@@ -175,30 +184,22 @@ export class Allocator {
     const out: Service = { ...svc, clusterIPs: [...svc.clusterIPs], ports: svc.ports.map((p) => ({ ...p })) };
     const np = this.config.nodePortRange;
 
-    // ClusterIP.
-    const ipPaths: FieldPath[] = [['spec', 'clusterIP'], ['spec', 'clusterIPs', 0]];
-    const had = existing?.clusterIPs[0];
-    const given = svc.clusterIPs[0];
-    if (had !== undefined && given !== undefined && given !== had) {
-      problems.push({ paths: ipPaths, detail: `field is immutable: the service has ${had}; delete it first to change its cluster IP` });
-    } else if ((given ?? had) === 'None') {
-      out.clusterIPs = ['None'];
-    } else if ((given ?? had) !== undefined) {
-      const ip = (given ?? had)!;
-      const range = serviceRange(this.config.serviceCIDR);
-      const n = isIPv4(ip) ? ipv4ToInt(ip) : NaN;
-      if (!(n >= range.first && n <= range.last)) {
-        problems.push({ paths: ipPaths, detail: `${ip} is not in the cluster's service range ${this.config.serviceCIDR}` });
-      } else {
-        const r = await this.claim(claimKey.clusterIP(ip), owner, made);
-        if (!r.ok) problems.push({ paths: ipPaths, detail: `${ip} is already allocated to service ${r.holder}` });
-        out.clusterIPs = [ip];
+    // IP families, then a ClusterIP per family.
+    const families = this.familiesOf(svc, existing, problems);
+    out.ipFamilies = families;
+    const headless = (svc.clusterIPs[0] ?? existing?.clusterIPs[0]) === 'None';
+    if (headless) {
+      const had = existing?.clusterIPs[0];
+      if (had !== undefined && had !== 'None') {
+        problems.push({ paths: [['spec', 'clusterIP'], ['spec', 'clusterIPs', 0]], detail: `field is immutable: the service has ${had}; delete it first to change its cluster IP` });
       }
+      out.clusterIPs = ['None'];
     } else {
-      const range = serviceRange(this.config.serviceCIDR);
-      const n = await this.claimFree(range.first, range.last, (x) => claimKey.clusterIP(intToIpv4(x)), owner, made, inUse);
-      if (n === undefined) problems.push({ paths: [['spec']], detail: `no free cluster IP left in ${this.config.serviceCIDR}` });
-      else out.clusterIPs = [intToIpv4(n)];
+      out.clusterIPs = [];
+      for (const [i, family] of families.entries()) {
+        const ip = await this.clusterIPFor(svc, existing, family, i, owner, made, inUse, problems);
+        if (ip !== undefined) out.clusterIPs.push(ip);
+      }
     }
 
     // Node ports, port ids.
@@ -263,6 +264,82 @@ export class Allocator {
     }
     this.services.set(owner, out);
     return { service: out, problems, made };
+  }
+
+  /**
+   * The service's families, as Kubernetes decides them: as given (or read from its
+   * cluster IPs), else the stored service's, else the cluster's primary family; a
+   * PreferDualStack or RequireDualStack service gets the cluster's other family too when
+   * it has one. A family the cluster has no service range for, RequireDualStack on a
+   * single-stack cluster, and a changed primary family are problems.
+   */
+  private familiesOf(svc: Service, existing: Service | undefined, problems: AllocationProblem[]): IPFamily[] {
+    const ranges = serviceRanges(this.config);
+    const cluster = ranges.map((r) => serviceRange(r).family);
+    const given = svc.ipFamilies;
+    given.forEach((f, i) => {
+      if (!cluster.includes(f)) {
+        problems.push({
+          paths: [['spec', 'ipFamilies', i], ['spec', 'clusterIPs', i], ['spec', 'clusterIP']],
+          detail: `${f} is not configured on this cluster (its service range${ranges.length > 1 ? 's' : ''}: ${ranges.join(', ')})`,
+        });
+      }
+    });
+    if (svc.ipFamilyPolicy === 'RequireDualStack' && cluster.length < 2) {
+      problems.push({ paths: [['spec', 'ipFamilyPolicy']], detail: `RequireDualStack needs a dual-stack cluster; this one has only the ${cluster[0]} service range ${ranges[0]}` });
+    }
+    const out = given.length > 0 ? [...given] : existing && existing.ipFamilies.length > 0 ? [existing.ipFamilies[0]!] : [cluster[0]!];
+    if (svc.ipFamilyPolicy !== 'SingleStack' && out.length === 1) {
+      const other = cluster.find((f) => f !== out[0]);
+      if (other) out.push(other);
+    }
+    const primary = existing?.ipFamilies[0];
+    if (primary !== undefined && existing!.clusterIPs[0] !== undefined && out[0] !== primary) {
+      problems.push({ paths: [['spec', 'ipFamilies', 0]], detail: `the primary family is immutable: the service is ${primary}; delete it first to change it` });
+    }
+    return out.filter((f) => cluster.includes(f));
+  }
+
+  /**
+   * The ClusterIP of `family` (the service's i-th): as given (in that family's range,
+   * free), else the stored service's, else a free one. A cluster IP never changes once set.
+   */
+  private async clusterIPFor(
+    svc: Service,
+    existing: Service | undefined,
+    family: IPFamily,
+    i: number,
+    owner: string,
+    made: string[],
+    inUse: Set<string>,
+    problems: AllocationProblem[],
+  ): Promise<string | undefined> {
+    const paths: FieldPath[] = i === 0 ? [['spec', 'clusterIP'], ['spec', 'clusterIPs', 0]] : [['spec', 'clusterIPs', i]];
+    const cidr = serviceRanges(this.config).find((r) => serviceRange(r).family === family)!;
+    const range = serviceRange(cidr);
+    const given = svc.clusterIPs.find((ip) => ip !== 'None' && familyOfAddress(ip) === family);
+    const had = existing?.clusterIPs.find((ip) => ip !== 'None' && familyOfAddress(ip) === family);
+    if (had !== undefined && given !== undefined && given !== had) {
+      problems.push({ paths, detail: `field is immutable: the service has ${had}; delete it first to change its cluster IP` });
+      return undefined;
+    }
+    const want = given ?? had;
+    if (want !== undefined) {
+      if (offsetIn(range, want) < 0) {
+        problems.push({ paths, detail: `${want} is not in the cluster's ${family} service range ${cidr}` });
+        return undefined;
+      }
+      const r = await this.claim(claimKey.clusterIP(want), owner, made);
+      if (!r.ok) problems.push({ paths, detail: `${want} is already allocated to service ${r.holder}` });
+      inUse.add(claimKey.clusterIP(want));
+      return want;
+    }
+    const n = await this.claimFree(0, range.count - 1, (x) => claimKey.clusterIP(addressAt(range, x)), owner, made, inUse);
+    if (n === undefined) {
+      problems.push({ paths: [['spec']], detail: `no free ${family} cluster IP left in ${cidr}` });
+      return undefined;
+    }
+    return addressAt(range, n);
   }
 
   /** Withdraws claims (a failed apply's, or those an updated or deleted service no longer uses). */

@@ -1,5 +1,5 @@
 /**
- * The cluster-wide settings (tcplane-cluster/config): the service range ClusterIPs come
+ * The cluster-wide settings (tcplane-cluster/config): the service ranges ClusterIPs come
  * from, the node-port range, and the Maglev seed and table limit every node must share
  * to pick the same backend for a flow. Created once, with KV create(), by whoever needs
  * it first (the lab, `tcplane cluster init`, or the first `apply` of a service, with the
@@ -15,7 +15,8 @@ export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 export const DEFAULT_NODE_PORT_RANGE = { min: 30000, max: 32767 } as const;
 
 export interface ClusterSettings {
-  serviceCIDR?: string;
+  /** The service ranges: an IPv4 one (primary), and an IPv6 one for a dual-stack cluster. */
+  serviceCIDRs?: string[];
   nodePortRange?: { min: number; max: number };
   maglevMaxTableSize?: number;
 }
@@ -24,13 +25,17 @@ export interface ClusterSettings {
 export function newClusterConfig(s: ClusterSettings = {}): ClusterConfig {
   const cfg = {
     v: 1 as const,
-    serviceCIDR: s.serviceCIDR ?? DEFAULT_SERVICE_CIDR,
+    serviceCIDR: s.serviceCIDRs?.[0] ?? DEFAULT_SERVICE_CIDR,
+    serviceCIDRs: s.serviceCIDRs ?? [DEFAULT_SERVICE_CIDR],
     nodePortRange: s.nodePortRange ?? { ...DEFAULT_NODE_PORT_RANGE },
     maglevSeed: randomInt(0, 0xffffffff),
     maglevMaxTableSize: s.maglevMaxTableSize ?? MAGLEV_DEFAULT_MAX_SIZE,
   };
   const bad = validateMaglevSize(cfg.maglevMaxTableSize);
   if (bad) throw new Error(`cluster config: maglevMaxTableSize: ${bad}`);
+  if (cfg.serviceCIDRs.length === 2 && cfg.serviceCIDRs[0]!.includes(':') === cfg.serviceCIDRs[1]!.includes(':')) {
+    throw new Error('cluster config: serviceCIDRs: one range per family (an IPv4 one, then an IPv6 one)');
+  }
   const r = clusterConfig.safeParse(cfg);
   if (!r.success) {
     const i = r.error.issues[0]!;

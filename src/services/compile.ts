@@ -18,9 +18,11 @@
  * share a client's backend; those on a Local set keep their own, so an affinity made
  * through a NodePort never sends a ClusterIP connection past internalTrafficPolicy Local.
  *
- * Table ids: lut_id = service port id << 3 | set << 1 | generation. A table keeps its
- * id while its size stays; a new size is written under the other generation and the
- * frontends are repointed, so a frontend's size and table always agree.
+ * Table ids: lut_id = service port id << 3 | set << 1 | generation, with the top bit
+ * set for an IPv6 table (a dual-stack service port has its sets once per family: a
+ * table holds backends of one family, the frontend's). A table keeps its id while its
+ * size stays; a new size is written under the other generation and the frontends are
+ * repointed, so a frontend's size and table always agree.
  */
 import { addrBytes } from '../datapath/addr.js';
 import { PROTO, TP_AFFINITY_SCOPE, TP_BACKEND_STATE, TP_FAMILY, TP_SVC_EMPTY, TP_SVC_ORIGIN } from '../datapath/constants.js';
@@ -28,9 +30,10 @@ import type { Entry, ServiceGroup, ServiceMaps } from '../datapath/desired.js';
 import { tpBackend, tpSvcKey, tpSvcValue, u32Key, type TpBackend, type TpSvcKey, type TpSvcValue } from '../datapath/structs.js';
 import type { PodRecord } from '../store/schema.js';
 import { backendKey, type BackendIds } from './backend-ids.js';
-import { maglevName, serviceBackends, usableBackends, type Backend } from './backends.js';
+import { maglevName, serviceBackends, serviceFamilies, usableBackends, type Backend } from './backends.js';
+import { familyOfAddress } from './schema.js';
 import { maglevTable, maglevTableSize } from './maglev.js';
-import type { Service, ServicePort } from './types.js';
+import type { IPFamily, Service, ServicePort } from './types.js';
 
 export interface ServiceCompileInput {
   node: string;
@@ -49,6 +52,10 @@ export interface ServiceCompileInput {
 
 const LUT_SET = { cluster: 0, internal: 1, external: 2 } as const;
 type LutSet = keyof typeof LUT_SET;
+/** The lut_id bit of an IPv6 table (service port ids use 24 bits, shifted by 3). */
+const LUT_IPV6 = 0x80000000;
+const DATAPATH_FAMILY: Record<IPFamily, number> = { IPv4: TP_FAMILY.TP_FAMILY_IPV4, IPv6: TP_FAMILY.TP_FAMILY_IPV6 };
+const FAMILIES: IPFamily[] = ['IPv4', 'IPv6'];
 
 const PROTOCOL_NUMBER: Record<ServicePort['protocol'], number> = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP };
 
@@ -97,20 +104,28 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
       out.backendKeys.push(key);
       out.backends.push(
         encoded(
-          { key: id, value: { service_id: serviceId, family: TP_FAMILY.TP_FAMILY_IPV4, protocol, port: b.port, state: STATE[b.state], addr: addrBytes(b.ip).addr } },
+          { key: id, value: { service_id: serviceId, family: DATAPATH_FAMILY[familyOfAddress(b.ip)], protocol, port: b.port, state: STATE[b.state], addr: addrBytes(b.ip).addr } },
           u32Key,
           tpBackend,
         ),
       );
     }
-    const cluster = usableBackends(all);
-    const local = usableBackends(all.filter((b) => b.node === input.node));
-    const sets: Record<LutSet, Backend[]> = {
-      cluster,
-      internal: svc.internalTrafficPolicy === 'Local' ? local : cluster,
-      external: svc.externalTrafficPolicy === 'Local' ? local : cluster,
+    // The sets of each family, from that family's backends (an address of another family than the service's finds none).
+    const setsOf = (family: IPFamily) => {
+      const mine = all.filter((b) => familyOfAddress(b.ip) === family);
+      const cluster = usableBackends(mine);
+      const local = usableBackends(mine.filter((b) => b.node === input.node));
+      const sets: Record<LutSet, Backend[]> = {
+        cluster,
+        internal: svc.internalTrafficPolicy === 'Local' ? local : cluster,
+        external: svc.externalTrafficPolicy === 'Local' ? local : cluster,
+      };
+      return sets;
     };
-    const valueFor = (set: LutSet): TpSvcValue => {
+    const byFamily = { IPv4: setsOf('IPv4'), IPv6: setsOf('IPv6') };
+    const valueFor = (set: LutSet, family: IPFamily): TpSvcValue => {
+      const sets = byFamily[family];
+      const { cluster } = sets;
       const members = sets[set];
       // Equal sets share the cluster set's table.
       const which = set !== 'cluster' && members === cluster ? 'cluster' : set;
@@ -123,7 +138,8 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
       };
       if (members.length === 0) return { ...common, lut_id: 0, lut_size: 0 };
       const size = maglevTableSize(members.length, input.maxTableSize);
-      const id = lutId(((serviceId << 3) | (LUT_SET[which] << 1)) >>> 0, size, input.currentTableSize);
+      const base = (((serviceId << 3) | (LUT_SET[which] << 1)) | (family === 'IPv6' ? LUT_IPV6 : 0)) >>> 0;
+      const id = lutId(base, size, input.currentTableSize);
       if (!luts.has(id)) {
         const order = maglevTable(members.map(maglevName), size, input.seed);
         const memberIds = members.map((b) => ids.get(b)!);
@@ -133,16 +149,16 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
       }
       return { ...common, lut_id: id, lut_size: size };
     };
-    const frontend = (origin: number, addr: string | null, p: number, set: LutSet) => {
+    const frontend = (origin: number, addr: string | null, p: number, set: LutSet, family: IPFamily = familyOfAddress(addr!)) => {
       const key: TpSvcKey = {
-        family: TP_FAMILY.TP_FAMILY_IPV4,
+        family: DATAPATH_FAMILY[family],
         protocol,
         port: p,
         origin,
         nodeport: addr === null ? 1 : 0,
         addr: addr === null ? Buffer.alloc(16) : addrBytes(addr).addr,
       };
-      out.frontends.push(encoded({ key, value: valueFor(set) }, tpSvcKey, tpSvcValue));
+      out.frontends.push(encoded({ key, value: valueFor(set, family) }, tpSvcKey, tpSvcValue));
     };
     for (const ip of svc.clusterIPs) frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, ip, port.port, 'internal');
     for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress]) {
@@ -151,9 +167,12 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
     }
     // A node port always differs from the backends' port, and SCTP ports cannot be
     // rewritten (the parser refuses SCTP node ports; a stored one is not programmed).
+    // A node port is served on the node's addresses of each of the service's families.
     if (port.nodePort !== undefined && port.protocol !== 'SCTP') {
-      frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, null, port.nodePort, 'cluster');
-      frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, null, port.nodePort, 'external');
+      for (const family of FAMILIES.filter((f) => serviceFamilies(svc).includes(f))) {
+        frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, null, port.nodePort, 'cluster', family);
+        frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, null, port.nodePort, 'external', family);
+      }
     }
   });
   out.luts = [...luts];

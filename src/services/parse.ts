@@ -2,8 +2,8 @@
  * Kubernetes `v1` Service documents → the normalized model (types.ts), with the defaults
  * and the validation rules of the Kubernetes API server. Each document is checked with a
  * strict zod schema, so a misspelt field is an error, never a frontend silently missing.
- * Fields Kubernetes defines that tcplane cannot honour yet (ExternalName, IPv6 and
- * dual-stack, load balancer source ranges and classes, traffic distribution, …) are
+ * Fields Kubernetes defines that tcplane cannot honour yet (ExternalName, load balancer
+ * source ranges and classes, traffic distribution, …) are
  * rejected by name as "not supported yet".
  *
  * Errors read `FILE:LINE: field.path: detail`, placed on the line of the field's key.
@@ -11,7 +11,8 @@
  * type NodePort or LoadBalancer, …) runs once the part of the document it reads (the port
  * list, the spec) is well-formed, since it cannot judge values that did not parse.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
+import { canonicalIP } from '../datapath/addr.js';
 import { z } from 'zod';
 import {
   LocatedErrors,
@@ -36,17 +37,18 @@ import {
   typeOf,
 } from '../yaml/schema-helpers.js';
 import { ServiceError } from './errors.js';
+import { familyOfAddress } from './schema.js';
 import {
   DEFAULT_AFFINITY_TIMEOUT_SECONDS,
   MAX_AFFINITY_TIMEOUT_SECONDS,
+  type IPFamily,
+  type IPFamilyPolicy,
   type Service,
   type ServicePort,
   type ServiceType,
 } from './types.js';
 
 const API = 'v1';
-const DUAL_STACK_LATER = 'dual-stack lands with the NetworkPolicy issue';
-const IPV6_NOT_SUPPORTED = `IPv6 services are not supported yet (${DUAL_STACK_LATER})`;
 /** tcplane rewrites ports incrementally; SCTP's checksum is a CRC32c over the whole packet. */
 const SCTP_TARGET_PORT =
   'SCTP ports need targetPort equal to port: tcplane cannot rewrite an SCTP port (its CRC32c checksum has no BPF helper)';
@@ -119,9 +121,23 @@ type DocumentIn = z.output<typeof serviceDocumentSchema>;
 type SpecIn = DocumentIn['spec'];
 
 /** `clusterIP` and `clusterIPs` merged: they agree when both are given (checked). */
-function clusterIPsOf(spec: SpecIn): string[] {
+function clusterIPsOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs'>): string[] {
   if (spec.clusterIPs && spec.clusterIPs.length > 0) return spec.clusterIPs;
   return spec.clusterIP ? [spec.clusterIP] : [];
+}
+
+/** The families as given, else read from the given cluster IPs; [] leaves them to `apply` (the cluster's families decide). */
+function ipFamiliesOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs' | 'ipFamilies'>): IPFamily[] {
+  if (spec.ipFamilies && spec.ipFamilies.length > 0) return spec.ipFamilies;
+  return clusterIPsOf(spec)
+    .filter((ip) => ip !== 'None')
+    .map(familyOfAddress);
+}
+
+/** Kubernetes' default: RequireDualStack when two families or two cluster IPs are given, else SingleStack. */
+function ipFamilyPolicyOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs' | 'ipFamilies' | 'ipFamilyPolicy'>): IPFamilyPolicy {
+  if (spec.ipFamilyPolicy !== undefined) return spec.ipFamilyPolicy;
+  return (spec.ipFamilies?.length ?? 0) > 1 || clusterIPsOf(spec).length > 1 ? 'RequireDualStack' : 'SingleStack';
 }
 
 function normalize(d: DocumentIn, source: Service['source']): Service {
@@ -144,8 +160,8 @@ function normalize(d: DocumentIn, source: Service['source']): Service {
     type: spec.type,
     selector: spec.selector,
     clusterIPs: clusterIPsOf(spec),
-    ipFamilies: ['IPv4'],
-    ipFamilyPolicy: spec.ipFamilyPolicy,
+    ipFamilies: ipFamiliesOf(spec),
+    ipFamilyPolicy: ipFamilyPolicyOf(spec),
     ports,
     externalIPs: spec.externalIPs ?? [],
     loadBalancerIngress: (d.status?.loadBalancer?.ingress ?? []).map((i) => i.ip!),
@@ -194,21 +210,29 @@ function portNumber(v: unknown, zeroIsUnset: boolean): number | undefined | Reje
   return v;
 }
 
-/** An IPv4 address; an IPv6 one is "not supported yet", never taken for something else. */
-function ipv4Address(v: unknown, orNone = false): string | Reject {
-  const allowed = orNone ? 'an IPv4 address or "None" (headless)' : 'an IPv4 address';
+/** An IPv4 or IPv6 address, in its canonical text (IPv6 shortest form). */
+function ipAddress(v: unknown, orNone = false): string | Reject {
+  const allowed = orNone ? 'an IPv4 or IPv6 address, or "None" (headless)' : 'an IPv4 or IPv6 address';
   if (typeof v !== 'string') return new Reject(`expected ${allowed}, got ${typeOf(v)}`);
-  if (isIPv4(v)) return v;
-  if (isIPv6(v)) return new Reject(IPV6_NOT_SUPPORTED);
+  const c = canonicalIP(v);
+  if (c !== undefined) return c;
   const hint = /^\d+\.\d+\.\d+\.\d+$/.test(v) ? ' (each part 0 to 255, without leading zeros)' : '';
   return new Reject(`must be ${allowed}, got ${JSON.stringify(v)}${hint}`);
 }
 
-/** clusterIP and each clusterIPs entry: "None" (headless) or an IPv4 address. */
-const clusterIPEntry = (v: unknown) => (v === 'None' ? ('None' as const) : ipv4Address(v, true));
+/** clusterIP and each clusterIPs entry: "None" (headless) or an address. */
+const clusterIPEntry = (v: unknown) => (v === 'None' ? ('None' as const) : ipAddress(v, true));
 
 /** Addresses no frontend may use (Kubernetes refuses them as external IPs too). */
-function specialIPv4(ip: string): string | undefined {
+function specialAddress(ip: string): string | undefined {
+  if (isIPv6(ip)) {
+    const head = parseInt(ip.split(':')[0] || '0', 16);
+    if (ip === '::') return 'the unspecified address';
+    if (ip === '::1') return 'the loopback address';
+    if ((head & 0xffc0) === 0xfe80) return 'in the link-local range fe80::/10';
+    if ((head & 0xff0f) === 0xff02) return 'a link-local multicast address (ff02::/16)';
+    return undefined;
+  }
   const [a, b, c] = ip.split('.').map(Number);
   if (ip === '0.0.0.0') return 'the unspecified address';
   if (a === 127) return 'in the loopback range 127.0.0.0/8';
@@ -306,22 +330,27 @@ function checkPorts(ports: PortIn[], ctx: z.RefinementCtx) {
 }
 
 const externalIP = checked((v) => {
-  const ip = ipv4Address(v);
+  const ip = ipAddress(v);
   if (ip instanceof Reject) return ip;
-  const special = specialIPv4(ip);
+  const special = specialAddress(ip);
   return special ? new Reject(`${ip} is ${special}, which cannot be an external IP`) : ip;
 });
 
 const ipFamily = checked((v) => {
-  if (v === 'IPv4') return 'IPv4' as const;
-  if (v === 'IPv6') return new Reject(IPV6_NOT_SUPPORTED);
-  return new Reject(`unknown IP family ${typeof v === 'string' ? JSON.stringify(v) : typeOf(v)} (supported: IPv4)`);
+  if (v === 'IPv4' || v === 'IPv6') return v;
+  return new Reject(`unknown IP family ${typeof v === 'string' ? JSON.stringify(v) : typeOf(v)} (supported: IPv4, IPv6)`);
 });
 
+/** At most two, of different families; None alone. */
 const clusterIPsSchema = z.array(checked(clusterIPEntry)).superRefine((ips, ctx) => {
-  for (let i = 1; i < ips.length; i++) {
-    ctx.addIssue({ code: 'custom', path: [i], message: `a second cluster IP (dual-stack) is not supported yet (${DUAL_STACK_LATER})` });
-  }
+  const fail = (i: number, message: string) => ctx.addIssue({ code: 'custom', path: [i], message });
+  ips.forEach((ip, i) => {
+    if (i >= 2) fail(i, 'at most two cluster IPs (one per family)');
+    else if (ip === 'None' && ips.length > 1) fail(i, 'None (headless) must be the only entry');
+    else if (i === 1 && ips[0] !== 'None' && ip !== 'None' && familyOfAddress(ip) === familyOfAddress(ips[0]!)) {
+      fail(i, `${ip} is ${familyOfAddress(ip)} like clusterIPs[0]: a second cluster IP is of the other family (dual-stack)`);
+    }
+  });
 });
 
 const specSchema = z
@@ -339,12 +368,11 @@ const specSchema = z
     ports: z.array(portSchema).superRefine(checkPorts).nullish(),
     clusterIP: checked((v) => (v == null || v === '' ? undefined : clusterIPEntry(v))),
     clusterIPs: clusterIPsSchema.nullish(),
-    ipFamilies: uniqueList(ipFamily, 'IP family', 'spec.ipFamilies').nullish(),
-    // tcplane is a single-stack IPv4 cluster until dual-stack lands: Kubernetes gives a
-    // PreferDualStack service the cluster's one family there, so it is kept as given.
-    ipFamilyPolicy: oneOf('ipFamilyPolicy', ['SingleStack', 'PreferDualStack'] as const, 'SingleStack', {
-      RequireDualStack: `RequireDualStack is not supported yet (${DUAL_STACK_LATER})`,
-    }),
+    ipFamilies: uniqueList(ipFamily, 'IP family', 'spec.ipFamilies')
+      .refine((l) => l.length <= 2, 'at most two IP families')
+      .nullish(),
+    // Whether the cluster can give what it asks is checked by `apply`, which knows the cluster's families.
+    ipFamilyPolicy: oneOf('ipFamilyPolicy', ['SingleStack', 'PreferDualStack', 'RequireDualStack'] as const, undefined),
     externalIPs: uniqueList(externalIP, 'external IP', 'spec.externalIPs').nullish(),
     sessionAffinity: oneOf('sessionAffinity', ['None', 'ClientIP'] as const, 'None'),
     sessionAffinityConfig: z
@@ -391,6 +419,20 @@ const specSchema = z
       fail(['clusterIPs', 0], `must equal clusterIP (${spec.clusterIP}) when both are given`);
     }
     const headless = (spec.clusterIP ?? listed[0]) === 'None';
+    const families = spec.ipFamilies ?? [];
+    const ips = clusterIPsOf(spec);
+    if (spec.ipFamilyPolicy === 'SingleStack') {
+      if (families.length > 1) fail(['ipFamilies'], 'a SingleStack service has one IP family (use PreferDualStack or RequireDualStack for two)');
+      else if (ips.length > 1) fail(['clusterIPs'], 'a SingleStack service has one cluster IP (use PreferDualStack or RequireDualStack for two)');
+    }
+    if (!headless) {
+      ips.forEach((ip, i) => {
+        const want = families[i];
+        if (want !== undefined && familyOfAddress(ip) !== want) {
+          fail(listed.length > 0 ? ['clusterIPs', i] : ['clusterIP'], `${ip} is ${familyOfAddress(ip)}, but ipFamilies[${i}] is ${want}`);
+        }
+      });
+    }
     if (headless && type !== 'ClusterIP') {
       fail(spec.clusterIP === 'None' ? ['clusterIP'] : ['clusterIPs', 0], `None (headless) is only for type ClusterIP, not ${type}`);
     }
@@ -437,8 +479,8 @@ const specSchema = z
 
 const ingressSchema = z
   .strictObject({
-    ip: checked((v) => (v == null || v === '' ? undefined : ipv4Address(v))),
-    hostname: notSupportedYet("hostname is not supported yet: tcplane needs the load balancer's IPv4 address (ip)", unsetOrEmpty),
+    ip: checked((v) => (v == null || v === '' ? undefined : ipAddress(v))),
+    hostname: notSupportedYet("hostname is not supported yet: tcplane needs the load balancer's IP address (ip)", unsetOrEmpty),
     // VIP: the node captures traffic to the address, as for an external IP. Proxy: the
     // load balancer forwards to the nodes itself and the address must not be captured.
     ipMode: oneOf('ipMode', ['VIP'] as const, 'VIP', {
@@ -447,7 +489,7 @@ const ingressSchema = z
     ports: notSupportedYet('ports of a load balancer ingress are not supported yet', unsetOrNoItems),
   })
   .superRefine((ing, ctx) => {
-    if (ing.ip === undefined) ctx.addIssue({ code: 'custom', path: ['ip'], message: "required (the load balancer's IPv4 address)" });
+    if (ing.ip === undefined) ctx.addIssue({ code: 'custom', path: ['ip'], message: "required (the load balancer's IP address)" });
   });
 
 const statusSchema = z.strictObject({

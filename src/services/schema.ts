@@ -7,13 +7,25 @@
  * rewrite, a headless service has no frontend, …) must hold.
  */
 import { z } from 'zod';
-import { ipv4 } from '../store/schema.js';
+import { canonicalIP } from '../datapath/addr.js';
+import { ipAddress } from '../store/schema.js';
 import { validateDns1035Label, validateDns1123Label, validateIanaServiceName } from '../yaml/names.js';
 import { syntax } from '../yaml/schema-helpers.js';
-import { MAX_AFFINITY_TIMEOUT_SECONDS, SERVICE_PORT_ID_MAX, type Service } from './types.js';
+import { MAX_AFFINITY_TIMEOUT_SECONDS, SERVICE_PORT_ID_MAX, type IPFamily, type Service } from './types.js';
 
 const portNumber = z.number().int().min(1).max(65535);
 const trafficPolicy = z.enum(['Cluster', 'Local']);
+
+/** None (headless), or an address (canonical text). */
+const clusterIPEntry = z.string().transform((ip, ctx) => {
+  if (ip === 'None') return ip;
+  const c = canonicalIP(ip);
+  if (c === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'not an IP address' });
+    return z.NEVER;
+  }
+  return c;
+});
 
 const servicePort = z.strictObject({
   name: syntax(validateDns1123Label).optional(),
@@ -31,13 +43,13 @@ const serviceObject = z.strictObject({
   name: syntax(validateDns1035Label),
   type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']),
   selector: z.record(z.string(), z.string()).refine((s) => Object.keys(s).length > 0, 'a service needs a non-empty selector'),
-  // [] until apply allocates one; never two until dual-stack lands.
-  clusterIPs: z.array(z.union([z.literal('None'), ipv4])).max(1, 'one cluster IP until dual-stack lands'),
-  ipFamilies: z.tuple([z.literal('IPv4')]),
-  ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack']),
+  // Fewer than ipFamilies until apply allocates them; one per family after.
+  clusterIPs: z.array(clusterIPEntry).max(2, 'at most one cluster IP per family'),
+  ipFamilies: z.array(z.enum(['IPv4', 'IPv6'])).max(2),
+  ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack', 'RequireDualStack']),
   ports: z.array(servicePort),
-  externalIPs: z.array(ipv4),
-  loadBalancerIngress: z.array(ipv4),
+  externalIPs: z.array(ipAddress),
+  loadBalancerIngress: z.array(ipAddress),
   sessionAffinity: z.enum(['None', 'ClientIP']),
   sessionAffinityTimeoutSeconds: z.number().int().min(0).max(MAX_AFFINITY_TIMEOUT_SECONDS),
   externalTrafficPolicy: trafficPolicy,
@@ -52,6 +64,16 @@ const serviceObject = z.strictObject({
 function invariants(s: z.output<typeof serviceObject>, ctx: z.RefinementCtx) {
   const fail = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
   const headless = s.clusterIPs[0] === 'None';
+  if (new Set(s.ipFamilies).size !== s.ipFamilies.length) fail(['ipFamilies'], 'a family is listed twice');
+  if (s.ipFamilyPolicy === 'SingleStack' && s.ipFamilies.length > 1) fail(['ipFamilies'], 'a SingleStack service has one family');
+  if (headless && s.clusterIPs.length > 1) fail(['clusterIPs'], 'None (headless) is the only entry when given');
+  if (!headless) {
+    s.clusterIPs.forEach((ip, i) => {
+      const want = s.ipFamilies[i];
+      if (want === undefined) fail(['clusterIPs', i], `${ip} has no family in ipFamilies`);
+      else if (familyOfAddress(ip) !== want) fail(['clusterIPs', i], `${ip} is not ${want} (ipFamilies[${i}])`);
+    });
+  }
   if (headless && s.type !== 'ClusterIP') fail(['clusterIPs', 0], 'a headless service must be of type ClusterIP');
   if (s.ports.length === 0 && !headless) fail(['ports'], 'only a headless service may have no ports');
   const seen = new Set<string>();
@@ -76,3 +98,6 @@ function invariants(s: z.output<typeof serviceObject>, ctx: z.RefinementCtx) {
 }
 
 export const serviceSchema: z.ZodType<Service> = serviceObject.superRefine(invariants);
+
+/** IPv4 or IPv6, by the address's text (a valid address). */
+export const familyOfAddress = (ip: string): IPFamily => (ip.includes(':') ? 'IPv6' : 'IPv4');

@@ -6,17 +6,19 @@
  *
  * Supported: `selector`; `ports` (name, protocol TCP/UDP/SCTP, port, targetPort by
  * number or by the pod's port name, nodePort); `type` ClusterIP, NodePort and
- * LoadBalancer; `clusterIP`/`clusterIPs` (IPv4, or `None` for headless); `externalIPs`;
- * `status.loadBalancer.ingress[].ip`; `sessionAffinity` with its timeout;
+ * LoadBalancer; `clusterIP`/`clusterIPs` (IPv4 and/or IPv6, or `None` for headless);
+ * `ipFamilies` and `ipFamilyPolicy` (SingleStack, PreferDualStack, RequireDualStack);
+ * `externalIPs`; `status.loadBalancer.ingress[].ip`; `sessionAffinity` with its timeout;
  * `externalTrafficPolicy`, `internalTrafficPolicy`, `healthCheckNodePort`,
- * `allocateLoadBalancerNodePorts`, `publishNotReadyAddresses`. IPv4 only until
- * dual-stack lands: IPv6 families and addresses are rejected as not supported yet.
+ * `allocateLoadBalancerNodePorts`, `publishNotReadyAddresses`.
  */
 
 export type ServiceProtocol = 'TCP' | 'UDP' | 'SCTP';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
 export type TrafficPolicy = 'Cluster' | 'Local';
 export type SessionAffinity = 'None' | 'ClientIP';
+export type IPFamily = 'IPv4' | 'IPv6';
+export type IPFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
 
 /** Where a document starts: `file` as the user named it, 1-based `line`. */
 export interface ServiceSource {
@@ -62,17 +64,23 @@ export interface Service {
   selector: Record<string, string>;
   /**
    * The cluster addresses: as given (clusterIP and clusterIPs, merged), `['None']` for
-   * a headless service (no translation at all), or `[]` until `apply` allocates one
-   * from the service range. Always one IPv4 address (or None) in a stored service.
+   * a headless service (no translation at all), or fewer than ipFamilies until `apply`
+   * allocates the rest, one per family from that family's service range. In a stored
+   * service: one address per family of ipFamilies, in that order (or None).
    */
   clusterIPs: string[];
-  /** `['IPv4']` until dual-stack lands. */
-  ipFamilies: 'IPv4'[];
   /**
-   * As given (SingleStack by default). PreferDualStack gets one family on a single-stack
-   * cluster, as in Kubernetes, and tcplane is one until dual-stack lands.
+   * The service's families, the first one primary. As given, or read from the given
+   * clusterIPs, or `[]` until `apply` decides them from the policy and the cluster's
+   * families (as Kubernetes does); never empty in a stored service.
    */
-  ipFamilyPolicy: 'SingleStack' | 'PreferDualStack';
+  ipFamilies: IPFamily[];
+  /**
+   * As given; unset, RequireDualStack when two families or cluster IPs are given (as
+   * Kubernetes defaults it), else SingleStack. PreferDualStack gets one family on a
+   * single-stack cluster; RequireDualStack is refused there.
+   */
+  ipFamilyPolicy: IPFamilyPolicy;
   /** At least one, except for a headless service (which may have none). */
   ports: ServicePort[];
   /** Further frontends: traffic to these addresses on `port` is translated like the ClusterIP's (external traffic). */

@@ -199,8 +199,13 @@ export type AllocationClaim = z.infer<typeof allocationClaim>;
 /** tcplane-cluster, key `config`: settings every node and every `apply` must agree on. */
 export const clusterConfig = z.object({
   v: z.literal(1),
-  /** Where ClusterIPs are allocated from (one IPv4 range until dual-stack lands). */
+  /** Where IPv4 ClusterIPs are allocated from (what tools from before dual-stack read). */
   serviceCIDR: ipv4Cidr,
+  /**
+   * Every service range, one per family, the primary family first (serviceRanges reads
+   * either field): a cluster with an IPv6 range is dual-stack for services.
+   */
+  serviceCIDRs: z.array(cidr).min(1).max(2).optional(),
   nodePortRange: z
     .object({ min: z.number().int().min(1).max(65535), max: z.number().int().min(1).max(65535) })
     .refine((r) => r.min <= r.max, 'min must not exceed max'),
@@ -211,6 +216,9 @@ export const clusterConfig = z.object({
 });
 export type ClusterConfig = z.infer<typeof clusterConfig>;
 export const CLUSTER_CONFIG_KEY = 'config';
+
+/** The cluster's service ranges, primary family first: serviceCIDRs, or the IPv4 serviceCIDR of a config from before dual-stack. */
+export const serviceRanges = (c: Pick<ClusterConfig, 'serviceCIDR' | 'serviceCIDRs'>): string[] => c.serviceCIDRs ?? [c.serviceCIDR];
 
 export const podKey = (namespace: string, name: string) => `${namespace}/${name}`;
 export const policyKey = (kind: string, namespace: string | undefined, name: string) =>

@@ -12,7 +12,9 @@ import { natsStores } from '../helpers/nats-stores.js';
 const store = natsStores();
 
 /** A small range makes collisions likely: 10.96.0.0/28 has 14 usable addresses. */
-const config: ClusterConfig = { ...newClusterConfig({ serviceCIDR: '10.96.0.0/28', nodePortRange: { min: 30000, max: 30009 } }) };
+const config: ClusterConfig = { ...newClusterConfig({ serviceCIDRs: ['10.96.0.0/28'], nodePortRange: { min: 30000, max: 30009 } }) };
+/** The same, dual-stack: fd00:10:96::/124 has 15 usable addresses (no broadcast in IPv6). */
+const dual: ClusterConfig = { ...newClusterConfig({ serviceCIDRs: ['10.96.0.0/28', 'fd00:10:96::/124'], nodePortRange: { min: 30000, max: 30009 } }) };
 
 const svc = (name: string, extra = '', spec = ''): Service =>
   parseServiceText(
@@ -42,10 +44,12 @@ describe('service allocate', () => {
     const r = await a.allocate(svc('web'), undefined);
     expect(r.problems).toEqual([]);
     const ip = r.service.clusterIPs[0]!;
-    const { first, last } = serviceRange(config.serviceCIDR);
-    const n = ip.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+    const { first, count } = serviceRange(config.serviceCIDR);
+    expect(count).toBe(14);
+    const n = BigInt(ip.split('.').reduce((x, o) => x * 256 + Number(o), 0));
     expect(n).toBeGreaterThanOrEqual(first);
-    expect(n).toBeLessThanOrEqual(last);
+    expect(n).toBeLessThan(first + BigInt(count));
+    expect(r.service.ipFamilies).toEqual(['IPv4']);
     expect(r.service.ports[0]!.id).toBe(1);
     const claims = (await s.list('allocations', allocationClaim)).entries;
     expect([...claims.keys()].sort()).toEqual(claimsOf(r.service).sort());
@@ -76,7 +80,7 @@ describe('service allocate', () => {
     expect(ip.problems[0]!.detail).toBe('10.96.0.5 is already allocated to service x/web');
     const range = await a.allocate(svc('db', ', nodePort: 31000', '  type: NodePort\n  clusterIP: 10.97.0.1\n'), undefined);
     expect(range.problems.map((p) => p.detail)).toEqual([
-      "10.97.0.1 is not in the cluster's service range 10.96.0.0/28",
+      "10.97.0.1 is not in the cluster's IPv4 service range 10.96.0.0/28",
       "31000 is outside the cluster's node port range 30000-30009",
     ]);
     expect(web.ports[0]!.nodePort).toBe(30001);
@@ -134,14 +138,83 @@ describe('service allocate', () => {
   });
 });
 
+describe('service allocate - dual-stack', () => {
+  let s: Store;
+  beforeEach(async () => {
+    s = await store();
+    await clear(s);
+  });
+  const inRange6 = (ip: string) => /^fd00:10:96::[1-9a-f]$/.test(ip);
+
+  it('service allocate - families follow ipFamilyPolicy and the cluster: SingleStack one, PreferDualStack both here, RequireDualStack both', async () => {
+    const a = await Allocator.load(s, dual, []);
+    const single = await a.allocate(svc('one'), undefined);
+    expect(single.problems).toEqual([]);
+    expect(single.service.ipFamilies).toEqual(['IPv4']);
+    expect(single.service.clusterIPs).toHaveLength(1);
+    const prefer = (await a.allocate(svc('two', '', '  ipFamilyPolicy: PreferDualStack\n'), undefined)).service;
+    expect(prefer.ipFamilies).toEqual(['IPv4', 'IPv6']);
+    expect(prefer.clusterIPs[0]).toMatch(/^10\.96\.0\./);
+    expect(inRange6(prefer.clusterIPs[1]!)).toBe(true);
+    const v6first = (await a.allocate(svc('six', '', '  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6]\n'), undefined)).service;
+    expect(v6first.ipFamilies).toEqual(['IPv6', 'IPv4']);
+    expect(inRange6(v6first.clusterIPs[0]!)).toBe(true);
+    const only6 = (await a.allocate(svc('only6', '', '  ipFamilies: [IPv6]\n'), undefined)).service;
+    expect(only6.ipFamilies).toEqual(['IPv6']);
+    expect(only6.clusterIPs).toHaveLength(1);
+    // Claimed under keys KV accepts; claimsOf names them all.
+    const claims = (await s.list('allocations', allocationClaim)).entries;
+    expect(claims.get(claimKey.clusterIP(prefer.clusterIPs[1]!))!.value.owner).toBe('x/two');
+    expect(claimKey.clusterIP('fd00:10:96::a')).toBe('clusterip/fd00-10-96--a');
+    // Headless: families decided, no addresses.
+    const headless = (await a.allocate(svc('h', '', '  clusterIP: None\n  ipFamilyPolicy: PreferDualStack\n'), undefined)).service;
+    expect(headless.clusterIPs).toEqual(['None']);
+    expect(headless.ipFamilies).toEqual(['IPv4', 'IPv6']);
+  });
+
+  it('service allocate - given IPv6 cluster IPs are checked against the IPv6 range; the primary family and a set IP cannot change', async () => {
+    const a = await Allocator.load(s, dual, []);
+    const given = await a.allocate(svc('web', '', '  clusterIPs: ["fd00:10:96::5", 10.96.0.5]\n'), undefined);
+    expect(given.problems).toEqual([]);
+    expect(given.service).toMatchObject({ ipFamilies: ['IPv6', 'IPv4'], ipFamilyPolicy: 'RequireDualStack', clusterIPs: ['fd00:10:96::5', '10.96.0.5'] });
+    const outside = await a.allocate(svc('far', '', '  clusterIP: "fd00:10:97::5"\n'), undefined);
+    expect(outside.problems).toEqual([{ paths: [['spec', 'clusterIP'], ['spec', 'clusterIPs', 0]], detail: "fd00:10:97::5 is not in the cluster's IPv6 service range fd00:10:96::/124" }]);
+    const taken = await a.allocate(svc('again', '', '  clusterIP: "fd00:10:96::5"\n'), undefined);
+    expect(taken.problems.map((p) => p.detail)).toEqual(['fd00:10:96::5 is already allocated to service x/web']);
+    const flipped = await a.allocate(svc('web', '', '  ipFamilies: [IPv4]\n'), given.service);
+    expect(flipped.problems.map((p) => p.detail)).toContain('the primary family is immutable: the service is IPv6; delete it first to change it');
+    // Dropping to SingleStack keeps the primary and lets the secondary go.
+    const down = await a.allocate(svc('web', '', '  ipFamilyPolicy: SingleStack\n'), given.service);
+    expect(down.problems).toEqual([]);
+    expect(down.service.clusterIPs).toEqual(['fd00:10:96::5']);
+    expect(claimsOf(down.service)).not.toContain(claimKey.clusterIP('10.96.0.5'));
+  });
+
+  it('service allocate - a single-stack cluster refuses IPv6 and RequireDualStack, and gives PreferDualStack one family', async () => {
+    const a = await Allocator.load(s, config, []);
+    const v6 = await a.allocate(svc('six', '', '  ipFamilies: [IPv6]\n'), undefined);
+    expect(v6.problems).toEqual([{ paths: [['spec', 'ipFamilies', 0], ['spec', 'clusterIPs', 0], ['spec', 'clusterIP']], detail: 'IPv6 is not configured on this cluster (its service range: 10.96.0.0/28)' }]);
+    const req = await a.allocate(svc('req', '', '  ipFamilyPolicy: RequireDualStack\n'), undefined);
+    expect(req.problems.map((p) => p.detail)).toEqual(['RequireDualStack needs a dual-stack cluster; this one has only the IPv4 service range 10.96.0.0/28']);
+    const prefer = await a.allocate(svc('pre', '', '  ipFamilyPolicy: PreferDualStack\n'), undefined);
+    expect(prefer.problems).toEqual([]);
+    expect(prefer.service.ipFamilies).toEqual(['IPv4']);
+    // Nothing is left claimed by the refused ones.
+    const owners = [...(await s.list('allocations', allocationClaim)).entries.values()].map((e) => e.value.owner);
+    expect(new Set(owners)).toEqual(new Set(['x/pre']));
+  });
+});
+
 describe('service allocate - cluster config', () => {
   it('service allocate - the first writer creates the cluster config; everyone after reads the same one', async () => {
     const [s1, s2] = [await store(), await store()];
     for (const k of ['config']) await s1.delete('cluster', k).catch(() => undefined);
-    const [a, b] = await Promise.all([ensureClusterConfig(s1, { serviceCIDR: '10.100.0.0/16' }), ensureClusterConfig(s2, { serviceCIDR: '10.200.0.0/16' })]);
+    const [a, b] = await Promise.all([ensureClusterConfig(s1, { serviceCIDRs: ['10.100.0.0/16'] }), ensureClusterConfig(s2, { serviceCIDRs: ['10.200.0.0/16'] })]);
     expect([a.created, b.created].sort()).toEqual([false, true]);
     expect(a.config).toEqual(b.config);
     expect(a.config.maglevSeed).toBeGreaterThanOrEqual(0);
     expect(() => newClusterConfig({ maglevMaxTableSize: 1000 })).toThrow(/maglevMaxTableSize: must be one of the Maglev table sizes/);
+    expect(() => newClusterConfig({ serviceCIDRs: ['10.96.0.0/12', '10.97.0.0/16'] })).toThrow(/one range per family/);
+    expect(() => newClusterConfig({ serviceCIDRs: ['fd00:10:96::/112'] })).toThrow(/serviceCIDR/);
   });
 });

@@ -15,7 +15,6 @@ const svc = (...spec: string[]) => lines('apiVersion: v1', 'kind: Service', 'met
 const SEL = '  selector: {app: web}';
 const PORT = '  ports: [{port: 80}]';
 
-const IPV6 = 'IPv6 services are not supported yet (dual-stack lands with the NetworkPolicy issue)';
 const SCTP = 'SCTP ports need targetPort equal to port: tcplane cannot rewrite an SCTP port (its CRC32c checksum has no BPF helper)';
 const SCTP_NODE_PORT =
   'SCTP ports cannot have a node port: traffic to it would need its port rewritten to targetPort, which tcplane cannot do for SCTP (its CRC32c checksum has no BPF helper); use type ClusterIP, externalIPs, or a LoadBalancer with allocateLoadBalancerNodePorts: false';
@@ -31,7 +30,7 @@ const service = (over: Partial<Service>): Service => ({
   type: 'ClusterIP',
   selector: { app: 'web' },
   clusterIPs: [],
-  ipFamilies: ['IPv4'],
+  ipFamilies: [],
   ipFamilyPolicy: 'SingleStack',
   ports: [{ protocol: 'TCP', port: 80, targetPort: 80 }],
   externalIPs: [],
@@ -150,6 +149,7 @@ const VALID: [string, string, Service][] = [
     service({
       type: 'LoadBalancer',
       clusterIPs: ['10.244.240.10'],
+      ipFamilies: ['IPv4'],
       ipFamilyPolicy: 'PreferDualStack',
       ports: [{ protocol: 'TCP', port: 443, targetPort: 8443 }],
       externalIPs: ['10.250.1.10', '10.250.1.11'],
@@ -176,7 +176,7 @@ const VALID: [string, string, Service][] = [
   [
     'ClusterIP with externalIPs may choose externalTrafficPolicy',
     svc(SEL, PORT, '  clusterIPs: [10.244.240.11]', '  externalIPs: [10.250.1.12]', '  externalTrafficPolicy: Local'),
-    service({ clusterIPs: ['10.244.240.11'], externalIPs: ['10.250.1.12'], externalTrafficPolicy: 'Local' }),
+    service({ clusterIPs: ['10.244.240.11'], ipFamilies: ['IPv4'], externalIPs: ['10.250.1.12'], externalTrafficPolicy: 'Local' }),
   ],
   [
     'kubectl get -o yaml output: server fields, empty and null values read as absent',
@@ -298,26 +298,28 @@ const ERRORS: [string, string, number, string, string][] = [
   ['a bad appProtocol', svc(SEL, '  ports: [{port: 80, appProtocol: "h 2"}]'), 6, 'spec.ports[0].appProtocol', 'must be a qualified name like http or kubernetes.io/h2c: the name must be alphanumeric, "-", "_" or ".", starting and ending alphanumeric'],
   ['an unknown port field', svc(SEL, '  ports:', '    - port: 80', '      hostPort: 80'), 8, 'spec.ports[0].hostPort', 'unknown field'],
   // cluster IPs and families
-  ['a clusterIP that does not parse', svc(SEL, PORT, '  clusterIP: 10.0.0.256'), 7, 'spec.clusterIP', 'must be an IPv4 address or "None" (headless), got "10.0.0.256" (each part 0 to 255, without leading zeros)'],
-  ['a clusterIP with a leading zero', svc(SEL, PORT, '  clusterIP: 10.0.0.010'), 7, 'spec.clusterIP', 'must be an IPv4 address or "None" (headless), got "10.0.0.010" (each part 0 to 255, without leading zeros)'],
-  ['clusterIP none in lower case', svc(SEL, PORT, '  clusterIP: none'), 7, 'spec.clusterIP', 'must be an IPv4 address or "None" (headless), got "none"'],
-  ['a number as clusterIP', svc(SEL, PORT, '  clusterIP: 10'), 7, 'spec.clusterIP', 'expected an IPv4 address or "None" (headless), got number 10'],
-  ['an IPv6 clusterIP', svc(SEL, PORT, '  clusterIP: "fd00:10:96::10"'), 7, 'spec.clusterIP', IPV6],
-  ['an IPv6 clusterIPs entry', svc(SEL, PORT, '  clusterIPs: ["fd00:10:96::10"]'), 7, 'spec.clusterIPs[0]', IPV6],
-  ['a second, IPv6 cluster IP', svc(SEL, PORT, '  clusterIPs:', '    - 10.244.240.10', '    - "fd00:10:96::10"'), 9, 'spec.clusterIPs[1]', IPV6],
-  ['a second IPv4 cluster IP', svc(SEL, PORT, '  clusterIPs:', '    - 10.244.240.10', '    - 10.244.240.11'), 9, 'spec.clusterIPs[1]', 'a second cluster IP (dual-stack) is not supported yet (dual-stack lands with the NetworkPolicy issue)'],
+  ['a clusterIP that does not parse', svc(SEL, PORT, '  clusterIP: 10.0.0.256'), 7, 'spec.clusterIP', 'must be an IPv4 or IPv6 address, or "None" (headless), got "10.0.0.256" (each part 0 to 255, without leading zeros)'],
+  ['a clusterIP with a leading zero', svc(SEL, PORT, '  clusterIP: 10.0.0.010'), 7, 'spec.clusterIP', 'must be an IPv4 or IPv6 address, or "None" (headless), got "10.0.0.010" (each part 0 to 255, without leading zeros)'],
+  ['clusterIP none in lower case', svc(SEL, PORT, '  clusterIP: none'), 7, 'spec.clusterIP', 'must be an IPv4 or IPv6 address, or "None" (headless), got "none"'],
+  ['a number as clusterIP', svc(SEL, PORT, '  clusterIP: 10'), 7, 'spec.clusterIP', 'expected an IPv4 or IPv6 address, or "None" (headless), got number 10'],
+  ['an IPv6 clusterIP that does not parse', svc(SEL, PORT, '  clusterIP: "fd00:10:96::10::1"'), 7, 'spec.clusterIP', 'must be an IPv4 or IPv6 address, or "None" (headless), got "fd00:10:96::10::1"'],
+  ['a second cluster IP of the same family', svc(SEL, PORT, '  clusterIPs:', '    - 10.244.240.10', '    - 10.244.240.11'), 9, 'spec.clusterIPs[1]', '10.244.240.11 is IPv4 like clusterIPs[0]: a second cluster IP is of the other family (dual-stack)'],
+  ['a third cluster IP', svc(SEL, PORT, '  clusterIPs: [10.244.240.10, "fd00:10:96::a", 10.244.240.11]', '  ipFamilyPolicy: RequireDualStack'), 7, 'spec.clusterIPs[2]', 'at most two cluster IPs (one per family)'],
+  ['None beside an address', svc(SEL, PORT, '  clusterIPs: [None, "fd00:10:96::a"]', '  ipFamilyPolicy: RequireDualStack'), 7, 'spec.clusterIPs[0]', 'None (headless) must be the only entry'],
+  ['two cluster IPs of a SingleStack service', svc(SEL, PORT, '  clusterIPs: [10.244.240.10, "fd00:10:96::a"]', '  ipFamilyPolicy: SingleStack'), 7, 'spec.clusterIPs', 'a SingleStack service has one cluster IP (use PreferDualStack or RequireDualStack for two)'],
+  ['a cluster IP of another family than ipFamilies says', svc(SEL, PORT, '  clusterIPs: ["fd00:10:96::a"]', '  ipFamilies: [IPv4]'), 7, 'spec.clusterIPs[0]', 'fd00:10:96::a is IPv6, but ipFamilies[0] is IPv4'],
   ['clusterIPs[0] other than clusterIP', svc(SEL, PORT, '  clusterIP: 10.244.240.10', '  clusterIPs: [10.244.240.11]'), 8, 'spec.clusterIPs[0]', 'must equal clusterIP (10.244.240.10) when both are given'],
   ['a headless NodePort service', svc(SEL, PORT, NP, '  clusterIP: None'), 8, 'spec.clusterIP', 'None (headless) is only for type ClusterIP, not NodePort'],
   ['a headless LoadBalancer service', svc(SEL, PORT, LB, '  clusterIPs: [None]'), 8, 'spec.clusterIPs[0]', 'None (headless) is only for type ClusterIP, not LoadBalancer'],
   ['a headless service with externalIPs', svc(SEL, '  clusterIP: None', '  externalIPs: [10.250.1.10]'), 7, 'spec.externalIPs', 'a headless service (clusterIP None) is not translated, so it cannot have externalIPs'],
-  ['ipFamilies with IPv6', svc(SEL, PORT, '  ipFamilies: [IPv4, IPv6]'), 7, 'spec.ipFamilies[1]', IPV6],
-  ['an unknown IP family', svc(SEL, PORT, '  ipFamilies: [ipv4]'), 7, 'spec.ipFamilies[0]', 'unknown IP family "ipv4" (supported: IPv4)'],
+  ['two families of a SingleStack service', svc(SEL, PORT, '  ipFamilies: [IPv4, IPv6]', '  ipFamilyPolicy: SingleStack'), 7, 'spec.ipFamilies', 'a SingleStack service has one IP family (use PreferDualStack or RequireDualStack for two)'],
+  ['an unknown IP family', svc(SEL, PORT, '  ipFamilies: [ipv4]'), 7, 'spec.ipFamilies[0]', 'unknown IP family "ipv4" (supported: IPv4, IPv6)'],
   ['a duplicate IP family', svc(SEL, PORT, '  ipFamilies: [IPv4, IPv4]'), 7, 'spec.ipFamilies[1]', 'duplicate IP family IPv4 (also spec.ipFamilies[0])'],
-  ['ipFamilyPolicy RequireDualStack', svc(SEL, PORT, '  ipFamilyPolicy: RequireDualStack'), 7, 'spec.ipFamilyPolicy', 'RequireDualStack is not supported yet (dual-stack lands with the NetworkPolicy issue)'],
-  ['an unknown ipFamilyPolicy', svc(SEL, PORT, '  ipFamilyPolicy: Single'), 7, 'spec.ipFamilyPolicy', 'unknown ipFamilyPolicy "Single" (supported: SingleStack, PreferDualStack)'],
+  ['an unknown ipFamilyPolicy', svc(SEL, PORT, '  ipFamilyPolicy: Single'), 7, 'spec.ipFamilyPolicy', 'unknown ipFamilyPolicy "Single" (supported: SingleStack, PreferDualStack, RequireDualStack)'],
   // external IPs
-  ['an IPv6 external IP', svc(SEL, PORT, '  externalIPs: ["fd00:10:251::10"]'), 7, 'spec.externalIPs[0]', IPV6],
-  ['an external IP that does not parse', svc(SEL, PORT, '  externalIPs: [lb.example.com]'), 7, 'spec.externalIPs[0]', 'must be an IPv4 address, got "lb.example.com"'],
+  ['a link-local IPv6 external IP', svc(SEL, PORT, '  externalIPs: ["fe80::1"]'), 7, 'spec.externalIPs[0]', 'fe80::1 is in the link-local range fe80::/10, which cannot be an external IP'],
+  ['the IPv6 loopback as external IP', svc(SEL, PORT, '  externalIPs: ["::1"]'), 7, 'spec.externalIPs[0]', '::1 is the loopback address, which cannot be an external IP'],
+  ['an external IP that does not parse', svc(SEL, PORT, '  externalIPs: [lb.example.com]'), 7, 'spec.externalIPs[0]', 'must be an IPv4 or IPv6 address, got "lb.example.com"'],
   ['a duplicate external IP', svc(SEL, PORT, '  externalIPs:', '    - 10.250.1.10', '    - 10.250.1.10'), 9, 'spec.externalIPs[1]', 'duplicate external IP 10.250.1.10 (also spec.externalIPs[0])'],
   ['a loopback external IP', svc(SEL, PORT, '  externalIPs: [127.0.0.1]'), 7, 'spec.externalIPs[0]', '127.0.0.1 is in the loopback range 127.0.0.0/8, which cannot be an external IP'],
   ['the unspecified external IP', svc(SEL, PORT, '  externalIPs: [0.0.0.0]'), 7, 'spec.externalIPs[0]', '0.0.0.0 is the unspecified address, which cannot be an external IP'],
@@ -348,12 +350,12 @@ const ERRORS: [string, string, number, string, string][] = [
   ['trafficDistribution', svc(SEL, PORT, '  trafficDistribution: PreferClose'), 7, 'spec.trafficDistribution', 'trafficDistribution is not supported yet: tcplane spreads traffic over every backend its traffic policies allow'],
   ['an unknown spec field', svc(SEL, PORT, '  topologyKeys: ["*"]'), 7, 'spec.topologyKeys', 'unknown field'],
   // status
-  ['an ingress hostname', svc(LB, SEL, PORT, ...ingress('hostname: lb.example.com')), 11, 'status.loadBalancer.ingress[0].hostname', "hostname is not supported yet: tcplane needs the load balancer's IPv4 address (ip)"],
+  ['an ingress hostname', svc(LB, SEL, PORT, ...ingress('hostname: lb.example.com')), 11, 'status.loadBalancer.ingress[0].hostname', "hostname is not supported yet: tcplane needs the load balancer's IP address (ip)"],
   ['ipMode Proxy', svc(LB, SEL, PORT, ...ingress('{ip: 10.250.1.20, ipMode: Proxy}')), 11, 'status.loadBalancer.ingress[0].ipMode', 'ipMode Proxy is not supported yet (tcplane handles load balancer IPs as VIP)'],
   ['an unknown ipMode', svc(LB, SEL, PORT, ...ingress('{ip: 10.250.1.20, ipMode: vip}')), 11, 'status.loadBalancer.ingress[0].ipMode', 'unknown ipMode "vip" (supported: VIP)'],
   ['ingress ports', svc(LB, SEL, PORT, ...ingress('{ip: 10.250.1.20, ports: [{port: 80, protocol: TCP}]}')), 11, 'status.loadBalancer.ingress[0].ports', 'ports of a load balancer ingress are not supported yet'],
-  ['an IPv6 ingress IP', svc(LB, SEL, PORT, ...ingress('ip: "fd00:10:251::20"')), 11, 'status.loadBalancer.ingress[0].ip', IPV6],
-  ['an ingress entry without ip', svc(LB, SEL, PORT, ...ingress('{}')), 11, 'status.loadBalancer.ingress[0].ip', "required (the load balancer's IPv4 address)"],
+  ['an ingress IP that does not parse', svc(LB, SEL, PORT, ...ingress('ip: "fd00:10:251::20::"')), 11, 'status.loadBalancer.ingress[0].ip', 'must be an IPv4 or IPv6 address, got "fd00:10:251::20::"'],
+  ['an ingress entry without ip', svc(LB, SEL, PORT, ...ingress('{}')), 11, 'status.loadBalancer.ingress[0].ip', "required (the load balancer's IP address)"],
   ['a duplicate ingress IP', svc(LB, SEL, PORT, ...ingress('ip: 10.250.1.20', 'ip: 10.250.1.20')), 12, 'status.loadBalancer.ingress[1].ip', 'duplicate load balancer IP 10.250.1.20 (also status.loadBalancer.ingress[0])'],
   ['ingress on a ClusterIP service', svc(SEL, PORT, ...ingress('ip: 10.250.1.20')), 9, 'status.loadBalancer.ingress', 'only a LoadBalancer service has load balancer ingress (spec.type is ClusterIP)'],
   ['another status field', svc(SEL, PORT, 'status:', '  conditions: []'), 8, 'status.conditions', 'unknown field'],
@@ -390,7 +392,7 @@ describe('service parse - errors', () => {
       'metadata: {name: a}',
       'spec:',
       '  selector: {app: a}', // 5
-      '  clusterIP: "fd00::1"', // 6: checked after the ports, reported before them
+      '  clusterIP: "fd00::1::2"', // 6: checked after the ports, reported before them
       '  ports:',
       '    - {name: x, port: 0}', // 8
       '    - {port: 81, protocol: udp}', // 9
@@ -412,7 +414,7 @@ describe('service parse - errors', () => {
     );
     const errors = errorsOf(text);
     expect(errors.map((e) => `${e.line} ${e.field}: ${e.detail}`)).toEqual([
-      '6 spec.clusterIP: ' + IPV6,
+      '6 spec.clusterIP: must be an IPv4 or IPv6 address, or "None" (headless), got "fd00::1::2"',
       '8 spec.ports[0].port: must be an integer from 1 to 65535, got 0',
       '9 spec.ports[1].protocol: unknown protocol "udp" (supported: TCP, UDP, SCTP)',
       '11 kind: expected Service, got "Pod" (only Service documents are read here)',
@@ -436,19 +438,19 @@ describe('service schema', () => {
     expect(r.data).toStrictEqual(parsed);
   });
 
-  const good = service({ clusterIPs: ['10.244.240.10'] });
+  const good = service({ clusterIPs: ['10.244.240.10'], ipFamilies: ['IPv4'] });
   const port = good.ports[0];
   it.each<[string, Record<string, unknown>, (string | number)[], string | RegExp]>([
-    ['a cluster IP that does not parse', { clusterIPs: ['10.244.240.256'] }, ['clusterIPs', 0], 'not an IPv4 address'],
-    ['an IPv6 cluster IP', { clusterIPs: ['fd00:10:96::10'] }, ['clusterIPs', 0], 'not an IPv4 address'],
-    ['two cluster IPs', { clusterIPs: ['10.244.240.10', '10.244.240.11'] }, ['clusterIPs'], 'one cluster IP until dual-stack lands'],
-    ['an external IP that does not parse', { externalIPs: ['10.250.1'] }, ['externalIPs', 0], 'not an IPv4 address'],
-    ['an IPv6 ingress IP', { type: 'LoadBalancer', loadBalancerIngress: ['fd00:10:251::1'] }, ['loadBalancerIngress', 0], 'not an IPv4 address'],
+    ['a cluster IP that does not parse', { clusterIPs: ['10.244.240.256'] }, ['clusterIPs', 0], 'not an IP address'],
+    ['a cluster IP of another family than ipFamilies', { clusterIPs: ['fd00:10:96::10'], ipFamilies: ['IPv4'] }, ['clusterIPs', 0], 'fd00:10:96::10 is not IPv4 (ipFamilies[0])'],
+    ['three cluster IPs', { clusterIPs: ['10.244.240.10', 'fd00:10:96::a', '10.244.240.11'] }, ['clusterIPs'], 'at most one cluster IP per family'],
+    ['two families of a SingleStack service', { clusterIPs: [], ipFamilies: ['IPv4', 'IPv6'] }, ['ipFamilies'], 'a SingleStack service has one family'],
+    ['an external IP that does not parse', { externalIPs: ['10.250.1'] }, ['externalIPs', 0], 'not an IP address'],
     ['an unknown field', { loadBalancerIP: '10.250.1.10' }, [], /loadBalancerIP/],
     ['a port out of range', { ports: [{ ...port, port: 0 }] }, ['ports', 0, 'port'], />=1/],
     ['an unknown port field', { ports: [{ ...port, hostPort: 80 }] }, ['ports', 0], /hostPort/],
     ['a bad targetPort name', { ports: [{ ...port, targetPort: 'web--api' }] }, ['ports', 0, 'targetPort'], /without "--"/],
-    ['an IPv6 family', { ipFamilies: ['IPv6'] }, ['ipFamilies', 0], /IPv4/],
+    ['an unknown family', { ipFamilies: ['IPv5'] }, ['ipFamilies', 0], /IPv4/],
     ['an empty selector', { selector: {} }, ['selector'], 'a service needs a non-empty selector'],
     ['a bad name', { name: '1web' }, ['name'], /DNS-1035/],
     ['a headless NodePort service', { type: 'NodePort', clusterIPs: ['None'] }, ['clusterIPs', 0], 'a headless service must be of type ClusterIP'],
