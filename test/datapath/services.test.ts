@@ -907,6 +907,101 @@ async function runCase(c: Case): Promise<void> {
   }
 }
 
+// -- IPv6, and a dual-stack service --
+
+// x/web6-a on n1 and x/web6-b on n2 have both families; x/dual selects them with a
+// ClusterIP per family, x/empty6 selects nobody.
+const CLIENT6 = 'fd00:10:244:1::a'; // x/client's IPv6 address (it is added to the pod below)
+const WEB6_A = ['10.244.1.70', 'fd00:10:244:1::46'];
+const WEB6_B = ['10.244.2.70', 'fd00:10:244:2::46'];
+const DUAL_VIP4 = '10.244.240.20';
+const DUAL_VIP6 = 'fd00:10:96::14';
+const EMPTY6_VIP = 'fd00:10:96::15';
+const DUAL: SvcCluster = {
+  ...BASE,
+  nodes: BASE.nodes.map((n, i) => ({ ...n, podCIDRs: [...n.podCIDRs, `fd00:10:244:${i + 1}::/64`] })),
+  pods: [
+    ...BASE.pods.map((p) => (p.name === 'client' ? { ...p, ips: [CLIENT, CLIENT6] } : p)),
+    { ...pod('x', 'web6-a', 'n1', WEB6_A[0]!, { app: 'web6' }, { ports: [http(8080), dns] }), ips: WEB6_A },
+    { ...pod('x', 'web6-b', 'n2', WEB6_B[0]!, { app: 'web6' }, { ports: [http(8081), dns] }), ips: WEB6_B },
+  ],
+  services: [
+    ...BASE.services,
+    service(
+      'x',
+      'dual',
+      DUAL_VIP4,
+      { app: 'web6' },
+      [
+        { name: 'http', port: 80, targetPort: 'http', id: 21 },
+        { name: 'dns', port: 53, protocol: 'UDP', targetPort: 'dns', id: 22 },
+      ],
+      { clusterIPs: [DUAL_VIP4, DUAL_VIP6], ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack' },
+    ),
+    service('x', 'empty6', EMPTY6_VIP, { app: 'nobody' }, [{ name: 'http', port: 80, id: 23 }, { name: 'dns', port: 53, protocol: 'UDP', id: 24 }], { ipFamilies: ['IPv6'] }),
+  ],
+};
+const tcp6 = (src: string, dst: string, seg: TcpSeg): Frame => {
+  const f = eth().ipv6({ src, dst }).tcp({ sport: seg.sport, dport: seg.dport, flags: seg.flags ?? 'S', seq: seg.seq ?? 1000, ack: seg.ack ?? 0 });
+  return seg.payload === undefined ? f : f.payload(seg.payload);
+};
+const udp6 = (src: string, dst: string, sport: number, dport: number, payload: number | Buffer = 8): Frame => eth().ipv6({ src, dst }).udp({ sport, dport }).payload(payload);
+const web6 = pick(DUAL, tcpFlow(CLIENT6, DUAL_VIP6, 41000, 80));
+const web4 = pick(DUAL, tcpFlow(CLIENT, DUAL_VIP4, 41000, 80));
+const dns6 = pick(DUAL, udpFlow(CLIENT6, DUAL_VIP6, 41001, 53));
+const spread6 = Array.from({ length: 10 }, (_, i) => 41100 + i).map((sport) => ({ sport, be: pick(DUAL, tcpFlow(CLIENT6, DUAL_VIP6, sport, 80)) }));
+
+const IPV6_CASES: Case[] = [
+  {
+    description: 'services - IPv6 ClusterIP, TCP: the SYN goes to the IPv6 backend Maglev picks (address, port, TCP checksum over the IPv6 pseudo-header); the reply comes from the ClusterIP',
+    setup: DUAL,
+    input: [
+      from(tcp6(CLIENT6, DUAL_VIP6, { sport: 41000, dport: 80 })),
+      to(tcp6(web6.ip, CLIENT6, { sport: web6.port, dport: 41000, flags: 'SA', seq: 5000, ack: 1001 })),
+      from(tcp6(CLIENT6, DUAL_VIP6, { sport: 41000, dport: 80, flags: 'PA', seq: 1001, ack: 5001, payload: 30 })),
+    ],
+    expect: [
+      translated('pass_default', tcp6(CLIENT6, web6.ip, { sport: 41000, dport: web6.port })),
+      translated('pass_reply', tcp6(DUAL_VIP6, CLIENT6, { sport: 80, dport: 41000, flags: 'SA', seq: 5000, ack: 1001 })),
+      translated('pass_established', tcp6(CLIENT6, web6.ip, { sport: 41000, dport: web6.port, flags: 'PA', seq: 1001, ack: 5001, payload: 30 })),
+    ],
+  },
+  {
+    description: 'services - IPv6 ClusterIP: new connections spread over the IPv6 addresses of the backends as the model picks them',
+    setup: DUAL,
+    input: spread6.map(({ sport }) => from(tcp6(CLIENT6, DUAL_VIP6, { sport, dport: 80 }))),
+    expect: spread6.map(({ sport, be }) => translated('pass_default', tcp6(CLIENT6, be.ip, { sport, dport: be.port }))),
+  },
+  {
+    description: 'services - IPv6 ClusterIP, UDP: the datagram goes to the backend, the answer comes from the ClusterIP (UDP checksum mandatory in IPv6, rewritten)',
+    setup: DUAL,
+    input: [from(udp6(CLIENT6, DUAL_VIP6, 41001, 53)), to(udp6(dns6.ip, CLIENT6, dns6.port, 41001, 40))],
+    expect: [translated('pass_default', udp6(CLIENT6, dns6.ip, 41001, dns6.port)), translated('pass_reply', udp6(DUAL_VIP6, CLIENT6, 53, 41001, 40))],
+  },
+  {
+    description: 'services - a dual-stack service: its IPv4 ClusterIP picks among IPv4 addresses, its IPv6 one among IPv6 addresses, of the same pods',
+    setup: DUAL,
+    input: [from(tcpF(CLIENT, DUAL_VIP4, { sport: 41000, dport: 80 })), from(tcp6(CLIENT6, DUAL_VIP6, { sport: 41000, dport: 80 }))],
+    expect: [translated('pass_default', tcpF(CLIENT, web4.ip, { sport: 41000, dport: web4.port })), translated('pass_default', tcp6(CLIENT6, web6.ip, { sport: 41000, dport: web6.port }))],
+  },
+  {
+    description: 'services - an IPv6 service without backends refuses: a TCP RST and an ICMPv6 port unreachable come back from the ClusterIP',
+    setup: DUAL,
+    input: [from(tcp6(CLIENT6, EMPTY6_VIP, { sport: 41002, dport: 80, seq: 7000 })), from(udp6(CLIENT6, EMPTY6_VIP, 41003, 53))],
+    expect: [
+      { reason: 'reject_no_backend', out: eth({ src: MAC_PEER, dst: MAC_POD }).ipv6({ src: EMPTY6_VIP, dst: CLIENT6, hopLimit: 64 }).tcp({ sport: 80, dport: 41002, flags: 'RA', seq: 0, ack: 7001, window: 0 }).unpadded() },
+      {
+        reason: 'reject_no_backend',
+        out: eth({ src: MAC_PEER, dst: MAC_POD })
+          .ipv6({ src: EMPTY6_VIP, dst: CLIENT6, hopLimit: 64 })
+          .icmpv6({ type: 1, code: 4, id: 0, seq: 0 })
+          .payload(Buffer.from(udp6(CLIENT6, EMPTY6_VIP, 41003, 53).build().subarray(14)))
+          .unpadded(),
+      },
+    ],
+  },
+];
+
 const TABLES: [string, Case[]][] = [
   ['services - translation', TRANSLATION_CASES],
   ['services - refusal', REFUSAL_CASES],
@@ -916,6 +1011,7 @@ const TABLES: [string, Case[]][] = [
   ['services - affinity', AFFINITY_CASES],
   ['services - nodeport', NODEPORT_CASES],
   ['services - uplink', UPLINK_CASES],
+  ['services - IPv6', IPV6_CASES],
 ];
 
 for (const [area, cases] of TABLES) {

@@ -73,6 +73,8 @@ export interface SmService {
   name: string;
   selector: Record<string, string>;
   clusterIPs: string[];
+  /** Empty in a record from before dual-stack: then the families of clusterIPs. */
+  ipFamilies: ('IPv4' | 'IPv6')[];
   ports: SmServicePort[];
   externalIPs: string[];
   loadBalancerIngress: string[];
@@ -126,19 +128,36 @@ const PROTOCOL_NUMBER: Record<SmProtocol, number> = { TCP: 6, UDP: 17, SCTP: 132
 
 const rol32 = (w: number, s: number) => ((w << s) | (w >>> (32 - s))) >>> 0;
 
-/** An IPv4 address's 16-byte key form (address, then zeros), folded: XOR of its four little-endian words. */
-function foldIPv4(ip: string): number {
-  const b = ip.split('.').map(Number);
-  if (b.length !== 4 || b.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new TypeError(`service model: not an IPv4 address: ${ip}`);
-  // Words 1..3 are zero; word 0 read little-endian from bytes a.b.c.d.
-  return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+/** An IPv6 address's 16 bytes (written out here: `::` expands to the missing zero groups). */
+function ipv6Bytes(ip: string): number[] {
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const groups = (x: string | undefined) => (x ? x.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill(0), ...t];
+  if (all.length !== 8 || all.some((g) => !(g >= 0 && g <= 0xffff))) throw new TypeError(`service model: not an IPv6 address: ${ip}`);
+  return all.flatMap((g) => [g >> 8, g & 0xff]);
+}
+
+/** An address's 16-byte key form (IPv4: the address, then zeros), folded: XOR of its four little-endian words. */
+function foldAddress(ip: string): number {
+  let b: number[];
+  if (ip.includes(':')) b = ipv6Bytes(ip);
+  else {
+    b = ip.split('.').map(Number);
+    if (b.length !== 4 || b.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new TypeError(`service model: not an IPv4 address: ${ip}`);
+    b = [...b, ...Array(12).fill(0)];
+  }
+  let w = 0;
+  for (let i = 0; i < 16; i += 4) w ^= b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+  return w >>> 0;
 }
 
 /** tp_flow_hash: jhash_3words(fold(src), fold(dst), sport << 16 | dport, seed ^ protocol). */
 export function flowHash(f: SmFlow, seed: number): number {
   const init = (((seed ^ PROTOCOL_NUMBER[f.protocol]) >>> 0) + 0xdeadbeef + 12) >>> 0;
-  let a = (foldIPv4(f.src) + init) >>> 0;
-  let b = (foldIPv4(f.dst) + init) >>> 0;
+  let a = (foldAddress(f.src) + init) >>> 0;
+  let b = (foldAddress(f.dst) + init) >>> 0;
   let c = ((((f.sport << 16) | f.dport) >>> 0) + init) >>> 0;
   // lookup3's final(a, b, c)
   c = ((c ^ b) - rol32(b, 14)) >>> 0;
@@ -204,7 +223,10 @@ export function maglevFill(names: readonly string[], size: number, seed: number)
 
 // ---- backends ----
 
-const firstIPv4 = (ips: readonly string[]) => ips.find((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip));
+type SmFamily = 'IPv4' | 'IPv6';
+const familyOf = (ip: string): SmFamily => (ip.includes(':') ? 'IPv6' : 'IPv4');
+/** A service's families: as stored, or those of its cluster IPs. */
+const familiesOf = (svc: SmService): SmFamily[] => (svc.ipFamilies.length > 0 ? svc.ipFamilies : svc.clusterIPs.filter((ip) => ip !== 'None').map(familyOf));
 
 function stateOf(pod: SmPod, svc: SmService): SmBackend['state'] {
   if (svc.publishNotReadyAddresses) return 'ready';
@@ -212,13 +234,14 @@ function stateOf(pod: SmPod, svc: SmService): SmBackend['state'] {
   return pod.ready ? 'ready' : 'unready';
 }
 
-/** Every pod backing service port `port` of svc, with its state. */
-export function backendsOf(svc: SmService, port: SmServicePort, pods: readonly SmPod[]): SmBackend[] {
+/** Every pod backing service port `port` of svc in one family (by its address of that family), with its state. */
+export function backendsOf(svc: SmService, port: SmServicePort, pods: readonly SmPod[], family: SmFamily = 'IPv4'): SmBackend[] {
   const out: SmBackend[] = [];
   for (const pod of pods) {
     if (pod.namespace !== svc.namespace) continue;
     if (!Object.entries(svc.selector).every(([k, v]) => Object.hasOwn(pod.labels, k) && pod.labels[k] === v)) continue;
-    const ip = firstIPv4(pod.ips);
+    if (!familiesOf(svc).includes(family)) continue;
+    const ip = pod.ips.find((a) => familyOf(a) === family);
     if (!ip) continue;
     const target =
       typeof port.targetPort === 'number' ? port.targetPort : pod.ports.find((p) => p.name === port.targetPort && p.protocol === port.protocol)?.port;
@@ -251,7 +274,7 @@ interface Frontend {
 export class ServiceModel {
   /** addr|protocol|port → frontend */
   private readonly exact = new Map<string, Frontend>();
-  /** protocol|nodePort → frontend (on any node address) */
+  /** family|protocol|nodePort → frontend (on any node address of that family) */
   private readonly nodePorts = new Map<string, Frontend>();
   private readonly nodeAddrs: Set<string>;
   private readonly tables = new Map<Frontend, SmBackend[]>();
@@ -262,15 +285,21 @@ export class ServiceModel {
       if (svc.clusterIPs[0] === 'None') continue;
       for (const port of svc.ports) {
         if (port.id === undefined) continue;
-        const all = backendsOf(svc, port, cluster.pods);
-        const cluster_ = usable(all);
-        const local = usable(all.filter((b) => b.node === cluster.node));
-        const fe = (set: SmBackend[]): Frontend => ({ service: `${svc.namespace}/${svc.name}`, protocol: port.protocol, set, noneAnywhere: cluster_.length === 0 });
-        const internal = fe(svc.internalTrafficPolicy === 'Local' ? local : cluster_);
-        const toCluster = fe(cluster_);
-        for (const ip of svc.clusterIPs) this.exact.set(`${ip}|${port.protocol}|${port.port}`, internal);
-        for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress]) this.exact.set(`${ip}|${port.protocol}|${port.port}`, toCluster);
-        if (port.nodePort !== undefined && port.protocol !== 'SCTP') this.nodePorts.set(`${port.protocol}|${port.nodePort}`, toCluster);
+        // Each family has its own backends: those pods' addresses of the frontend's family.
+        for (const family of ['IPv4', 'IPv6'] as const) {
+          const all = backendsOf(svc, port, cluster.pods, family);
+          const cluster_ = usable(all);
+          const local = usable(all.filter((b) => b.node === cluster.node));
+          const fe = (set: SmBackend[]): Frontend => ({ service: `${svc.namespace}/${svc.name}`, protocol: port.protocol, set, noneAnywhere: cluster_.length === 0 });
+          const internal = fe(svc.internalTrafficPolicy === 'Local' ? local : cluster_);
+          const toCluster = fe(cluster_);
+          const mine = (ip: string) => familyOf(ip) === family;
+          for (const ip of svc.clusterIPs.filter(mine)) this.exact.set(`${ip}|${port.protocol}|${port.port}`, internal);
+          for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress].filter(mine)) this.exact.set(`${ip}|${port.protocol}|${port.port}`, toCluster);
+          if (port.nodePort !== undefined && port.protocol !== 'SCTP' && familiesOf(svc).includes(family)) {
+            this.nodePorts.set(`${family}|${port.protocol}|${port.nodePort}`, toCluster);
+          }
+        }
       }
     }
   }
@@ -279,7 +308,7 @@ export class ServiceModel {
   private frontendOf(f: SmFlow): Frontend | undefined {
     const exact = this.exact.get(`${f.dst}|${f.protocol}|${f.dport}`);
     if (exact) return exact;
-    return this.nodeAddrs.has(f.dst) ? this.nodePorts.get(`${f.protocol}|${f.dport}`) : undefined;
+    return this.nodeAddrs.has(f.dst) ? this.nodePorts.get(`${familyOf(f.dst)}|${f.protocol}|${f.dport}`) : undefined;
   }
 
   /** The Maglev table of a frontend: slot → backend. */
