@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { RESERVED_IDENTITY_NAMES } from '../datapath/constants.js';
 import type { PolicyDocument } from '../policy/types.js';
-import { serviceBackends, type Backend } from '../services/backends.js';
+import { serviceBackends, serviceFamilies, type Backend } from '../services/backends.js';
 import { storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
 import { endpointRecord, identityRecord, nodePodCIDRs, nodeRecord, podRecord, policyRecord, statusRecord } from '../store/schema.js';
@@ -26,6 +26,8 @@ export interface ServiceJson {
   name: string;
   type: Service['type'];
   clusterIPs: string[];
+  ipFamilies: Service['ipFamilies'];
+  ipFamilyPolicy: Service['ipFamilyPolicy'];
   externalIPs: string[];
   loadBalancerIngress: string[];
   sessionAffinity: Service['sessionAffinity'];
@@ -46,6 +48,8 @@ export function serviceJson(s: Service, backends: Backend[][]): ServiceJson {
     name: s.name,
     type: s.type,
     clusterIPs: s.clusterIPs,
+    ipFamilies: serviceFamilies(s),
+    ipFamilyPolicy: s.ipFamilyPolicy,
     externalIPs: s.externalIPs,
     loadBalancerIngress: s.loadBalancerIngress,
     sessionAffinity: s.sessionAffinity,

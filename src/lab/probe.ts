@@ -37,14 +37,16 @@ export interface ProbeSource {
   from: string;
   kind: 'pod' | 'client';
   ip: string;
+  /** Every family's address, IPv4 first. */
+  ips: string[];
   socket: string;
 }
 
 /** Every place probes can start from now: running pods first, then clients, in spec order. */
 export function probeSources(state: LabState): ProbeSource[] {
   return [
-    ...state.pods.filter((p) => !p.stopped).map((p) => ({ from: p.key, kind: 'pod' as const, ip: p.ip, socket: p.socket })),
-    ...state.clients.map((c) => ({ from: c.name, kind: 'client' as const, ip: c.ip, socket: c.socket })),
+    ...state.pods.filter((p) => !p.stopped).map((p) => ({ from: p.key, kind: 'pod' as const, ip: p.ip, ips: p.ips, socket: p.socket })),
+    ...state.clients.map((c) => ({ from: c.name, kind: 'client' as const, ip: c.ip, ips: c.ips, socket: c.socket })),
   ];
 }
 

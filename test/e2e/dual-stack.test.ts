@@ -2,7 +2,8 @@
 // address, agents enforce both, and `lab probe` probes every pair in each family.
 // Beyond the matrices of netpol-upstream.test.ts, this checks what only a dual-stack
 // path shows: `--families`, WHOAMI over IPv6, IPv6 fragments across nodes, neighbour
-// discovery and ICMPv6 errors reaching an isolated pod. Needs root and `make build`:
+// discovery and ICMPv6 errors reaching an isolated pod, and a PreferDualStack service
+// reached in both families from pods and from a client. Needs root and `make build`:
 // creates tp-* namespaces, links, processes and pins, all removed in afterAll.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,6 +60,18 @@ const udpTargets = (): ProbeTarget[] =>
   ]);
 const outcome = (r: { connected: boolean; reason?: string }) => (r.connected ? 'connected' : r.reason!);
 
+interface ServiceRow {
+  from: string;
+  to: string;
+  address: string;
+  port: number;
+  protocol: string;
+  family: 4 | 6;
+  connected: boolean;
+  backend: string | null;
+  peer: string | null;
+}
+
 describe('dual-stack e2e', () => {
   beforeAll(async () => {
     await tcplane(['lab', 'down']);
@@ -102,6 +115,36 @@ describe('dual-stack e2e', () => {
     for (const { index } of FAMILIES) {
       const r = await cli('lab', 'exec', 'x/a', '--', process.execPath, UDP_ONCE, ips('x/b')[index]!, '53', '3000');
       expect(JSON.parse(r.stdout), `family index ${index}`).toEqual({ size: 3000, echoed: 3000 });
+    }
+  });
+
+  it('dual-stack e2e - a PreferDualStack service gets a ClusterIP per family and answers in both, from pods and from outside (node ports, external IPs)', async () => {
+    const [svc] = JSON.parse((await cli('get', 'services', '-o', 'json')).stdout) as { clusterIPs: string[]; ipFamilies: string[]; backends: { pod: string; ip: string; port: number }[] }[];
+    expect(svc!.ipFamilies).toEqual(['IPv4', 'IPv6']);
+    expect(svc!.clusterIPs[0]).toMatch(/^10\.244\.24\d\./);
+    expect(svc!.clusterIPs[1]).toMatch(/^fd00:10:96::/);
+    // A backend row per pod, port and family.
+    expect(svc!.backends.filter((b) => b.port === 80).map((b) => `${b.pod} ${b.ip}`).sort()).toEqual(
+      ['x/b', 'x/c'].flatMap((p) => ips(p).map((ip) => `${p} ${ip}`)).sort(),
+    );
+    const rows = JSON.parse((await cli('lab', 'probe', '--to-service', '--json', '--timeout-ms', '700')).stdout) as ServiceRow[];
+    expect(rows.filter((r) => !r.connected)).toEqual([]);
+    const kinds = (family: 4 | 6) => ({
+      clusterIPs: rows.filter((r) => r.family === family && svc!.clusterIPs.includes(r.address)).length,
+      nodePorts: rows.filter((r) => r.family === family && r.port >= 30000).length,
+      external: rows.filter((r) => r.family === family && r.from === 'outside' && r.port < 30000).length,
+    });
+    // 3 pods × 2 ports to the ClusterIP; the client: 2 nodes × 2 node ports, one external IP × 2 ports.
+    expect(kinds(4)).toEqual({ clusterIPs: 6, nodePorts: 4, external: 2 });
+    expect(kinds(6)).toEqual({ clusterIPs: 6, nodePorts: 4, external: 2 });
+    for (const r of rows) {
+      expect(['x/b', 'x/c'], `${r.from} → ${r.address}:${r.port}`).toContain(r.backend);
+      // The backend saw an address of the row's family (the client's, a node's after SNAT, or the ClusterIP's for hairpin).
+      expect(r.peer!.startsWith('['), `${r.from} → ${r.address}:${r.port} seen from ${r.peer}`).toBe(r.family === 6);
+    }
+    // Through n2's own address the client is seen as itself: n2 holds both backends (no SNAT).
+    for (const r of rows.filter((x) => x.from === 'outside' && plan.nodes[1]!.underlayIPs.includes(x.address))) {
+      expect(r.peer).toMatch(r.family === 6 ? /^\[fd00:10:250::200\]:/ : /^10\.250\.0\.200:/);
     }
   });
 
