@@ -119,8 +119,10 @@ export class Agent {
     );
     this.metrics = new AgentMetrics(this.dp);
     // Health checks of Local load balancer services, on the node's uplink address (or all).
-    const uplinkAddr = opts.uplink ? networkInterfaces()[opts.uplink]?.find((a) => a.family === 'IPv4')?.address : undefined;
-    this.healthServers = new HealthCheckServers(uplinkAddr ?? '0.0.0.0', log);
+    const uplinkAddrs = (opts.uplink ? (networkInterfaces()[opts.uplink] ?? []) : [])
+      .filter((a) => a.family === 'IPv4' || (this.dualStack && !isLinkLocal6(a.address)))
+      .map((a) => a.address);
+    this.healthServers = new HealthCheckServers(uplinkAddrs.length > 0 ? uplinkAddrs : ['0.0.0.0'], log);
     if (opts.metricsAddress !== 'none') {
       this.metricsServer = await this.metrics.serve(opts.metricsAddress);
       log.info({ address: opts.metricsAddress }, 'serving /metrics');
@@ -392,11 +394,24 @@ export class Agent {
     }
   }
 
-  /** Addresses of this node's interfaces (its network namespace), loopback and IPv6 link-local excluded. */
+  /** Whether this node has an IPv6 pod range: only then are its IPv6 addresses published and served. */
+  private get dualStack(): boolean {
+    return this.opts.podCIDRs.some((c) => c.includes(':'));
+  }
+
+  /**
+   * Addresses of this node's interfaces (its network namespace), loopback and IPv6
+   * link-local excluded; IPv6 ones only on a dual-stack node, so a single-stack cluster's
+   * node records stay readable by agents from before dual-stack (whose schema takes IPv4
+   * only) during a rolling upgrade.
+   */
   private hostAddresses(): string[] {
     const out: string[] = [];
     for (const addrs of Object.values(networkInterfaces())) {
-      for (const a of addrs ?? []) if (!a.internal && !(a.family === 'IPv6' && isLinkLocal6(a.address))) out.push(canonicalIP(a.address)!);
+      for (const a of addrs ?? []) {
+        if (a.internal || (a.family === 'IPv6' && (!this.dualStack || isLinkLocal6(a.address)))) continue;
+        out.push(canonicalIP(a.address)!);
+      }
     }
     return [...new Set(out)].sort();
   }

@@ -10,10 +10,12 @@ import type { Logger } from 'pino';
 import type { HealthCheck } from '../src/services/health-checks.js';
 
 export class HealthCheckServers {
-  private readonly servers = new Map<number, { server: Server; check: HealthCheck }>();
+  /** Per port: a server on each address, and the check they answer. */
+  private readonly servers = new Map<number, { servers: Server[]; check: HealthCheck }>();
 
+  /** @param hosts the addresses to serve on (the uplink's of each family, or 0.0.0.0) */
   constructor(
-    private readonly host: string,
+    private readonly hosts: readonly string[],
     private readonly log: Logger,
   ) {}
 
@@ -22,7 +24,7 @@ export class HealthCheckServers {
     const want = new Map(checks.map((c) => [c.port, c]));
     for (const [port, s] of this.servers) {
       if (want.get(port)?.namespace === s.check.namespace && want.get(port)?.name === s.check.name) continue;
-      s.server.close();
+      for (const server of s.servers) server.close();
       this.servers.delete(port);
     }
     for (const [port, check] of want) {
@@ -31,13 +33,19 @@ export class HealthCheckServers {
         have.check = check;
         continue;
       }
-      const entry = { server: createServer((_req, res) => this.answer(entry.check, res)), check };
-      try {
-        await listen(entry.server, this.host, port);
+      const entry: { servers: Server[]; check: HealthCheck } = { servers: [], check };
+      for (const host of this.hosts) {
+        const server = createServer((_req, res) => this.answer(entry.check, res));
+        try {
+          await listen(server, host, port);
+          entry.servers.push(server);
+        } catch (err) {
+          this.log.error({ port, host, service: `${check.namespace}/${check.name}`, err: (err as Error).message }, 'health check port not served');
+        }
+      }
+      if (entry.servers.length > 0) {
         this.servers.set(port, entry);
-        this.log.info({ port, service: `${check.namespace}/${check.name}` }, 'serving health check');
-      } catch (err) {
-        this.log.error({ port, service: `${check.namespace}/${check.name}`, err: (err as Error).message }, 'health check port not served');
+        this.log.info({ port, hosts: this.hosts, service: `${check.namespace}/${check.name}` }, 'serving health check');
       }
     }
   }
@@ -49,7 +57,7 @@ export class HealthCheckServers {
   }
 
   close(): void {
-    for (const s of this.servers.values()) s.server.close();
+    for (const s of this.servers.values()) for (const server of s.servers) server.close();
     this.servers.clear();
   }
 }

@@ -27,7 +27,7 @@ export interface ServiceJson {
   type: Service['type'];
   clusterIPs: string[];
   ipFamilies: Service['ipFamilies'];
-  ipFamilyPolicy: Service['ipFamilyPolicy'];
+  ipFamilyPolicy: NonNullable<Service['ipFamilyPolicy']>;
   externalIPs: string[];
   loadBalancerIngress: string[];
   sessionAffinity: Service['sessionAffinity'];
@@ -49,7 +49,7 @@ export function serviceJson(s: Service, backends: Backend[][]): ServiceJson {
     type: s.type,
     clusterIPs: s.clusterIPs,
     ipFamilies: serviceFamilies(s),
-    ipFamilyPolicy: s.ipFamilyPolicy,
+    ipFamilyPolicy: s.ipFamilyPolicy ?? 'SingleStack',
     externalIPs: s.externalIPs,
     loadBalancerIngress: s.loadBalancerIngress,
     sessionAffinity: s.sessionAffinity,
@@ -143,7 +143,9 @@ export function registerGetCommands(program: Command): void {
       const policiesRev = await store.lastRevision('policies');
       const servicesRev = await store.lastRevision('services');
       nodes.sort((a, b) => a.name.localeCompare(b.name));
-      if (o.output === 'json') return console.log(JSON.stringify(nodes.map((n) => ({ ...n, status: status.get(n.name)?.value })), null, 2));
+      if (o.output === 'json') {
+        return console.log(JSON.stringify(nodes.map((n) => ({ ...n, podCIDRs: nodePodCIDRs(n), status: status.get(n.name)?.value })), null, 2));
+      }
       printTable(
         ['NODE', 'ADDRESSES', 'POD-CIDR', 'ENDPOINTS', 'POLICY-REVISION', 'SERVICE-REVISION', 'LAST-REPORT', 'LABELS'],
         nodes.map((n) => {

@@ -51,6 +51,7 @@ import {
   NODE_CIDR_PREFIX,
   POD_RANGE,
   SERVICE_CIDR,
+  SERVICE_CIDR6,
   UNDERLAY_PREFIX,
   cidrContains,
   cidrsOverlap,
@@ -585,7 +586,7 @@ function planServiceCidr(given: string | undefined, fail: (path: FieldPath, deta
   const clash = fixed.find(([r]) => cidrsOverlap(c, r));
   const bad =
     c.family !== 4
-      ? `${given} is not IPv4 (the lab allocates ClusterIPs from one IPv4 range until services are dual-stack)`
+      ? `${given} is not IPv4 (serviceCIDR is the lab's IPv4 service range; a dual-stack lab's IPv6 one is ${SERVICE_CIDR6})`
       : c.prefix < SERVICE_CIDR_PREFIX.min || c.prefix > SERVICE_CIDR_PREFIX.max
       ? `${given} must be a /${SERVICE_CIDR_PREFIX.min} to /${SERVICE_CIDR_PREFIX.max}`
       : clash

@@ -185,7 +185,9 @@ export class Allocator {
     const np = this.config.nodePortRange;
 
     // IP families, then a ClusterIP per family.
-    const families = this.familiesOf(svc, existing, problems);
+    // An update that names no policy keeps the stored one (a re-apply never drops a family), as Kubernetes does.
+    out.ipFamilyPolicy = svc.ipFamilyPolicy ?? existing?.ipFamilyPolicy ?? 'SingleStack';
+    const families = this.familiesOf(out, existing, problems);
     out.ipFamilies = families;
     const headless = (svc.clusterIPs[0] ?? existing?.clusterIPs[0]) === 'None';
     if (headless) {

@@ -13,6 +13,8 @@ import { MAGLEV_DEFAULT_MAX_SIZE, validateMaglevSize } from './maglev.js';
 /** Kubernetes' own defaults for the service range and node ports. */
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 export const DEFAULT_NODE_PORT_RANGE = { min: 30000, max: 32767 } as const;
+/** The largest service range, in host bits (Kubernetes' limit: /12 for IPv4, /108 for IPv6). */
+const MAX_SERVICE_HOST_BITS = 20;
 
 export interface ClusterSettings {
   /** The service ranges: an IPv4 one (primary), and an IPv6 one for a dual-stack cluster. */
@@ -35,6 +37,13 @@ export function newClusterConfig(s: ClusterSettings = {}): ClusterConfig {
   if (bad) throw new Error(`cluster config: maglevMaxTableSize: ${bad}`);
   if (cfg.serviceCIDRs.length === 2 && cfg.serviceCIDRs[0]!.includes(':') === cfg.serviceCIDRs[1]!.includes(':')) {
     throw new Error('cluster config: serviceCIDRs: one range per family (an IPv4 one, then an IPv6 one)');
+  }
+  for (const c of cfg.serviceCIDRs) {
+    const m = /\/(\d+)$/.exec(c);
+    const hostBits = (c.includes(':') ? 128 : 32) - Number(m?.[1]);
+    if (m && hostBits > MAX_SERVICE_HOST_BITS) {
+      throw new Error(`cluster config: serviceCIDRs: ${c} is too large: at most ${MAX_SERVICE_HOST_BITS} host bits (/${c.includes(':') ? 108 : 12}), as Kubernetes allows`);
+    }
   }
   const r = clusterConfig.safeParse(cfg);
   if (!r.success) {

@@ -67,10 +67,11 @@ const STATE: Record<Backend['state'], number> = {
 
 /** The generation a table of `size` slots goes under: the one already that size, else the other. */
 function lutId(base: number, size: number, current: ServiceCompileInput['currentTableSize']): number {
+  const other = (base | 1) >>> 0; // u32: an IPv6 table's id has the top bit set, which `|` makes negative
   const g0 = current(base);
   if (g0 === size) return base;
-  if (current(base | 1) === size) return base | 1;
-  return g0 === undefined ? base : base | 1;
+  if (current(other) === size) return other;
+  return g0 === undefined ? base : other;
 }
 
 /** What one service compiles to: its map entries (encoded once) and the backend keys it holds. */
@@ -110,7 +111,7 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
         ),
       );
     }
-    // The sets of each family, from that family's backends (an address of another family than the service's finds none).
+    // The sets of each family, from that family's backends.
     const setsOf = (family: IPFamily) => {
       const mine = all.filter((b) => familyOfAddress(b.ip) === family);
       const cluster = usableBackends(mine);
@@ -161,7 +162,9 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
       out.frontends.push(encoded({ key, value: valueFor(set, family) }, tpSvcKey, tpSvcValue));
     };
     for (const ip of svc.clusterIPs) frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, ip, port.port, 'internal');
-    for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress]) {
+    // An external or load balancer IP of a family the service does not have is ignored, as kube-proxy does.
+    const families = serviceFamilies(svc);
+    for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress].filter((a) => families.includes(familyOfAddress(a)))) {
       frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, ip, port.port, 'cluster');
       frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, ip, port.port, 'external');
     }
@@ -169,7 +172,7 @@ function compileService(svc: Service, pods: readonly PodRecord[], input: Omit<Se
     // rewritten (the parser refuses SCTP node ports; a stored one is not programmed).
     // A node port is served on the node's addresses of each of the service's families.
     if (port.nodePort !== undefined && port.protocol !== 'SCTP') {
-      for (const family of FAMILIES.filter((f) => serviceFamilies(svc).includes(f))) {
+      for (const family of FAMILIES.filter((f) => families.includes(f))) {
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_POD, null, port.nodePort, 'cluster', family);
         frontend(TP_SVC_ORIGIN.TP_SVC_FROM_OUTSIDE, null, port.nodePort, 'external', family);
       }

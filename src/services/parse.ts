@@ -126,18 +126,26 @@ function clusterIPsOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs'>): string[] 
   return spec.clusterIP ? [spec.clusterIP] : [];
 }
 
-/** The families as given, else read from the given cluster IPs; [] leaves them to `apply` (the cluster's families decide). */
+/**
+ * The families as given, then those read from given cluster IPs beyond them (as
+ * Kubernetes infers them); [] leaves them to `apply` (the cluster's families decide).
+ */
 function ipFamiliesOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs' | 'ipFamilies'>): IPFamily[] {
-  if (spec.ipFamilies && spec.ipFamilies.length > 0) return spec.ipFamilies;
-  return clusterIPsOf(spec)
+  const given = spec.ipFamilies ?? [];
+  const fromIPs = clusterIPsOf(spec)
     .filter((ip) => ip !== 'None')
     .map(familyOfAddress);
+  return [...given, ...fromIPs.slice(given.length)];
 }
 
-/** Kubernetes' default: RequireDualStack when two families or two cluster IPs are given, else SingleStack. */
-function ipFamilyPolicyOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs' | 'ipFamilies' | 'ipFamilyPolicy'>): IPFamilyPolicy {
+/**
+ * As given; unset, RequireDualStack when two families or two cluster IPs are given (as
+ * Kubernetes defaults it), else undefined: `apply` adopts the stored service's policy on
+ * an update and takes SingleStack on a create.
+ */
+function ipFamilyPolicyOf(spec: Pick<SpecIn, 'clusterIP' | 'clusterIPs' | 'ipFamilies' | 'ipFamilyPolicy'>): IPFamilyPolicy | undefined {
   if (spec.ipFamilyPolicy !== undefined) return spec.ipFamilyPolicy;
-  return (spec.ipFamilies?.length ?? 0) > 1 || clusterIPsOf(spec).length > 1 ? 'RequireDualStack' : 'SingleStack';
+  return (spec.ipFamilies?.length ?? 0) > 1 || clusterIPsOf(spec).length > 1 ? 'RequireDualStack' : undefined;
 }
 
 function normalize(d: DocumentIn, source: Service['source']): Service {
@@ -161,7 +169,7 @@ function normalize(d: DocumentIn, source: Service['source']): Service {
     selector: spec.selector,
     clusterIPs: clusterIPsOf(spec),
     ipFamilies: ipFamiliesOf(spec),
-    ipFamilyPolicy: ipFamilyPolicyOf(spec),
+    ...(ipFamilyPolicyOf(spec) !== undefined && { ipFamilyPolicy: ipFamilyPolicyOf(spec) }),
     ports,
     externalIPs: spec.externalIPs ?? [],
     loadBalancerIngress: (d.status?.loadBalancer?.ingress ?? []).map((i) => i.ip!),

@@ -46,7 +46,7 @@ const serviceObject = z.strictObject({
   // Fewer than ipFamilies until apply allocates them; one per family after.
   clusterIPs: z.array(clusterIPEntry).max(2, 'at most one cluster IP per family'),
   ipFamilies: z.array(z.enum(['IPv4', 'IPv6'])).max(2),
-  ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack', 'RequireDualStack']),
+  ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack', 'RequireDualStack']).optional(),
   ports: z.array(servicePort),
   externalIPs: z.array(ipAddress),
   loadBalancerIngress: z.array(ipAddress),

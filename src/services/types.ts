@@ -77,10 +77,12 @@ export interface Service {
   ipFamilies: IPFamily[];
   /**
    * As given; unset, RequireDualStack when two families or cluster IPs are given (as
-   * Kubernetes defaults it), else SingleStack. PreferDualStack gets one family on a
-   * single-stack cluster; RequireDualStack is refused there.
+   * Kubernetes defaults it), else left unset by the parser: `apply` adopts the stored
+   * service's on an update and takes SingleStack on a create, so a stored service always
+   * has one. PreferDualStack gets one family on a single-stack cluster; RequireDualStack
+   * is refused there.
    */
-  ipFamilyPolicy: IPFamilyPolicy;
+  ipFamilyPolicy?: IPFamilyPolicy;
   /** At least one, except for a headless service (which may have none). */
   ports: ServicePort[];
   /** Further frontends: traffic to these addresses on `port` is translated like the ClusterIP's (external traffic). */

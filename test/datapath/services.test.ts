@@ -946,6 +946,10 @@ const tcp6 = (src: string, dst: string, seg: TcpSeg): Frame => {
   return seg.payload === undefined ? f : f.payload(seg.payload);
 };
 const udp6 = (src: string, dst: string, sport: number, dport: number, payload: number | Buffer = 8): Frame => eth().ipv6({ src, dst }).udp({ sport, dport }).payload(payload);
+/** An ICMPv6 error (type 2 code 0: packet too big, by default) from `src` to `dst` quoting the IPv6 packet of `quoted`. */
+const icmp6ErrF = (src: string, dst: string, quoted: Frame, type = 2, code = 0): Frame =>
+  eth().ipv6({ src, dst }).icmpv6({ type, code, id: 0, seq: type === 2 ? 1280 : 0 }).payload(quoted.build().subarray(14));
+const ROUTER6 = '2001:db8::fe';
 const web6 = pick(DUAL, tcpFlow(CLIENT6, DUAL_VIP6, 41000, 80));
 const web4 = pick(DUAL, tcpFlow(CLIENT, DUAL_VIP4, 41000, 80));
 const dns6 = pick(DUAL, udpFlow(CLIENT6, DUAL_VIP6, 41001, 53));
@@ -983,6 +987,36 @@ const IPV6_CASES: Case[] = [
     setup: DUAL,
     input: [from(tcpF(CLIENT, DUAL_VIP4, { sport: 41000, dport: 80 })), from(tcp6(CLIENT6, DUAL_VIP6, { sport: 41000, dport: 80 }))],
     expect: [translated('pass_default', tcpF(CLIENT, web4.ip, { sport: 41000, dport: web4.port })), translated('pass_default', tcp6(CLIENT6, web6.ip, { sport: 41000, dport: web6.port }))],
+  },
+  {
+    description: "services - an ICMPv6 error about an IPv6 ClusterIP connection reaches its client translated back: a router's packet too big quotes the ClusterIP again; the backend's port unreachable comes from the ClusterIP",
+    setup: DUAL,
+    input: [
+      from(tcp6(CLIENT6, DUAL_VIP6, { sport: 41000, dport: 80 })),
+      to(icmp6ErrF(ROUTER6, CLIENT6, tcp6(CLIENT6, web6.ip, { sport: 41000, dport: web6.port }))),
+      from(udp6(CLIENT6, DUAL_VIP6, 41001, 53)),
+      to(icmp6ErrF(dns6.ip, CLIENT6, udp6(CLIENT6, dns6.ip, 41001, dns6.port), 1, 4)),
+    ],
+    expect: [
+      translated('pass_default', tcp6(CLIENT6, web6.ip, { sport: 41000, dport: web6.port })),
+      translated('pass_related', icmp6ErrF(ROUTER6, CLIENT6, tcp6(CLIENT6, DUAL_VIP6, { sport: 41000, dport: 80 }))),
+      translated('pass_default', udp6(CLIENT6, dns6.ip, 41001, dns6.port)),
+      translated('pass_related', icmp6ErrF(DUAL_VIP6, CLIENT6, udp6(CLIENT6, DUAL_VIP6, 41001, 53), 1, 4)),
+    ],
+  },
+  {
+    description: "services - the client's ICMPv6 error about a reply it got from an IPv6 ClusterIP goes to the backend as the backend sent it",
+    setup: DUAL,
+    input: [
+      from(udp6(CLIENT6, DUAL_VIP6, 41001, 53)),
+      to(udp6(dns6.ip, CLIENT6, dns6.port, 41001)),
+      from(icmp6ErrF(CLIENT6, DUAL_VIP6, udp6(DUAL_VIP6, CLIENT6, 53, 41001), 1, 4)),
+    ],
+    expect: [
+      translated('pass_default', udp6(CLIENT6, dns6.ip, 41001, dns6.port)),
+      translated('pass_reply', udp6(DUAL_VIP6, CLIENT6, 53, 41001)),
+      translated('pass_related', icmp6ErrF(CLIENT6, dns6.ip, udp6(dns6.ip, CLIENT6, dns6.port, 41001), 1, 4)),
+    ],
   },
   {
     description: 'services - an IPv6 service without backends refuses: a TCP RST and an ICMPv6 port unreachable come back from the ClusterIP',

@@ -5,18 +5,20 @@
 // discovery and ICMPv6 errors reaching an isolated pod, and a PreferDualStack service
 // reached in both families from pods and from a client. Needs root and `make build`:
 // creates tp-* namespaces, links, processes and pins, all removed in afterAll.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeTargets, type ProbeTarget } from '../../src/lab/probe.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
 import { readLabState } from '../../src/lab/state.js';
-import { tcplane, type ProbeRow } from '../helpers/cli.js';
+import { tcplane, type CliResult, type ProbeRow } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/dual-stack.yaml';
 const UDP_ONCE = `${ROOT}test/e2e/fixtures/udp-once.mjs`;
+const FLOW_CLIENT = `${ROOT}test/e2e/fixtures/flow-client.mjs`;
 const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
 const ips = (key: string) => plan.pods.find((p) => p.key === key)!.ips;
 const FAMILIES = [
@@ -35,6 +37,47 @@ spec:
     - to: [{podSelector: {matchLabels: {pod: b}}}]
       ports: [{port: 80, protocol: TCP}, {port: 53, endPort: 60, protocol: UDP}]
 `;
+
+/** x/a isolated both ways, nothing allowed. */
+const A_NOTHING = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-nothing, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Ingress, Egress]
+`;
+
+/** x/a may send only to x/b (any port): through the service too, judged on the backend it is sent to. */
+const A_TO_B = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-to-b, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{podSelector: {matchLabels: {pod: b}}}]
+`;
+
+/** Applies `text` for the duration of `fn`, then deletes it (also when fn fails). */
+async function withPolicy<T>(name: string, text: string, fn: () => Promise<T>): Promise<T> {
+  const file = join(tmpdir(), `tp-dual-${name}-${process.pid}.yaml`);
+  writeFileSync(file, text);
+  try {
+    await cli('apply', '-f', file, '--wait');
+    return await fn();
+  } finally {
+    await tcplane(['delete', '-f', file, '--ignore-not-found', '--wait']);
+    rmSync(file, { force: true });
+  }
+}
+
+async function until(cond: () => boolean, what: string, limitMs = 20_000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > limitMs) throw new Error(`gave up after ${limitMs} ms waiting until ${what}`);
+    await sleep(50);
+  }
+}
 
 async function cli(...args: string[]) {
   const r = await tcplane(args);
@@ -121,7 +164,9 @@ describe('dual-stack e2e', () => {
   it('dual-stack e2e - a PreferDualStack service gets a ClusterIP per family and answers in both, from pods and from outside (node ports, external IPs)', async () => {
     const [svc] = JSON.parse((await cli('get', 'services', '-o', 'json')).stdout) as { clusterIPs: string[]; ipFamilies: string[]; backends: { pod: string; ip: string; port: number }[] }[];
     expect(svc!.ipFamilies).toEqual(['IPv4', 'IPv6']);
-    expect(svc!.clusterIPs[0]).toMatch(/^10\.244\.24\d\./);
+    // From the lab's ranges: 10.244.240.0/20 and fd00:10:96::/112.
+    expect(Number(svc!.clusterIPs[0]!.split('.')[2]), svc!.clusterIPs[0]).toBeGreaterThanOrEqual(240);
+    expect(svc!.clusterIPs[0]).toMatch(/^10\.244\./);
     expect(svc!.clusterIPs[1]).toMatch(/^fd00:10:96::/);
     // A backend row per pod, port and family.
     expect(svc!.backends.filter((b) => b.port === 80).map((b) => `${b.pod} ${b.ip}`).sort()).toEqual(
@@ -142,10 +187,54 @@ describe('dual-stack e2e', () => {
       // The backend saw an address of the row's family (the client's, a node's after SNAT, or the ClusterIP's for hairpin).
       expect(r.peer!.startsWith('['), `${r.from} → ${r.address}:${r.port} seen from ${r.peer}`).toBe(r.family === 6);
     }
+    // Through n1 (its node ports; the external IPs, routed to n1) the backends on n2 see n1's address of the row's family (SNAT).
+    const n1 = plan.nodes[0]!.underlayIPs;
+    for (const r of rows.filter((x) => x.from === 'outside' && !plan.nodes[1]!.underlayIPs.includes(x.address))) {
+      expect(r.peer, `${r.address}:${r.port}`).toMatch(r.family === 6 ? new RegExp(`^\\[${n1[1]}\\]:`) : new RegExp(`^${n1[0]!.replaceAll('.', '\\.')}:`));
+    }
     // Through n2's own address the client is seen as itself: n2 holds both backends (no SNAT).
     for (const r of rows.filter((x) => x.from === 'outside' && plan.nodes[1]!.underlayIPs.includes(x.address))) {
       expect(r.peer).toMatch(r.family === 6 ? /^\[fd00:10:250::200\]:/ : /^10\.250\.0\.200:/);
     }
+  });
+
+  it('dual-stack e2e - a policy change cuts established IPv6 connections at their next packets: a TCP stream into the pod, a UDP flow out of it', async () => {
+    const control = join(tmpdir(), `tp-dual-cut-${process.pid}`);
+    const flows: Promise<CliResult>[] = [];
+    try {
+      flows.push(tcplane(['lab', 'exec', 'x/c', '--', process.execPath, FLOW_CLIENT, 'tcp', ips('x/a')[1]!, '80', `${control}-tcp`]));
+      flows.push(tcplane(['lab', 'exec', 'x/a', '--', process.execPath, FLOW_CLIENT, 'udp', ips('x/b')[1]!, '53', `${control}-udp`]));
+      await until(() => existsSync(`${control}-tcp.ready`) && existsSync(`${control}-udp.ready`), 'both IPv6 flows echo');
+      await sleep(200);
+      await withPolicy('cut', A_NOTHING, async () => {
+        await sleep(500); // at one message per 10 ms, dozens sent after the change
+        for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
+        const [tcp, udp] = (await Promise.all(flows)).map((r) => JSON.parse(r.stdout) as { sent: number; echoed: number; lost: number[] });
+        expect(tcp!.echoed).toBeGreaterThan(0);
+        expect(tcp!.sent - tcp!.echoed, JSON.stringify(tcp)).toBeGreaterThan(20);
+        expect(udp!.lost.length, JSON.stringify(udp)).toBeGreaterThan(20);
+        expect(udp!.lost[0]).toBeGreaterThan(0);
+        expect(udp!.lost).toEqual(Array.from({ length: udp!.sent - udp!.lost[0]! }, (_, i) => udp!.lost[0]! + i));
+      });
+    } finally {
+      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
+      await Promise.allSettled(flows);
+      for (const f of ['tcp', 'udp']) for (const x of ['ready', 'stop']) rmSync(`${control}-${f}.${x}`, { force: true });
+    }
+  });
+
+  it('dual-stack e2e - egress to a ClusterIP of either family is judged against the backend it goes to', async () => {
+    const [svc] = JSON.parse((await cli('get', 'services', '-o', 'json')).stdout) as { clusterIPs: string[] }[];
+    const targets = (ip: string): ProbeTarget[] => Array.from({ length: 16 }, () => ({ to: 'svc:x/web', ip, port: 80, protocol: 'TCP' as const, whoami: true }));
+    await withPolicy('egress-svc', A_TO_B, async () => {
+      for (const vip of svc!.clusterIPs) {
+        const rows = await probeFrom('x/a', targets(vip));
+        // Each new connection picks x/b or x/c (fresh source ports); only those sent to x/b may pass.
+        expect(rows.filter((r) => r.connected).map((r) => r.backend).every((b) => b === 'x/b'), vip).toBe(true);
+        expect(rows.some((r) => r.connected), `${vip}: some connection went to x/b`).toBe(true);
+        expect(rows.some((r) => !r.connected && r.reason === 'timeout'), `${vip}: some connection went to x/c and dropped`).toBe(true);
+      }
+    });
   });
 
   it('dual-stack e2e - an isolated pod gets its replies, neighbour discovery and the ICMP(v6) errors its connections earn, in both families', async () => {

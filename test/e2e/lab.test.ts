@@ -146,7 +146,7 @@ describe('lab', () => {
       expect(rows.length).toBeGreaterThan(0);
       expect(rows.every((x) => x.port === 80 && x.protocol === 'UDP' && x.connected)).toBe(true);
       const t = await tcplane(['lab', 'probe', '--ports', '443']);
-      expect(t.stdout).toMatch(/^FROM\s+TO\s+PORT\s+PROTO\s+RESULT/);
+      expect(t.stdout).toMatch(/^FROM\s+TO\s+PORT\s+PROTO\s+FAMILY\s+RESULT/);
       expect(t.stdout).toMatch(/\d+\/\d+ connected\n$/);
     });
 

@@ -295,7 +295,10 @@ export class ServiceModel {
           const toCluster = fe(cluster_);
           const mine = (ip: string) => familyOf(ip) === family;
           for (const ip of svc.clusterIPs.filter(mine)) this.exact.set(`${ip}|${port.protocol}|${port.port}`, internal);
-          for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress].filter(mine)) this.exact.set(`${ip}|${port.protocol}|${port.port}`, toCluster);
+          // An external IP of a family the service lacks is no frontend (kube-proxy ignores it).
+          if (familiesOf(svc).includes(family)) {
+            for (const ip of [...svc.externalIPs, ...svc.loadBalancerIngress].filter(mine)) this.exact.set(`${ip}|${port.protocol}|${port.port}`, toCluster);
+          }
           if (port.nodePort !== undefined && port.protocol !== 'SCTP' && familiesOf(svc).includes(family)) {
             this.nodePorts.set(`${family}|${port.protocol}|${port.nodePort}`, toCluster);
           }

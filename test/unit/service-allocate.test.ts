@@ -190,12 +190,26 @@ describe('service allocate - dual-stack', () => {
     expect(claimsOf(down.service)).not.toContain(claimKey.clusterIP('10.96.0.5'));
   });
 
+  it('service allocate - an update that names no ipFamilyPolicy keeps the stored one: a re-apply never drops a family', async () => {
+    const a = await Allocator.load(s, dual, []);
+    const first = (await a.allocate(svc('web', '', '  ipFamilyPolicy: PreferDualStack\n'), undefined)).service;
+    expect(first.clusterIPs).toHaveLength(2);
+    const again = await a.allocate(svc('web'), first);
+    expect(again.problems).toEqual([]);
+    expect(again.service).toMatchObject({ ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'], clusterIPs: first.clusterIPs });
+    // A create that names none is SingleStack.
+    expect((await a.allocate(svc('fresh'), undefined)).service).toMatchObject({ ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv4'] });
+  });
+
   it('service allocate - a single-stack cluster refuses IPv6 and RequireDualStack, and gives PreferDualStack one family', async () => {
     const a = await Allocator.load(s, config, []);
     const v6 = await a.allocate(svc('six', '', '  ipFamilies: [IPv6]\n'), undefined);
     expect(v6.problems).toEqual([{ paths: [['spec', 'ipFamilies', 0], ['spec', 'clusterIPs', 0], ['spec', 'clusterIP']], detail: 'IPv6 is not configured on this cluster (its service range: 10.96.0.0/28)' }]);
     const req = await a.allocate(svc('req', '', '  ipFamilyPolicy: RequireDualStack\n'), undefined);
     expect(req.problems.map((p) => p.detail)).toEqual(['RequireDualStack needs a dual-stack cluster; this one has only the IPv4 service range 10.96.0.0/28']);
+    // ipFamilies names one, clusterIPs a second: the second's family is inferred (and refused here).
+    const partial = await a.allocate(svc('part', '', '  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv4]\n  clusterIPs: [10.96.0.3, "fd00:10:96::3"]\n'), undefined);
+    expect(partial.problems.map((p) => [p.paths[0], p.detail])).toEqual([[['spec', 'ipFamilies', 1], 'IPv6 is not configured on this cluster (its service range: 10.96.0.0/28)']]);
     const prefer = await a.allocate(svc('pre', '', '  ipFamilyPolicy: PreferDualStack\n'), undefined);
     expect(prefer.problems).toEqual([]);
     expect(prefer.service.ipFamilies).toEqual(['IPv4']);
@@ -215,6 +229,8 @@ describe('service allocate - cluster config', () => {
     expect(a.config.maglevSeed).toBeGreaterThanOrEqual(0);
     expect(() => newClusterConfig({ maglevMaxTableSize: 1000 })).toThrow(/maglevMaxTableSize: must be one of the Maglev table sizes/);
     expect(() => newClusterConfig({ serviceCIDRs: ['10.96.0.0/12', '10.97.0.0/16'] })).toThrow(/one range per family/);
-    expect(() => newClusterConfig({ serviceCIDRs: ['fd00:10:96::/112'] })).toThrow(/serviceCIDR/);
+    expect(() => newClusterConfig({ serviceCIDRs: ['fd00:10:96::/112'] })).toThrow(/serviceCIDR: not an IPv4 CIDR/);
+    expect(() => newClusterConfig({ serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/64'] })).toThrow(/fd00:10:96::\/64 is too large: at most 20 host bits \(\/108\)/);
+    expect(newClusterConfig({ serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/108'] }).serviceCIDRs).toEqual(['10.96.0.0/12', 'fd00:10:96::/108']);
   });
 });

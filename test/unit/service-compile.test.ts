@@ -167,6 +167,37 @@ describe('service compile', () => {
     expect(compileServices(input([s], many.slice(0, 10), { currentTableSize: (id) => sizes.get(id) })).frontends[0]!.value.lut_id).toBe(id0);
   });
 
+  it('service compile - a dual-stack service: each family its own backends, tables (IPv6 ids under the top bit, a new size under the other generation) and node port frontends; an external IP of a family the service lacks is ignored', () => {
+    const dual = (p: PodRecord, six: string): PodRecord => ({ ...p, ips: [...p.ips, six] });
+    const pods = [dual(PODS[0]!, 'fd00:10:244:1::a'), dual(PODS[1]!, 'fd00:10:244:2::a'), PODS[2]!];
+    const s: Service = {
+      ...stored(`  type: NodePort\n${WEB}  ports: [{port: 80, targetPort: 8080}]\n  externalIPs: [10.250.1.10, "fd00:10:251::10"]\n`, [5]),
+      clusterIPs: ['10.96.0.10', 'fd00:10:96::a'],
+      ipFamilies: ['IPv4', 'IPv6'],
+      ipFamilyPolicy: 'RequireDualStack',
+    };
+    const out = compileServices(input([s], pods));
+    const byFamily = (f: number) => out.frontends.filter((e) => e.key.family === f);
+    const table = (v: { lut_id: number }) => [...new Set(out.luts.get(v.lut_id)!)].map((id) => addrString(out.backends.find((b) => b.key === id)!.value.family, out.backends.find((b) => b.key === id)!.value.addr)).sort();
+    const v4 = byFamily(4).find((e) => e.key.nodeport === 0 && addrString(4, e.key.addr) === '10.96.0.10')!;
+    const v6 = byFamily(6).find((e) => e.key.nodeport === 0 && addrString(6, e.key.addr) === 'fd00:10:96::a')!;
+    expect(table(v4.value)).toEqual(['10.244.1.10', '10.244.2.10', '10.244.2.11']);
+    expect(table(v6.value)).toEqual(['fd00:10:244:1::a', 'fd00:10:244:2::a']); // x/c has no IPv6 address
+    expect(v6.value.lut_id).toBe((v4.value.lut_id | 0x80000000) >>> 0);
+    // Node port frontends in both families; both external IPs are of the service's families.
+    expect(out.frontends.filter((e) => e.key.nodeport === 1).map((e) => e.key.family).sort()).toEqual([4, 4, 6, 6]);
+    expect(out.frontends.filter((e) => e.key.nodeport === 0).length).toBe(2 + 2 * 2);
+    // A size change of the IPv6 table goes under its other generation, still an unsigned id.
+    const many = Array.from({ length: 12 }, (_, i) => dual(pod(`p${i}`, 'n1', `10.244.1.${50 + i}`, { app: 'web' }), `fd00:10:244:1::${50 + i}`));
+    const sizes = new Map([[v6.value.lut_id, 1021]]);
+    const big = compileServices(input([s], many, { currentTableSize: (id) => sizes.get(id) }));
+    const big6 = big.frontends.find((e) => e.key.family === 6 && e.key.nodeport === 0 && addrString(6, e.key.addr) === 'fd00:10:96::a')!;
+    expect(big6.value).toMatchObject({ lut_size: 4093, lut_id: v6.value.lut_id + 1 });
+    // An IPv4-only service gets no frontend for an IPv6 external IP (kube-proxy ignores it).
+    const single = compileServices(input([{ ...s, clusterIPs: ['10.96.0.10'], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack' }], pods));
+    expect(single.frontends.some((e) => e.key.family === 6)).toBe(false);
+  });
+
   it('service compile - every node builds the same table for the same backends', () => {
     const s = stored(`${WEB}  ports: [{port: 80, targetPort: 8080}]\n`, [1]);
     const tableOn = (node: string) => {

@@ -31,7 +31,6 @@ const service = (over: Partial<Service>): Service => ({
   selector: { app: 'web' },
   clusterIPs: [],
   ipFamilies: [],
-  ipFamilyPolicy: 'SingleStack',
   ports: [{ protocol: 'TCP', port: 80, targetPort: 80 }],
   externalIPs: [],
   loadBalancerIngress: [],
@@ -212,7 +211,7 @@ const VALID: [string, string, Service][] = [
       'status:',
       '  loadBalancer: {}',
     ),
-    service({ namespace: 'prod', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 80 }] }),
+    service({ namespace: 'prod', ipFamilyPolicy: 'SingleStack', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 80 }] }),
   ],
 ];
 
@@ -438,7 +437,7 @@ describe('service schema', () => {
     expect(r.data).toStrictEqual(parsed);
   });
 
-  const good = service({ clusterIPs: ['10.244.240.10'], ipFamilies: ['IPv4'] });
+  const good = service({ clusterIPs: ['10.244.240.10'], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack' });
   const port = good.ports[0];
   it.each<[string, Record<string, unknown>, (string | number)[], string | RegExp]>([
     ['a cluster IP that does not parse', { clusterIPs: ['10.244.240.256'] }, ['clusterIPs', 0], 'not an IP address'],
