@@ -1,8 +1,8 @@
 // The real datapath against the independent service model (test/helpers/service-model.ts)
 // on random clusters: services (ports, targetPorts by number and by name, nodePorts,
-// externalIPs, traffic policies, publishNotReadyAddresses, headless ones), pods (labels,
-// nodes, ready / not ready / terminating, named ports) and new connections from local
-// pods. Maps are filled by the agent's compilers; each connection's first packet runs
+// externalIPs, traffic policies, publishNotReadyAddresses, headless ones; IPv4, IPv6 or
+// dual-stack, either family first), pods (labels, nodes, ready / not ready / terminating,
+// named ports, one or both families) and new connections from local pods in either family. Maps are filled by the agent's compilers; each connection's first packet runs
 // through BPF_PROG_TEST_RUN. Both must agree on the verdict (not a service, reject,
 // drop) and, when translated, on the exact backend — checked byte for byte on the
 // rewritten frame — and the backend's answer must come back from the frontend the client
@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testRun, TC_ACT } from '../../src/bpf/testrun.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
+import { addrString } from '../../src/datapath/addr.js';
 import { TP_REASON, reasonName } from '../../src/datapath/reasons.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import type { Service, ServicePort } from '../../src/services/types.js';
@@ -31,11 +32,13 @@ const FC = {
 };
 
 const NODES = [
-  { name: 'n1', addresses: ['10.250.0.10'], podCIDRs: ['10.244.1.0/24'] },
-  { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] },
-  { name: 'n3', addresses: ['10.250.0.12'], podCIDRs: ['10.244.3.0/24'] },
+  { name: 'n1', addresses: ['10.250.0.10', 'fd00:10:250::10'], podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] },
+  { name: 'n2', addresses: ['10.250.0.11', 'fd00:10:250::11'], podCIDRs: ['10.244.2.0/24', 'fd00:10:244:2::/64'] },
+  { name: 'n3', addresses: ['10.250.0.12', 'fd00:10:250::12'], podCIDRs: ['10.244.3.0/24', 'fd00:10:244:3::/64'] },
 ];
-const WORLD = '192.0.2.1';
+const WORLD = { 4: '192.0.2.1', 6: '2001:db8::1' };
+/** A node's address of a family. */
+const nodeAddr = (i: number, v6: boolean) => NODES[i]!.addresses[v6 ? 1 : 0]!;
 const NAMESPACES = ['x', 'y'] as const;
 
 // ---- arbitraries: small alphabets, so selectors often match and ports often resolve ----
@@ -55,6 +58,8 @@ const podArb = fc.record({
   state: fc.constantFrom('ready', 'ready', 'ready', 'unready', 'terminating', 'terminating-ready'),
   http: fc.option(fc.constantFrom(8080, 8081), { nil: undefined, freq: 5 }),
   dns: fc.option(fc.constantFrom(5353, 5354), { nil: undefined, freq: 5 }),
+  /** Most pods are dual-stack; some have IPv4 only. */
+  v6: fc.constantFrom(true, true, false),
 });
 
 const portArb = fc.oneof(
@@ -73,6 +78,10 @@ const serviceArb = fc.record({
   publishNotReady: fc.constantFrom(false, false, false, false, true),
   headless: fc.constantFrom(false, false, false, false, false, false, false, false, false, true),
   externalIP: fc.boolean(),
+  /** The service's families, primary first. */
+  families: fc.constantFrom<('IPv4' | 'IPv6')[]>(['IPv4'], ['IPv4'], ['IPv6'], ['IPv4', 'IPv6'], ['IPv6', 'IPv4']),
+  /** An external IP of the family the service lacks too (a frontend it must not get). */
+  strayExternalIP: fc.constantFrom(false, false, true),
 });
 
 type Draw<A> = A extends fc.Arbitrary<infer T> ? T : never;
@@ -91,7 +100,9 @@ function buildCluster(pods: PodDraw[], services: ServiceDraw[], seed: number): S
       ...(p.dns ? [{ name: 'dns', port: p.dns, protocol: 'UDP' as const }] : []),
     ];
     const ready = p.state === 'ready' || p.state === 'terminating-ready';
-    return pod(p.ns, `pod${i}`, node, `10.244.${node.slice(1)}.${host}`, p.labels, { ports, ready, terminating: p.state.startsWith('terminating') });
+    const record = pod(p.ns, `pod${i}`, node, `10.244.${node.slice(1)}.${host}`, p.labels, { ports, ready, terminating: p.state.startsWith('terminating') });
+    // The first pod is dual-stack: the node under test always has an IPv6 client.
+    return p.v6 || i === 0 ? { ...record, ips: [...record.ips, `fd00:10:244:${node.slice(1)}::${host.toString(16)}`] } : record;
   });
   const svcs: Service[] = services.map((s, j) => {
     const ports = s.ports.map((p, k): Partial<ServicePort> & Pick<ServicePort, 'port' | 'id'> => ({
@@ -102,10 +113,16 @@ function buildCluster(pods: PodDraw[], services: ServiceDraw[], seed: number): S
       id: j * 4 + k + 1,
       ...(p.nodePort ? { nodePort: 30000 + j * 4 + k } : {}),
     }));
-    return service(s.ns, `svc${j}`, s.headless ? 'None' : `10.244.240.${10 + j}`, s.selector, ports, {
+    const addr = { IPv4: `10.244.240.${10 + j}`, IPv6: `fd00:10:96::${(10 + j).toString(16)}` };
+    const ext = { IPv4: `10.250.1.${10 + j}`, IPv6: `fd00:10:251::${(10 + j).toString(16)}` };
+    const lacking = s.families.length === 1 ? (s.families[0] === 'IPv4' ? 'IPv6' : 'IPv4') : undefined;
+    return service(s.ns, `svc${j}`, 'None', s.selector, ports, {
+      clusterIPs: s.headless ? ['None'] : s.families.map((f) => addr[f]),
+      ipFamilies: s.families,
+      ipFamilyPolicy: s.families.length > 1 ? 'RequireDualStack' : 'SingleStack',
       internalTrafficPolicy: s.internal,
       publishNotReadyAddresses: s.publishNotReady,
-      externalIPs: s.externalIP ? [`10.250.1.${10 + j}`] : [],
+      externalIPs: [...(s.externalIP ? s.families.map((f) => ext[f]) : []), ...(s.strayExternalIP && lacking ? [ext[lacking]] : [])],
     });
   });
   return {
@@ -140,31 +157,39 @@ const flowArb = fc.record({
   /** Another protocol than the port's (a UDP datagram to a TCP port, …). */
   otherProtocol: fc.constantFrom(false, false, false, false, false, true),
   sport: fc.integer({ min: 1024, max: 65535 }),
+  /** IPv6 when the source pod has an address of that family. */
+  v6: fc.boolean(),
 });
 type FlowDraw = Draw<typeof flowArb>;
 
 function resolveFlow(c: SvcCluster, d: FlowDraw, nth: number): SmFlow {
   const local = c.pods.filter((p) => p.node === c.node);
-  const src = local[d.src % local.length]!.ips[0]!;
+  const from = local[d.src % local.length]!;
+  const v6 = d.v6 && from.ips.length > 1;
+  const mine = (ip: string) => ip.includes(':') === v6;
+  const src = from.ips.find(mine)!;
   const svc = c.services[d.svc % c.services.length]!;
   const port = svc.ports[d.port % svc.ports.length]!;
   const nodePort = port.nodePort ?? 30999;
+  const clusterIP = svc.clusterIPs.find((ip) => ip !== 'None' && mine(ip)) ?? (v6 ? 'fd00:10:96::99' : '10.244.240.99');
   const [dst, dport] = (() => {
     switch (d.via) {
       case 'clusterIP':
-        return [svc.clusterIPs[0] === 'None' ? '10.244.240.99' : svc.clusterIPs[0]!, port.port];
+        return [clusterIP, port.port];
       case 'externalIP':
-        return [svc.externalIPs[0] ?? '10.250.1.99', port.port];
+        return [svc.externalIPs.find(mine) ?? (v6 ? 'fd00:10:251::99' : '10.250.1.99'), port.port];
       case 'nodePort-own':
-        return ['10.250.0.10', nodePort];
+        return [nodeAddr(0, v6), nodePort];
       case 'nodePort-other':
-        return [d.sport % 2 ? '10.250.0.11' : '10.250.0.12', nodePort];
+        return [nodeAddr(d.sport % 2 ? 1 : 2, v6), nodePort];
       case 'nodePort-world':
-        return [WORLD, nodePort];
-      case 'pod':
-        return [c.pods[d.sport % c.pods.length]!.ips[0]!, port.port];
+        return [WORLD[v6 ? 6 : 4], nodePort];
+      case 'pod': {
+        const of = c.pods.filter((p) => p.ips.some(mine)); // the source is one
+        return [of[d.sport % of.length]!.ips.find(mine)!, port.port];
+      }
       default:
-        return [svc.clusterIPs[0] === 'None' ? '10.244.240.99' : svc.clusterIPs[0]!, 8443];
+        return [clusterIP, 8443];
     }
   })();
   const protocol = d.otherProtocol ? (port.protocol === 'TCP' ? 'UDP' : 'TCP') : port.protocol;
@@ -173,11 +198,12 @@ function resolveFlow(c: SvcCluster, d: FlowDraw, nth: number): SmFlow {
 }
 
 function frameOf(f: SmFlow, src = f.src, dst = f.dst, sport = f.sport, dport = f.dport, reply = false): Frame {
+  const ip = () => (src.includes(':') ? eth().ipv6({ src, dst }) : eth().ipv4({ src, dst }));
   switch (f.protocol) {
     case 'TCP':
-      return eth().ipv4({ src, dst }).tcp({ sport, dport, flags: reply ? 'SA' : 'S', ...(reply ? { seq: 7000, ack: 1001 } : {}) });
+      return ip().tcp({ sport, dport, flags: reply ? 'SA' : 'S', ...(reply ? { seq: 7000, ack: 1001 } : {}) });
     case 'UDP':
-      return eth().ipv4({ src, dst }).udp({ sport, dport }).payload(8);
+      return ip().udp({ sport, dport }).payload(8);
     case 'SCTP':
       return sctpF(src, dst, sport, dport, reply ? 2 : 1);
   }
@@ -231,9 +257,12 @@ function runReal(f: SmFlow): { seen: Seen; out: Buffer } {
   const { reason, ...r } = run('from_pod', frame);
   const seen: Seen = { verdict: r.retval === TC_ACT.UNSPEC ? 'pass' : r.retval === TC_ACT.SHOT ? 'drop' : r.retval === TC_ACT.REDIRECT ? 'redirect' : `retval ${r.retval}`, reason };
   if (seen.verdict === 'pass' && !r.data.equals(frame)) {
-    const ip = (o: number) => [...r.data.subarray(o, o + 4)].join('.');
-    seen.backend = `${ip(30)}:${r.data.readUInt16BE(36)}`;
-    seen.hairpin = ip(26) !== f.src;
+    // Read the rewritten addresses and port back in the frame's own family.
+    const v6 = f.src.includes(':');
+    const ip = (o: number) => (v6 ? addrString(6, r.data.subarray(o, o + 16)) : [...r.data.subarray(o, o + 4)].join('.'));
+    const [srcAt, dstAt, l4] = v6 ? [22, 38, 54] : [26, 30, 34];
+    seen.backend = `${ip(dstAt)}:${r.data.readUInt16BE(l4 + 2)}`;
+    seen.hairpin = ip(srcAt) !== f.src;
   }
   return { seen, out: r.data };
 }
@@ -255,10 +284,10 @@ function expected(v: SmVerdict): Seen {
 const describeCluster = (c: SvcCluster) =>
   JSON.stringify({
     seed: c.seed,
-    pods: c.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ips[0], p.labels, p.ports.map((q) => `${q.name}=${q.port}/${q.protocol}`), p.terminating ? 'terminating' : p.ready ? 'ready' : 'unready']),
+    pods: c.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ips, p.labels, p.ports.map((q) => `${q.name}=${q.port}/${q.protocol}`), p.terminating ? 'terminating' : p.ready ? 'ready' : 'unready']),
     services: c.services.map((s) => [
       `${s.namespace}/${s.name}`,
-      s.clusterIPs[0],
+      s.clusterIPs,
       s.selector,
       s.ports.map((p) => `${p.port}/${p.protocol}→${p.targetPort}${p.nodePort ? ` np ${p.nodePort}` : ''}`),
       s.internalTrafficPolicy,
@@ -271,6 +300,7 @@ describe('service model', () => {
   it('service model - random services, pods and connections: the datapath and the model agree on the verdict and the exact backend', () => {
     const kinds = new Map<string, number>();
     let hairpins = 0;
+    let ipv6 = 0;
     fc.assert(
       fc.property(clusterArb, fc.array(flowArb, { minLength: 1, maxLength: 12 }), (c, draws) => {
         clearState(dp);
@@ -280,6 +310,7 @@ describe('service model', () => {
           const f = resolveFlow(c, d, i);
           const v = model.decide(f);
           kinds.set(v.kind, (kinds.get(v.kind) ?? 0) + 1);
+          if (f.src.includes(':') && v.kind === 'backend') ipv6++;
           if (v.kind === 'backend' && v.hairpin) hairpins++;
           const { seen, out } = runReal(f);
           const why = `${JSON.stringify(f)} in ${describeCluster(c)}`;
@@ -302,9 +333,10 @@ describe('service model', () => {
       }),
       FC,
     );
-    console.log(`service model: ${RUNS} clusters, connections by outcome ${JSON.stringify(Object.fromEntries(kinds))}, ${hairpins} hairpins`);
+    console.log(`service model: ${RUNS} clusters, connections by outcome ${JSON.stringify(Object.fromEntries(kinds))}, ${hairpins} hairpins, ${ipv6} translated IPv6 connections`);
     // The draws must reach every outcome often, or agreement proves little.
     for (const kind of ['none', 'reject', 'drop', 'backend']) expect(kinds.get(kind) ?? 0, `${kind} connections drawn`).toBeGreaterThan(30);
     expect(hairpins, 'hairpin connections drawn').toBeGreaterThan(5);
+    expect(ipv6, 'translated IPv6 connections drawn').toBeGreaterThan(50);
   });
 });

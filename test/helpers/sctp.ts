@@ -25,5 +25,5 @@ export function sctpF(src: string, dst: string, sport: number, dport: number, ch
   p.writeUInt16BE(10, 26); // inbound streams
   p.writeUInt32BE(1, 28); // initial TSN
   p.writeUInt32LE(crc32c(p), 8);
-  return eth().ipv4({ src, dst, protocol: 132 }).payload(p);
+  return src.includes(':') ? eth().ipv6({ src, dst, nextHeader: 132 }).payload(p) : eth().ipv4({ src, dst, protocol: 132 }).payload(p);
 }
