@@ -1,7 +1,8 @@
 /**
  * The resolver: one endpoint's rules in one direction (rules.ts) → the policy entries
  * the datapath looks up, such that the first hit is the verdict of the first rule that
- * matches, whatever wildcard entries could otherwise outrank it.
+ * matches (past the pass rules that match, each skipping the rules below its passTo),
+ * whatever wildcard entries could otherwise outrank it.
  *
  * The datapath (bpf/lib/policy.h) looks up the peer's own identity, then the "any peer"
  * identity, each as a longest-prefix match over protocol and port, then falls back to
@@ -99,36 +100,52 @@ function entriesOf(
   return out;
 }
 
-/** The verdict of the first rule that matches all traffic, if any. */
+/**
+ * The verdict of the first rule that matches all traffic, if any, past pass rules that
+ * match all traffic (each lifts the priority a deciding rule needs).
+ */
 function allTraffic(sorted: readonly PolicyRule[]): Verdict | undefined {
-  const r = sorted.find((x) => x.traffic === 'any');
-  return r && { action: r.action, ruleId: r.ruleId };
+  let floor = -Infinity;
+  for (const r of sorted) {
+    if (r.traffic !== 'any' || r.priority < floor) continue;
+    if (r.action === 'pass') floor = Math.max(floor, r.passTo ?? Infinity);
+    else return { action: r.action, ruleId: r.ruleId };
+  }
+  return undefined;
 }
 
-/** Per port of `protocol`, the verdict of the first rule (of `sorted`, in order) that matches it. */
+/** Ports no rule has decided yet, and the lowest priority that may still decide them (pass rules lift it). */
+type Gap = { from: number; to: number; floor: number };
+
+/** Per port of `protocol`, the verdict of the first rule (of `sorted`, in order) that matches it and still applies there. */
 function portMap(sorted: readonly PolicyRule[], protocol: number, fallback: Verdict): PortMap {
-  let gaps: { from: number; to: number }[] = [{ from: 0, to: LAST_PORT }];
+  let gaps: Gap[] = [{ from: 0, to: LAST_PORT, floor: -Infinity }];
   const painted: PortMap = [];
   for (const r of sorted) {
     if (gaps.length === 0) break;
     if (r.traffic !== 'any' && r.traffic.protocol !== protocol) continue;
     const range = r.traffic === 'any' || r.traffic.ports === 'any' ? { from: 0, to: LAST_PORT } : r.traffic.ports;
-    const v = { action: r.action, ruleId: r.ruleId };
-    // The gaps still unpainted are sorted: paint those that overlap the range.
+    // The undecided gaps are sorted: those that overlap the range and that r may still
+    // decide are painted (a pass rule lifts their floor instead); the rest stay.
     const i = firstEndingAtOrAfter(gaps, range.from);
-    const replaced: { from: number; to: number }[] = [];
+    const replaced: Gap[] = [];
     let j = i;
     for (; j < gaps.length && gaps[j]!.from <= range.to; j++) {
       const g = gaps[j]!;
+      if (g.floor > r.priority) {
+        replaced.push(g);
+        continue;
+      }
       const lo = Math.max(g.from, range.from);
       const hi = Math.min(g.to, range.to);
-      painted.push({ from: lo, to: hi, v });
-      if (g.from < lo) replaced.push({ from: g.from, to: lo - 1 });
-      if (hi < g.to) replaced.push({ from: hi + 1, to: g.to });
+      if (g.from < lo) replaced.push({ from: g.from, to: lo - 1, floor: g.floor });
+      if (r.action === 'pass') replaced.push({ from: lo, to: hi, floor: Math.max(g.floor, r.passTo ?? Infinity) });
+      else painted.push({ from: lo, to: hi, v: { action: r.action, ruleId: r.ruleId } });
+      if (hi < g.to) replaced.push({ from: hi + 1, to: g.to, floor: g.floor });
     }
     if (j > i) gaps = [...gaps.slice(0, i), ...replaced, ...gaps.slice(j)];
   }
-  for (const g of gaps) painted.push({ ...g, v: fallback });
+  for (const g of gaps) painted.push({ from: g.from, to: g.to, v: fallback });
   painted.sort((a, b) => a.from - b.from);
   return merged(painted);
 }

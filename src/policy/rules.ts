@@ -5,10 +5,14 @@
  * gives an action; when several rules match a packet, the one that comes first wins:
  * lower `priority` first, then lower `ruleId`. NetworkPolicy gives every rule one
  * priority (its rules only allow, and add up); ordered kinds (tiers, rule order) encode
- * their order in `priority`.
+ * their order in `priority`. A `pass` rule decides nothing itself: for the traffic it
+ * matches, every rule of priority below its `passTo` stops applying, so the first rule
+ * from `passTo` on decides (the next tier; ClusterNetworkPolicy's Pass).
  */
 
-export type RuleAction = 'allow' | 'deny';
+export type RuleAction = 'allow' | 'deny' | 'pass';
+/** What a packet gets in the end: pass is never a verdict. */
+export type VerdictAction = Exclude<RuleAction, 'pass'>;
 
 /** Inclusive; 0 ≤ from ≤ to ≤ 65535. */
 export interface PortRange {
@@ -26,13 +30,15 @@ export interface PolicyRule {
   action: RuleAction;
   /** Lower first. */
   priority: number;
+  /** A pass rule's: the lowest priority that still applies to what it matches (above its own). */
+  passTo?: number;
   /** The rule's id in entries and conntrack (see RuleInfo); orders rules of equal priority. */
   ruleId: number;
 }
 
 /** What decides a packet: an action, and the rule that gave it (0: the endpoint's default). */
 export interface Verdict {
-  action: RuleAction;
+  action: VerdictAction;
   ruleId: number;
 }
 

@@ -36,7 +36,10 @@ function lookup(entries: readonly ResolvedEntry[], fallback: Verdict, identity: 
   return fallback;
 }
 
-/** What the rules say, read directly: the first rule (priority, then id) that matches. */
+/**
+ * What the rules say, read directly: the first rule (priority, then id) that matches
+ * decides; a pass rule that matches skips every later rule of priority below its passTo.
+ */
 function firstMatch(rules: readonly PolicyRule[], fallback: Verdict, identity: number, protocol: number, port: number): Verdict {
   const matching = rules.filter((r) => {
     if (r.peers !== 'any' && !r.peers.has(identity)) return false;
@@ -45,8 +48,13 @@ function firstMatch(rules: readonly PolicyRule[], fallback: Verdict, identity: n
     return r.traffic.ports === 'any' || (port >= r.traffic.ports.from && port <= r.traffic.ports.to);
   });
   matching.sort((a, b) => a.priority - b.priority || a.ruleId - b.ruleId);
-  const r = matching[0];
-  return r ? { action: r.action, ruleId: r.ruleId } : fallback;
+  let skipBelow = -1;
+  for (const r of matching) {
+    if (r.priority < skipBelow) continue;
+    if (r.action === 'pass') skipBelow = Math.max(skipBelow, r.passTo!);
+    else return { action: r.action, ruleId: r.ruleId };
+  }
+  return fallback;
 }
 
 const IDENTITIES = [256, 257, 258, 300];
@@ -65,10 +73,11 @@ const rule = (ruleId: number): fc.Arbitrary<PolicyRule> =>
   fc.record({
     peers: fc.oneof(fc.constant('any' as const), fc.subarray(IDENTITIES, { minLength: 1 }).map((ids) => new Set(ids))),
     traffic,
-    action: fc.constantFrom('allow' as const, 'deny' as const),
-    priority: fc.integer({ min: 0, max: 3 }),
+    action: fc.constantFrom('allow' as const, 'deny' as const, 'deny' as const, 'pass' as const),
+    priority: fc.integer({ min: 0, max: 5 }),
     ruleId: fc.constant(ruleId),
-  });
+    skip: fc.integer({ min: 1, max: 3 }),
+  }).map(({ skip, ...r }): PolicyRule => (r.action === 'pass' ? { ...r, passTo: r.priority + skip } : r));
 // Ids repeat now and then: the compiler gives every port of one rule its rule's id.
 const rules = fc.integer({ min: 0, max: 12 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => rule(1000 + (i % 9)))));
 const fallback = fc.constantFrom(DENY_ALL, { action: 'allow' as const, ruleId: 0 });
