@@ -85,7 +85,11 @@ static __always_inline __u32 tp_policy_decide(const struct tp_endpoint *ep, __u3
 	__u8 verdict;
 
 	if (entry) {
+		/* Rule 0 is the endpoint's default: an entry may carry it where it must outrank a
+		 * wildcard entry (a peer a Pass hands to the default), and then counts as it. */
 		*rule_id = entry->rule_id;
+		if (!entry->rule_id)
+			return entry->verdict == TP_VERDICT_ALLOW ? TP_PASS_DEFAULT : TP_DROP_POLICY_DEFAULT;
 		return entry->verdict == TP_VERDICT_ALLOW ? TP_PASS_POLICY : TP_DROP_POLICY;
 	}
 	*rule_id = 0;

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { RESERVED_IDENTITY_NAMES } from '../datapath/constants.js';
-import type { PolicyDocument } from '../policy/types.js';
+import type { ClusterSelector, PolicyDocument } from '../policy/types.js';
 import { serviceBackends, serviceFamilies, type Backend } from '../services/backends.js';
 import { storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
@@ -18,6 +18,12 @@ import { printTable } from './table.js';
 function selectorText(labels: Record<string, string>): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
   return parts.length ? parts.join(',') : '<all>';
+}
+
+/** A cluster policy's subject as a table shows it: `ns:<selector>` or `ns:<selector> pod:<selector>`. */
+function subjectText(s: ClusterSelector): string {
+  if (s.namespaces) return `ns:${selectorText(s.namespaces.matchLabels)}`;
+  return `ns:${selectorText(s.pods!.namespaceSelector.matchLabels)} pod:${selectorText(s.pods!.podSelector.matchLabels)}`;
 }
 
 /** One service of `get services -o json` (DESIGN.md): absent values are null. */
@@ -91,10 +97,14 @@ export function registerGetCommands(program: Command): void {
       const rows = [...entries.values()].map((e) => e.value).sort((a, b) => displayName(a).localeCompare(displayName(b)));
       if (o.output === 'json') return console.log(JSON.stringify(rows.map((r) => r.spec), null, 2));
       printTable(
-        ['KIND', 'NAMESPACE', 'NAME', 'POD-SELECTOR', 'INGRESS RULES', 'SOURCE'],
+        ['KIND', 'NAMESPACE', 'NAME', 'TIER', 'PRIORITY', 'SELECTS', 'INGRESS RULES', 'EGRESS RULES', 'SOURCE'],
         rows.map((r) => {
           const d = r.spec as PolicyDocument;
-          return [r.kind, r.namespace ?? '', r.name, selectorText(d.podSelector?.matchLabels ?? {}), String(d.ingress?.length ?? 0), r.source ? `${r.source.file}:${r.source.line}` : ''];
+          const [tier, priority, selects] =
+            d.kind === 'NetworkPolicy'
+              ? ['NetworkPolicy', '', selectorText(d.podSelector?.matchLabels ?? {})]
+              : [d.tier, String(d.priority), subjectText(d.subject)];
+          return [r.kind, r.namespace ?? '', r.name, tier, priority, selects, String(d.ingress?.length ?? 0), String(d.egress?.length ?? 0), r.source ? `${r.source.file}:${r.source.line}` : ''];
         }),
       );
       for (const i of invalid) console.error(`warning: policy ${i.key} in the store is invalid: ${i.error}`);

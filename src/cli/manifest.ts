@@ -7,7 +7,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseNetworkPolicyDocument, POLICY_KINDS_NOT_YET } from '../policy/parse.js';
+import { parsePolicyDocument, POLICY_KINDS } from '../policy/parse.js';
 import { PolicyError } from '../policy/errors.js';
 import type { PolicyDocument } from '../policy/types.js';
 import { parseServiceDocument } from '../services/parse.js';
@@ -19,7 +19,7 @@ export type Manifest =
   | { kind: 'policy'; doc: PolicyDocument; located: LocatedDoc; file: string }
   | { kind: 'service'; doc: Service; located: LocatedDoc; file: string };
 
-const SUPPORTED = 'NetworkPolicy, Service';
+const SUPPORTED = [...POLICY_KINDS, 'Service'].join(', ');
 
 /** `networkpolicy/x/allow-web`, `service/x/web`: how the CLI names what it changed. */
 export function displayName(d: { kind: string; namespace?: string; name: string }): string {
@@ -57,8 +57,8 @@ export function parseManifestText(text: string, file: string): Manifest[] {
     if (kind === 'Service') {
       const svc = parseServiceDocument(located, file, errors);
       if (svc) out.push({ kind: 'service', doc: svc, located, file });
-    } else if (kind === 'NetworkPolicy') {
-      const doc = parseNetworkPolicyDocument(located, file, errors);
+    } else if (typeof kind === 'string' && POLICY_KINDS.includes(kind)) {
+      const doc = parsePolicyDocument(kind, located, file, errors);
       if (doc) out.push({ kind: 'policy', doc, located, file });
     } else if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       fail([], 'a document must be a mapping with apiVersion, kind, metadata and spec');
@@ -66,8 +66,6 @@ export function parseManifestText(text: string, file: string): Manifest[] {
       fail(['kind'], `required (supported: ${SUPPORTED})`);
     } else if (typeof kind !== 'string') {
       fail(['kind'], `expected a string, got ${JSON.stringify(kind)}`);
-    } else if (POLICY_KINDS_NOT_YET.has(kind)) {
-      fail(['kind'], `kind ${kind} is not supported yet`);
     } else {
       fail(['kind'], `unknown kind ${kind} (supported: ${SUPPORTED})`);
     }

@@ -1,8 +1,8 @@
 /**
  * Identities by address, where labels do not say enough. A label identity stands for
- * every pod with those labels, but two NetworkPolicy features look at one address:
- *   - an ipBlock matches the addresses it covers, a pod's too, and not the other pods
- *     that share its labels;
+ * every pod with those labels, but two policy features look at one address:
+ *   - an ipBlock (a cluster policy's networks alike) matches the addresses it covers, a
+ *     pod's too, and not the other pods that share its labels;
  *   - a named port in an egress rule is resolved on the destination pod, and two pods
  *     with one label set may declare that name as different numbers.
  * So the addresses these features tell apart get identities of their own: a class is
@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto';
 import { IDENTITY } from '../datapath/constants.js';
 import { hostPrefix, prefixContains, prefixOf, prefixString, truncate, type Prefix } from './prefix.js';
-import type { DeclaredPort, IpBlock, NetworkPolicy } from './types.js';
+import type { DeclaredPort, IpBlock, PolicyDocument } from './types.js';
 
 export interface ClassedPod {
   ips: readonly string[];
@@ -44,7 +44,8 @@ export interface ClassedNode {
 }
 
 export interface AddressClassInput {
-  policies: readonly NetworkPolicy[];
+  /** Every policy: their ipBlocks and networks are prefixes, their egress rules' port names are told apart. */
+  policies: readonly PolicyDocument[];
   /** Every pod of the cluster. */
   pods: readonly ClassedPod[];
   /** The other nodes of the cluster (their addresses and pod ranges). */
@@ -83,6 +84,14 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
   const policyPrefixes = new Map<string, Prefix>();
   const egressNames = new Set<string>();
   for (const np of input.policies) {
+    if (np.kind !== 'NetworkPolicy') {
+      // A cluster policy's networks are prefixes as ipBlocks are; its egress port names have no protocol.
+      for (const r of np.egress) {
+        for (const peer of r.peers) for (const c of peer.networks ?? []) policyPrefixes.set(c, prefixOf(c));
+        for (const port of r.ports ?? []) if ('name' in port) for (const protocol of ['TCP', 'UDP', 'SCTP']) egressNames.add(portKey(port.name, protocol));
+      }
+      continue;
+    }
     for (const r of [...np.ingress.map((x) => x.from), ...np.egress.map((x) => x.to)]) {
       for (const peer of r ?? []) {
         if (!peer.ipBlock) continue;

@@ -23,6 +23,17 @@
  *     protected pod's own for ingress, each peer's for egress (address-classes.ts)
  *   - traffic to and from the pod's own node (reserved:host) is always allowed, as
  *     Kubernetes says (kubelet probes, node-local services; Cilium's allow-localhost)
+ * Cluster policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
+ * wrap those in tiers, for the pods their subject selects, per direction:
+ *   Admin tier      policies by priority (equal priorities: ClusterNetworkPolicy, then
+ *                   AdminNetworkPolicy, then by name), rules in order; the first rule that
+ *                   matches decides (Accept, Deny) or hands over to the next tier (Pass)
+ *   NetworkPolicy   as above: when a NetworkPolicy isolates the pod that way, it decides
+ *                   everything left (what it does not allow is denied)
+ *   Baseline tier   only for a pod no NetworkPolicy isolates that way; rules as in Admin
+ *                   (a Pass hands over to the default)
+ *   default         allow
+ * Traffic with the pod's own node stays allowed before every tier.
  * Each endpoint's rules per direction go to the resolver (resolve.ts), which writes the
  * entries whose first hit is the deciding rule's verdict.
  */
@@ -35,9 +46,22 @@ import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } 
 import type { IdentityLabels } from '../identity/labels.js';
 import { addressClasses, type AddressClasses } from './address-classes.js';
 import { resolve } from './resolve.js';
-import type { PolicyRule, RuleTraffic } from './rules.js';
+import type { PolicyRule, RuleAction, RuleTraffic } from './rules.js';
 import { matchesSelector } from './selector.js';
-import type { DeclaredPort, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
+import type {
+  ClusterAction,
+  ClusterNetworkPolicy,
+  ClusterPeer,
+  ClusterPort,
+  ClusterRule,
+  ClusterSelector,
+  DeclaredPort,
+  NetworkPolicy,
+  PolicyDocument,
+  PolicyPeer,
+  PolicyPort,
+  PolicyType,
+} from './types.js';
 
 export type { DeclaredPort } from './types.js';
 
@@ -101,11 +125,12 @@ export function compile(input: DesiredInput): PolicyMaps {
   const endpoints: Entry<TpIpKey, TpEndpoint>[] = [];
   const policy: Entry<TpPolicyKey, TpPolicyValue>[] = [];
   const networkPolicies = input.policies.filter((p): p is NetworkPolicy => p.kind === 'NetworkPolicy');
+  const clusterPolicies = clusterOrder(input.policies.filter((p): p is ClusterNetworkPolicy => p.kind !== 'NetworkPolicy'));
   // Only identities some endpoint holds get entries: allocated identities are never
   // reused for other labels, and one nobody holds cannot send a packet.
   const inUse = new Set(input.clusterEndpoints.map((e) => e.identity));
   const liveIdentities = new Map([...input.identities].filter(([id]) => inUse.has(id)));
-  const classes = addressClasses({ policies: networkPolicies, pods: input.clusterEndpoints, nodes: input.nodes });
+  const classes = addressClasses({ policies: input.policies, pods: input.clusterEndpoints, nodes: input.nodes });
   // A rule's peers are the same identities for every endpoint it protects: found once
   // per policy (its namespace is part of what they mean) and rule.
   const peerSets = new WeakMap<NetworkPolicy, WeakMap<readonly PolicyPeer[], Set<number>>>();
@@ -117,11 +142,17 @@ export function compile(input: DesiredInput): PolicyMaps {
   const infos = new Map<string, RuleInfo>();
   const infoOf = (description: string) => infos.get(description) ?? infos.set(description, { id: ruleId(description), description }).get(description)!;
 
+  const clusterPeersOf = new WeakMap<ClusterPeer, Set<number>>();
+  const clusterPeers = (peer: ClusterPeer) =>
+    clusterPeersOf.get(peer) ?? clusterPeersOf.set(peer, clusterPeerIdentities(peer, liveIdentities, classes)).get(peer)!;
+
   for (const ep of input.localEndpoints) {
     const selecting = (type: PolicyType) =>
       networkPolicies.filter((p) => p.namespace === ep.namespace && p.policyTypes.includes(type) && matchesSelector(p.podSelector, ep.labels));
     const ingress = selecting('Ingress');
     const egress = selecting('Egress');
+    const namespaceLabels = input.identities.get(ep.identity)?.namespaceLabels ?? {};
+    const subjectOf = clusterPolicies.filter((p) => subjectSelects(p.subject, ep, namespaceLabels));
     for (const ip of ep.ips) {
       endpoints.push({
         key: ipKey(ip),
@@ -135,14 +166,18 @@ export function compile(input: DesiredInput): PolicyMaps {
         },
       });
     }
-    const isolated: [Direction, NetworkPolicy[]][] = [
+    const directions: [Direction, NetworkPolicy[]][] = [
       [DIR_INGRESS, ingress],
       [DIR_EGRESS, egress],
     ];
-    for (const [dir, policies] of isolated) {
-      if (policies.length === 0) continue;
-      const rules = endpointRules(ep, dir, policies, { peersOf, infoOf, classes }, described);
-      for (const e of resolve(rules, { action: 'deny', ruleId: RULE_ID.DEFAULT })) {
+    for (const [dir, policies] of directions) {
+      const cluster = subjectOf.filter((p) => (dir === DIR_INGRESS ? p.ingress : p.egress).length > 0);
+      if (policies.length === 0 && cluster.length === 0) continue;
+      const ctx = { peersOf, infoOf, classes, clusterPeers };
+      const rules = [...endpointRules(ep, dir, policies, ctx, described), ...clusterRules(ep, dir, cluster, policies.length > 0, ctx, described)];
+      // What no rule decides: denied where a NetworkPolicy isolates the pod, else allowed (Kubernetes' default).
+      const fallback = { action: policies.length > 0 ? ('deny' as const) : ('allow' as const), ruleId: RULE_ID.DEFAULT };
+      for (const e of resolve(rules, fallback)) {
         policy.push(policyEntry(ep.id, e.identity, dir, e.traffic, e.verdict.action === 'allow', e.verdict.ruleId));
       }
     }
@@ -169,6 +204,8 @@ export function compile(input: DesiredInput): PolicyMaps {
 interface RuleContext {
   /** The identities a rule's peers select (remembered across endpoints). */
   peersOf: (p: NetworkPolicy, peers: readonly PolicyPeer[]) => Set<number>;
+  /** The identities a cluster rule's peer selects (remembered across endpoints). */
+  clusterPeers: (peer: ClusterPeer) => Set<number>;
   /** A rule's id and description (remembered across endpoints). */
   infoOf: (description: string) => RuleInfo;
   classes: AddressClasses;
@@ -180,19 +217,20 @@ interface RuleContext {
  */
 function endpointRules(ep: LocalEndpoint, dir: Direction, policies: readonly NetworkPolicy[], { peersOf, infoOf, classes }: RuleContext, described: Map<number, RuleInfo>): PolicyRule[] {
   const rules: PolicyRule[] = [];
-  const add = (info: RuleInfo, peers: PolicyRule['peers'], traffic: RuleTraffic) => {
+  const addHost = (info: RuleInfo) => {
     described.set(info.id, info);
-    rules.push({ peers, traffic, action: 'allow', priority: 0, ruleId: info.id });
+    rules.push({ peers: new Set([IDENTITY.HOST]), traffic: 'any', action: 'allow', priority: TIER.HOST, ruleId: info.id });
   };
   // Traffic to and from the pod's own node is always allowed (Kubernetes: whatever the
-  // policies say; kubelet probes, node-local services).
-  if (dir === DIR_INGRESS) {
-    add({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' }, new Set([IDENTITY.HOST]), 'any');
-  } else {
-    add({ id: RULE_ID.ALLOW_TO_HOST, description: 'tcplane: allow to the local node (reserved:host)' }, new Set([IDENTITY.HOST]), 'any');
-  }
+  // policies say; kubelet probes, node-local services), before every tier.
+  if (dir === DIR_INGRESS) addHost({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' });
+  else addHost({ id: RULE_ID.ALLOW_TO_HOST, description: 'tcplane: allow to the local node (reserved:host)' });
   for (const p of policies) {
     const list = dir === DIR_INGRESS ? p.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : p.egress.map((r) => ({ peers: r.to, ports: r.ports }));
+    const add = (info: RuleInfo, peers: PolicyRule['peers'], traffic: RuleTraffic) => {
+      described.set(info.id, info);
+      rules.push({ peers, traffic, action: 'allow', priority: TIER.NETWORK_POLICY, ruleId: info.id });
+    };
     list.forEach((rule, i) => {
       const info = infoOf(`NetworkPolicy ${p.namespace}/${p.name} ${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`);
       const peers = rule.peers ? peersOf(p, rule.peers) : 'any';
@@ -235,6 +273,103 @@ function peerMatches(p: NetworkPolicy, peer: PolicyPeer, l: IdentityLabels): boo
 }
 
 const PROTOCOL_NUMBER = { TCP: PROTO.TCP, UDP: PROTO.UDP, SCTP: PROTO.SCTP } as const;
+
+/**
+ * Rule priorities by tier (resolve.ts: lower first): the node's own traffic, then the
+ * Admin tier (policy rank × SLOT + rule index), the NetworkPolicies, the Baseline tier,
+ * and past its end the default.
+ */
+const TIER = { HOST: -1, ADMIN: 0, NETWORK_POLICY: 10_000_000, BASELINE: 20_000_000, END: 30_000_000 } as const;
+/** Rule slots per policy: more than the 25 rules a direction may have. */
+const SLOT = 100;
+const KIND_ORDER: Record<ClusterNetworkPolicy['kind'], number> = { ClusterNetworkPolicy: 0, AdminNetworkPolicy: 1, BaselineAdminNetworkPolicy: 2 };
+
+/** Cluster policies in the order they apply within a tier: priority, then kind, then name. */
+function clusterOrder(policies: ClusterNetworkPolicy[]): ClusterNetworkPolicy[] {
+  return [...policies].sort((a, b) => a.priority - b.priority || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Whether a subject (or a pod peer) selects the pod with these labels in a namespace with these. */
+function subjectSelects(s: ClusterSelector, ep: { labels: Record<string, string> }, namespaceLabels: Record<string, string>): boolean {
+  if (s.namespaces) return matchesSelector(s.namespaces, namespaceLabels);
+  return matchesSelector(s.pods!.namespaceSelector, namespaceLabels) && matchesSelector(s.pods!.podSelector, ep.labels);
+}
+
+/** Identities a cluster rule's peer selects: pods by their namespace's and their own labels (with their classes), or the classes of its networks. */
+function clusterPeerIdentities(peer: ClusterPeer, identities: ReadonlyMap<number, IdentityLabels>, classes: AddressClasses): Set<number> {
+  if (peer.networks) {
+    const out = new Set<number>();
+    for (const cidr of peer.networks) for (const id of classes.inBlock({ cidr, except: [] })) out.add(id);
+    return out;
+  }
+  const labelled = new Set<number>();
+  for (const [id, l] of identities) if (subjectSelects(peer, { labels: l.pod }, l.namespaceLabels)) labelled.add(id);
+  return classes.withDerived(labelled);
+}
+
+const RULE_ACTION: Record<ClusterAction, RuleAction> = { Accept: 'allow', Deny: 'deny', Pass: 'pass' };
+
+/**
+ * The rule model of the cluster policies whose subject is ep, in direction dir, in tier
+ * order (see the file comment); the Baseline tier only where no NetworkPolicy isolates ep
+ * that way (`isolated`). Every rule's description goes into `described`.
+ */
+function clusterRules(
+  ep: LocalEndpoint,
+  dir: Direction,
+  policies: readonly ClusterNetworkPolicy[],
+  isolated: boolean,
+  { clusterPeers, infoOf, classes }: RuleContext,
+  described: Map<number, RuleInfo>,
+): PolicyRule[] {
+  const rules: PolicyRule[] = [];
+  const rank = { Admin: 0, Baseline: 0 };
+  for (const p of policies) {
+    if (p.tier === 'Baseline' && isolated) continue;
+    const base = (p.tier === 'Admin' ? TIER.ADMIN : TIER.BASELINE) + rank[p.tier]++ * SLOT;
+    const passTo = p.tier === 'Admin' ? TIER.NETWORK_POLICY : TIER.END;
+    const list: ClusterRule[] = dir === DIR_INGRESS ? p.ingress : p.egress;
+    list.forEach((r, i) => {
+      const way = dir === DIR_INGRESS ? 'ingress' : 'egress';
+      const info = infoOf(`${p.kind} ${p.name} ${way}[${i}]${r.name ? ` ${r.name}` : ''}`);
+      described.set(info.id, info);
+      const action = RULE_ACTION[r.action];
+      const peers = new Set<number>();
+      for (const peer of r.peers) for (const id of clusterPeers(peer)) peers.add(id);
+      const add = (to: ReadonlySet<number>, traffic: RuleTraffic) => {
+        if (to.size === 0) return; // selects nobody (yet)
+        rules.push({ peers: to, traffic, action, priority: base + i, ruleId: info.id, ...(action === 'pass' ? { passTo } : {}) });
+      };
+      if (!r.ports) return add(peers, 'any');
+      for (const port of r.ports) for (const [to, traffic] of clusterTraffic(port, dir, ep, peers, classes)) add(to, traffic);
+    });
+  }
+  return rules;
+}
+
+/**
+ * What one port of a cluster rule matches, with the peers it holds for: a protocol's
+ * ports as given, for every peer; a named port on the destination, whatever its
+ * protocol: ep's own declared ports for ingress, each peer's numbers for egress.
+ */
+function clusterTraffic(port: ClusterPort, dir: Direction, ep: LocalEndpoint, peers: ReadonlySet<number>, classes: AddressClasses): [ReadonlySet<number>, RuleTraffic][] {
+  if (!('name' in port)) {
+    const protocol = PROTOCOL_NUMBER[port.protocol];
+    if (port.port === undefined) return [[peers, { protocol, ports: 'any' }]];
+    return [[peers, { protocol, ports: { from: port.port, to: port.endPort ?? port.port } }]];
+  }
+  if (dir === DIR_INGRESS) {
+    return ep.ports.filter((d) => d.name === port.name).map((d) => [peers, { protocol: PROTOCOL_NUMBER[d.protocol], ports: { from: d.port, to: d.port } }]);
+  }
+  const out: [ReadonlySet<number>, RuleTraffic][] = [];
+  for (const protocol of ['TCP', 'UDP', 'SCTP'] as const) {
+    for (const [number, ids] of classes.namedPort(port.name, protocol)) {
+      const to = new Set([...ids].filter((id) => peers.has(id)));
+      out.push([to, { protocol: PROTOCOL_NUMBER[protocol], ports: { from: number, to: number } }]);
+    }
+  }
+  return out;
+}
 
 /**
  * The traffic one port of a rule protecting ep matches; a named port (of an ingress

@@ -1,8 +1,8 @@
 /**
  * Policy files → the normalized model (types.ts). Multi-document YAML; each document is
  * validated with a strict zod schema, so a misspelt field is an error and never a rule
- * silently dropped. Whatever Kubernetes accepts but tcplane cannot enforce yet (the
- * cluster-scoped kinds) is rejected as "not supported yet" at the field that uses it: a
+ * silently dropped. Whatever Kubernetes accepts but tcplane cannot enforce yet is
+ * rejected as "not supported yet" at the field that uses it: a
  * policy enforced with part of its meaning missing would be a security hole. Kubernetes'
  * own validation (selector operators and values, endPort after a numeric port, an
  * ipBlock alone in its peer with each except strictly inside its cidr) is checked here
@@ -36,12 +36,14 @@ import {
   typeOf,
 } from '../yaml/schema-helpers.js';
 import { PolicyError } from './errors.js';
+import { CLUSTER_KINDS, parseClusterPolicyDocument, type ClusterKind } from './parse-cluster.js';
+import { cidrSchema, labelSelectorSchema, labelSelectorShape, portNumber, protocolSchema, selector } from './schema-parts.js';
 import { parsePrefix, prefixContains, prefixString } from './prefix.js';
 import type { EgressRule, IngressRule, LabelSelector, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort, PolicyType } from './types.js';
 
 const NP_API = 'networking.k8s.io/v1';
-/** Kinds tcplane will read (DESIGN.md) that v0 does not yet. */
-const LATER_KINDS = new Set(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy', 'Service']); // (Service: read by the CLI's manifest reader, src/cli/manifest.ts)
+/** Kinds `apply` reads that are no policy (the CLI's manifest reader, src/cli/manifest.ts, takes them). */
+const LATER_KINDS = new Set(['Service']);
 
 /**
  * Parses and validates every document of a policy file. Empty documents are skipped.
@@ -82,6 +84,9 @@ export async function parsePolicyFile(path: string): Promise<PolicyDocument[]> {
   return parsePolicyText(await readInputFile(path), path);
 }
 
+/** The policy kinds `apply` reads. */
+export const POLICY_KINDS: readonly string[] = ['NetworkPolicy', ...CLUSTER_KINDS];
+
 /** One document: dispatch on kind, validate, normalize. Errors go to `errors`. */
 function parseDocument(doc: LocatedDoc, file: string, errors: PolicyError[]): PolicyDocument | undefined {
   const fail = (path: (string | number)[], detail: string) =>
@@ -93,20 +98,21 @@ function parseDocument(doc: LocatedDoc, file: string, errors: PolicyError[]): Po
   }
   const kind = value.kind;
   if (kind === undefined || kind === null) {
-    fail(['kind'], 'required (supported: NetworkPolicy)');
+    fail(['kind'], `required (supported: ${POLICY_KINDS.join(', ')})`);
     return undefined;
   }
-  if (kind !== 'NetworkPolicy') {
-    if (typeof kind !== 'string') fail(['kind'], `expected a string, got ${typeOf(kind)}`);
-    else if (LATER_KINDS.has(kind)) fail(['kind'], `kind ${kind} is not supported yet`);
-    else fail(['kind'], `unknown kind ${kind} (supported: NetworkPolicy)`);
-    return undefined;
-  }
-  return parseNetworkPolicyDocument(doc, file, errors);
+  if (typeof kind === 'string' && POLICY_KINDS.includes(kind)) return parsePolicyDocument(kind, doc, file, errors);
+  if (typeof kind !== 'string') fail(['kind'], `expected a string, got ${typeOf(kind)}`);
+  else if (LATER_KINDS.has(kind)) fail(['kind'], `kind ${kind} is not supported yet`);
+  else fail(['kind'], `unknown kind ${kind} (supported: ${POLICY_KINDS.join(', ')})`);
+  return undefined;
 }
 
-/** Kinds of policy that tcplane will read (DESIGN.md) but does not yet. */
-export const POLICY_KINDS_NOT_YET: ReadonlySet<string> = new Set(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy']);
+/** One document of a policy kind (POLICY_KINDS): validate, normalize. Errors go to `errors`. */
+export function parsePolicyDocument(kind: string, doc: LocatedDoc, file: string, errors: LocatedError[]): PolicyDocument | undefined {
+  if ((CLUSTER_KINDS as readonly string[]).includes(kind)) return parseClusterPolicyDocument(kind as ClusterKind, doc, file, errors);
+  return parseNetworkPolicyDocument(doc, file, errors);
+}
 
 /**
  * One document whose kind is NetworkPolicy: validate, normalize. Errors go to `errors`.
@@ -136,7 +142,6 @@ export function parseNetworkPolicyDocument(doc: LocatedDoc, file: string, errors
 
 // ---- normalization (input already validated) ----
 
-type SelectorIn = z.output<typeof labelSelectorSchema>;
 type PeerIn = z.output<typeof peerSchema>;
 type PortIn = z.output<ReturnType<typeof portSchema>>;
 
@@ -144,13 +149,6 @@ type PortIn = z.output<ReturnType<typeof portSchema>>;
 function policyTypes(given: PolicyType[] | null | undefined, hasEgressRules: boolean): PolicyType[] {
   if (given && given.length > 0) return (['Ingress', 'Egress'] as const).filter((t) => given.includes(t));
   return hasEgressRules ? ['Ingress', 'Egress'] : ['Ingress'];
-}
-
-function selector(s: SelectorIn): LabelSelector {
-  return {
-    matchLabels: s.matchLabels ?? {},
-    matchExpressions: (s.matchExpressions ?? []).map((e) => ({ key: e.key, operator: e.operator, values: e.values ?? [] })),
-  };
 }
 
 function peers(list: PeerIn[] | null | undefined): PolicyPeer[] | undefined {
@@ -191,41 +189,6 @@ const egressRule = (r: z.output<typeof egressRuleSchema>): EgressRule => ruleOf(
 // Optional fields accept null as absent (`ingress:` with nothing after it), as the
 // Kubernetes API does.
 
-const OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
-
-const operatorSchema = checked((v) => {
-  if (typeof v === 'string' && (OPERATORS as readonly string[]).includes(v)) return v as (typeof OPERATORS)[number];
-  return new Reject(v == null ? `required (one of ${OPERATORS.join(', ')})` : `unknown operator ${JSON.stringify(v)} (one of ${OPERATORS.join(', ')})`);
-});
-
-const requirementSchema = z
-  .strictObject({
-    key: keyOf('label'),
-    operator: operatorSchema,
-    values: z.array(labelValue).nullish(),
-  })
-  .superRefine((r, ctx) => {
-    const n = r.values?.length ?? 0;
-    if ((r.operator === 'In' || r.operator === 'NotIn') && n === 0) {
-      ctx.addIssue({ code: 'custom', path: ['values'], message: `operator ${r.operator} needs at least one value` });
-    }
-    if ((r.operator === 'Exists' || r.operator === 'DoesNotExist') && n > 0) {
-      ctx.addIssue({ code: 'custom', path: ['values'], message: `operator ${r.operator} takes no values` });
-    }
-  });
-
-const labelSelectorShape = {
-  matchLabels: labelMap.nullish(),
-  matchExpressions: z.array(requirementSchema).nullish(),
-};
-const labelSelectorSchema = z.strictObject(labelSelectorShape);
-
-const cidrSchema = checked((v) => {
-  if (typeof v !== 'string') return new Reject(v == null ? 'required (a CIDR such as 192.168.1.0/24 or 2001:db8::/64)' : `must be a CIDR string, got ${typeOf(v)}`);
-  const p = parsePrefix(v);
-  return typeof p === 'string' ? new Reject(p) : p;
-});
-
 /** Kubernetes' rule: every except lies strictly inside cidr (so in its family too). */
 const ipBlockSchema = z
   .strictObject({
@@ -253,15 +216,6 @@ const peerSchema = z
       ctx.addIssue({ code: 'custom', message: 'a peer needs podSelector, namespaceSelector (or both), or ipBlock' });
     }
   });
-
-const protocolSchema = checked((v) => {
-  if (v == null || v === 'TCP') return 'TCP' as const;
-  if (v === 'UDP' || v === 'SCTP') return v;
-  return new Reject(`unknown protocol ${JSON.stringify(v)} (supported: TCP, UDP, SCTP)`);
-});
-
-const portNumber = (v: unknown): number | Reject =>
-  typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : new Reject(`must be an integer from 1 to 65535, got ${JSON.stringify(v)}`);
 
 /** A port number, or the name of a port the destination pod declares. */
 const portSchema = () =>

@@ -75,6 +75,7 @@ export const networkPolicySchema = z.strictObject({
  * left out (see the header), everything else as parsed.
  */
 export function storedPolicy(p: PolicyDocument): unknown {
+  if (p.kind !== 'NetworkPolicy') return p; // new kinds: as parsed (no agent from before reads them)
   const sel = (s: LabelSelector) => (s.matchExpressions.length > 0 ? s : { matchLabels: s.matchLabels });
   const peers = (list: PolicyPeer[]) =>
     list.map((x) => ({
@@ -91,4 +92,49 @@ export function storedPolicy(p: PolicyDocument): unknown {
   };
 }
 
-export const policyDocumentSchema: z.ZodType<PolicyDocument, unknown> = networkPolicySchema;
+// ---- cluster policies (parse-cluster.ts) ----
+
+const namespacedPod = z.strictObject({ namespaceSelector: labelSelector, podSelector: labelSelector });
+/** Exactly one of namespaces and pods, as the parser leaves it. */
+const clusterSelector = z
+  .strictObject({ namespaces: labelSelector.optional(), pods: namespacedPod.optional() })
+  .refine((s) => (s.namespaces === undefined) !== (s.pods === undefined), 'one of namespaces and pods');
+const clusterPeer = z
+  .strictObject({ namespaces: labelSelector.optional(), pods: namespacedPod.optional(), networks: z.array(canonicalPrefix).min(1).optional() })
+  .refine((p) => [p.namespaces, p.pods, p.networks].filter((x) => x !== undefined).length === 1, 'one of namespaces, pods and networks');
+const clusterPort = z.union([
+  z
+    .strictObject({ protocol: z.enum(['TCP', 'UDP', 'SCTP']), port: z.number().int().min(1).max(65535).optional(), endPort: z.number().int().min(1).max(65535).optional() })
+    .refine((p) => p.endPort === undefined || (p.port !== undefined && p.endPort >= p.port), 'endPort needs a port at or below it'),
+  z.strictObject({ name: z.string().min(1) }),
+]);
+const clusterRule = z.strictObject({
+  name: z.string().max(100).optional(),
+  action: z.enum(['Accept', 'Deny', 'Pass']),
+  peers: z.array(clusterPeer).min(1),
+  ports: z.array(clusterPort).min(1).optional(),
+});
+
+export const clusterNetworkPolicySchema = z
+  .strictObject({
+    kind: z.enum(['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy']),
+    apiVersion: z.enum(['policy.networking.k8s.io/v1alpha2', 'policy.networking.k8s.io/v1alpha1']),
+    name: z.string().min(1),
+    tier: z.enum(['Admin', 'Baseline']),
+    priority: z.number().int().min(0).max(1000),
+    subject: clusterSelector,
+    ingress: z.array(clusterRule),
+    egress: z.array(clusterRule),
+    source: z.strictObject({ file: z.string(), line: z.number().int() }),
+  })
+  .refine((p) => p.kind !== 'BaselineAdminNetworkPolicy' || (p.tier === 'Baseline' && p.ingress.concat(p.egress).every((r) => r.action !== 'Pass')), 'a BaselineAdminNetworkPolicy is Baseline and has no Pass')
+  .refine((p) => p.kind !== 'AdminNetworkPolicy' || p.tier === 'Admin', 'an AdminNetworkPolicy is Admin');
+
+/** A stored policy of any kind, checked by its kind's schema (so its messages stay that schema's). */
+export const policyDocumentSchema: z.ZodType<PolicyDocument, unknown> = z.unknown().transform((v, ctx): PolicyDocument => {
+  const isNp = typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'NetworkPolicy';
+  const r = (isNp ? networkPolicySchema : clusterNetworkPolicySchema).safeParse(v);
+  if (r.success) return r.data as PolicyDocument;
+  for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+  return z.NEVER;
+});

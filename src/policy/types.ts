@@ -5,7 +5,8 @@
  *
  * NetworkPolicy (`networking.k8s.io/v1`) in full: ingress and egress, matchLabels and
  * matchExpressions, ipBlock with except, numeric and named ports, port ranges, TCP, UDP
- * and SCTP.
+ * and SCTP. ClusterNetworkPolicy (`policy.networking.k8s.io/v1alpha2`) and the v1alpha1
+ * AdminNetworkPolicy and BaselineAdminNetworkPolicy, read into one cluster-policy model.
  */
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
@@ -113,5 +114,68 @@ export interface NetworkPolicy {
   source: SourceRef;
 }
 
-/** One document of a policy file. The union grows as kinds land. */
-export type PolicyDocument = NetworkPolicy;
+/** The tiers cluster policies sit in: Admin before NetworkPolicy, Baseline after it. */
+export type ClusterTier = 'Admin' | 'Baseline';
+
+/**
+ * Accept and Deny decide; Pass hands what it matches to the next tier (Admin → the
+ * NetworkPolicies, Baseline → the default, allow). v1alpha1's Allow reads as Accept.
+ */
+export type ClusterAction = 'Accept' | 'Deny' | 'Pass';
+
+/**
+ * Pods, cluster-wide: every pod of the namespaces `namespaces` selects, or (`pods`) the
+ * pods `podSelector` selects in the namespaces `namespaceSelector` selects. Exactly one.
+ */
+export interface ClusterSelector {
+  namespaces?: LabelSelector;
+  pods?: { namespaceSelector: LabelSelector; podSelector: LabelSelector };
+}
+
+/**
+ * An egress peer: pods as ClusterSelector says, or `networks`: the addresses in any of
+ * these CIDRs (canonical text; a pod's address too, one by one, as an ipBlock).
+ */
+export interface ClusterPeer extends ClusterSelector {
+  networks?: string[];
+}
+
+/**
+ * A port a rule matches: `protocol` with every port, one port or the range port…endPort;
+ * or `name`: the destination pod's port of that name, whatever its protocol.
+ */
+export type ClusterPort = { protocol: PolicyProtocol; port?: number; endPort?: number } | { name: string };
+
+export interface ClusterRule {
+  /** The rule's name as written (max 100 characters), if any: what observability shows. */
+  name?: string;
+  action: ClusterAction;
+  /** `from` for ingress, `to` for egress: at least one. */
+  peers: ClusterPeer[];
+  /** undefined = all traffic. */
+  ports?: ClusterPort[];
+}
+
+/** ClusterNetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy, cluster-scoped. */
+export interface ClusterNetworkPolicy {
+  kind: 'ClusterNetworkPolicy' | 'AdminNetworkPolicy' | 'BaselineAdminNetworkPolicy';
+  apiVersion: 'policy.networking.k8s.io/v1alpha2' | 'policy.networking.k8s.io/v1alpha1';
+  /** Cluster-scoped: no namespace. */
+  namespace?: undefined;
+  name: string;
+  tier: ClusterTier;
+  /**
+   * 0…1000, lower first within the tier; policies of equal priority go by kind
+   * (ClusterNetworkPolicy, then AdminNetworkPolicy, then BaselineAdminNetworkPolicy),
+   * then name. A BaselineAdminNetworkPolicy has 0.
+   */
+  priority: number;
+  subject: ClusterSelector;
+  /** In order: the first rule that matches decides (or passes). */
+  ingress: ClusterRule[];
+  egress: ClusterRule[];
+  source: SourceRef;
+}
+
+/** One document of a policy file. */
+export type PolicyDocument = NetworkPolicy | ClusterNetworkPolicy;

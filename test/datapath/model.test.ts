@@ -14,7 +14,7 @@ import { TP_REASON, reasonName } from '../../src/datapath/reasons.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import { compile } from '../../src/policy/compile.js';
-import type { EgressRule, IngressRule, NetworkPolicy, PolicyPeer, PolicyPort, PolicyType, SelectorRequirement } from '../../src/policy/types.js';
+import type { ClusterAction, ClusterNetworkPolicy, ClusterPeer, ClusterPort, ClusterRule, ClusterSelector, EgressRule, IngressRule, NetworkPolicy, PolicyPeer, PolicyPort, PolicyType, SelectorRequirement } from '../../src/policy/types.js';
 import { netpol } from '../helpers/cluster.js';
 import { frameOf } from '../helpers/frames.js';
 import { desiredInputOf, fragmentOf, fragmentsOf, icmpErrorFor, PolicyModel, reply, type Hook, type Labels, type ModelCluster, type ModelPacket, type ModelPod } from '../helpers/model.js';
@@ -107,6 +107,65 @@ const policies: fc.Arbitrary<NetworkPolicy[]> = fc
   .oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: 3 }) })
   .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => policy(i))));
 
+// Cluster policies: tiers, priorities (often equal, so the kind and name order matters),
+// subjects, rules in order with Accept, Deny and Pass, peers by namespace, pod or network.
+const clusterSelector: fc.Arbitrary<ClusterSelector> = fc.oneof(
+  smallNsSelector.map((namespaces) => ({ namespaces })),
+  fc.record({ namespaceSelector: smallNsSelector, podSelector: smallPodSelector }).map((pods) => ({ pods })),
+);
+const clusterPeer: fc.Arbitrary<ClusterPeer> = fc.oneof(
+  { weight: 3, arbitrary: clusterSelector },
+  { weight: 1, arbitrary: fc.subarray(BLOCKS.map((b) => b.cidr), { minLength: 1, maxLength: 2 }).map((networks) => ({ networks })) },
+);
+const clusterPort: fc.Arbitrary<ClusterPort> = fc.oneof(
+  fc.record({ protocol }),
+  fc.record({ protocol, port: fc.constantFrom(...PORTS) }),
+  fc.record({ protocol, port: fc.constantFrom(53, 80), endPort: fc.constantFrom(80, 443) }).map((p) => ({ ...p, endPort: Math.max(p.port, p.endPort) })),
+  fc.constantFrom<string>(...PORT_NAMES).map((name) => ({ name })),
+);
+/** Ingress peers are pods only (the API has networks for egress alone). */
+const clusterRule = (peerArb: fc.Arbitrary<ClusterPeer>): fc.Arbitrary<ClusterRule> =>
+  fc
+    .record({
+      action: fc.constantFrom<ClusterAction>('Accept', 'Deny', 'Pass'),
+      peers: fc.array(peerArb, { minLength: 1, maxLength: 2 }),
+      ports: fc.option(fc.array(clusterPort, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }),
+    })
+    // Networks have no named ports (the parser refuses the pair).
+    .map((r) => {
+      const ports = r.peers.some((x) => x.networks) ? r.ports?.filter((q) => !('name' in q)) : r.ports;
+      return { action: r.action, peers: r.peers, ...(ports && ports.length > 0 ? { ports } : {}) };
+    });
+const clusterPolicy = (i: number): fc.Arbitrary<ClusterNetworkPolicy> =>
+  fc
+    .record({
+      kind: fc.constantFrom('ClusterNetworkPolicy' as const, 'AdminNetworkPolicy' as const, 'BaselineAdminNetworkPolicy' as const),
+      tier: fc.constantFrom('Admin' as const, 'Baseline' as const),
+      priority: fc.integer({ min: 0, max: 2 }),
+      subject: clusterSelector,
+    })
+    .chain((h) => {
+      const tier = h.kind === 'AdminNetworkPolicy' ? 'Admin' : h.kind === 'BaselineAdminNetworkPolicy' ? 'Baseline' : h.tier;
+      const rules = (peerArb: fc.Arbitrary<ClusterPeer>) =>
+        fc.array(clusterRule(peerArb), { maxLength: 3 }).map((rs) => (h.kind === 'BaselineAdminNetworkPolicy' ? rs.filter((r) => r.action !== 'Pass') : rs));
+      return fc.record({ ingress: rules(clusterSelector), egress: rules(clusterPeer) }).map(
+        ({ ingress, egress }): ClusterNetworkPolicy => ({
+          kind: h.kind,
+          apiVersion: h.kind === 'ClusterNetworkPolicy' ? 'policy.networking.k8s.io/v1alpha2' : 'policy.networking.k8s.io/v1alpha1',
+          name: `c${i}`,
+          tier,
+          priority: h.kind === 'BaselineAdminNetworkPolicy' ? 0 : h.priority,
+          subject: h.subject,
+          ingress,
+          egress,
+          source: { file: 'test.yaml', line: 1 },
+        }),
+      );
+    });
+const clusterPolicies: fc.Arbitrary<ClusterNetworkPolicy[]> = fc
+  .oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 3 }) })
+  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => clusterPolicy(i))));
+
 const HOST = '10.250.0.10';
 const OUTSIDE = ['192.0.2.1', HOST, '10.250.0.11', '10.244.2.250'] as const; // world, this node, another node, unmanaged
 const OUTSIDE6 = '2001:db8::1';
@@ -148,8 +207,8 @@ const pods = fc
   );
 
 const cluster: fc.Arbitrary<ModelCluster> = fc
-  .record({ nsl: fc.tuple(nsLabels, nsLabels, nsLabels), pods, policies })
-  .map(({ nsl, pods, policies }) => ({
+  .record({ nsl: fc.tuple(nsLabels, nsLabels, nsLabels), pods, policies, clusterPolicies })
+  .map(({ nsl, pods, policies, clusterPolicies }) => ({
     localNode: 'n1',
     nodes: [
       { name: 'n1', addresses: [HOST], podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] },
@@ -157,7 +216,7 @@ const cluster: fc.Arbitrary<ModelCluster> = fc
     ],
     namespaces: NAMESPACES.map((name, i) => ({ name, labels: { 'kubernetes.io/metadata.name': name, ...nsl[i] } })),
     pods,
-    policies,
+    policies: [...policies, ...clusterPolicies],
   }));
 
 /** A packet drawn as choices; resolved against the cluster (pod indices wrap around). */
@@ -330,7 +389,11 @@ const describeCase = (c: ModelCluster) =>
   JSON.stringify({
     namespaces: c.namespaces.map((n) => [n.name, n.labels]),
     pods: c.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ips.join(','), p.labels, p.ports]),
-    policies: c.policies.map((p) => ({ ns: p.namespace, sel: p.podSelector, types: p.policyTypes, ingress: p.ingress, egress: p.egress })),
+    policies: c.policies.map((p) =>
+      p.kind === 'NetworkPolicy'
+        ? { ns: p.namespace, sel: p.podSelector, types: p.policyTypes, ingress: p.ingress, egress: p.egress }
+        : { kind: p.kind, name: p.name, tier: p.tier, priority: p.priority, subject: p.subject, ingress: p.ingress, egress: p.egress },
+    ),
   });
 
 type Probe = Omit<ModelPacket, 'src' | 'dst'>;
@@ -396,11 +459,15 @@ describe('model', () => {
     // Every policy isolates egress here, and names a port one time in three: what egress rules mean is the point.
     const egressHeavy = fc.record({ c: cluster, named: fc.array(fc.constantFrom<string>(...PORT_NAMES), { minLength: 3, maxLength: 3 }) }).map(({ c, named }) => ({
       ...c,
-      policies: c.policies.map((p, i) => ({
-        ...p,
-        policyTypes: ['Ingress', 'Egress'] as PolicyType[],
-        egress: [...p.egress, { ports: [{ protocol: i % 2 ? ('UDP' as const) : ('TCP' as const), port: named[i % 3]! }] }],
-      })),
+      policies: c.policies.map((p, i) =>
+        p.kind !== 'NetworkPolicy'
+          ? p
+          : {
+              ...p,
+              policyTypes: ['Ingress', 'Egress'] as PolicyType[],
+              egress: [...p.egress, { ports: [{ protocol: i % 2 ? ('UDP' as const) : ('TCP' as const), port: named[i % 3]! }] }],
+            },
+      ),
     }));
     const decided = matrix(egressHeavy, probes, (c) => pairs(localIps(c), [...c.pods.map((p) => p.ips[0]!), ...OUTSIDE]), 'pod', SEED);
     // The clusters must have egress-isolated pods now and then, or this proves little.

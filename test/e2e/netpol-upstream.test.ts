@@ -16,6 +16,7 @@ import { parseLabSpec } from '../../src/lab/spec.js';
 import { parsePolicyText } from '../../src/policy/parse.js';
 import { tcplane, type ProbeRow } from '../helpers/cli.js';
 import { PolicyModel, type ModelCluster, type ModelPod } from '../helpers/model.js';
+import type { NetworkPolicy } from '../../src/policy/types.js';
 import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/netpol-e2e.yaml';
@@ -268,7 +269,7 @@ describe('netpol upstream e2e', () => {
       try {
         await cli('apply', '-f', file, '--wait');
         if (c.labels) await setLabels(c.labels, false);
-        const policies = parsePolicyText(c.policies, file);
+        const policies = parsePolicyText(c.policies, file) as NetworkPolicy[];
         const rows = await expectModelMatrix(new PolicyModel({ ...cluster, policies }));
         // A case must change something, or it proves nothing here.
         if (!c.name.includes('allow-all')) expect(rows.some((r) => !r.connected), 'some pair blocked').toBe(true);

@@ -41,13 +41,25 @@
  *   - a rule's port: the protocol, and the port, the range port…endPort, or a name the
  *     destination pod declares for that protocol (a pod that declares none is not
  *     matched); missing ports: all traffic
+ *   - cluster policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+ *     BaselineAdminNetworkPolicy), for the pods their subject selects (namespaces by
+ *     their labels, or pods by their namespace's and their own), as network-policy-api
+ *     says: the Admin tier first — policies by priority, then ClusterNetworkPolicy before
+ *     AdminNetworkPolicy, then by name; rules in order; the first rule that matches
+ *     Accepts (pass_policy), Denies (drop_policy) or Passes (the Admin tier is done) —
+ *     then the NetworkPolicies if one isolates the pod that way (they decide the rest),
+ *     else the Baseline tier the same way (a Pass ends it), else the default, allow
+ *     (pass_default). A pod with any such policy in a direction reaches its node that
+ *     way through a rule (pass_policy). A cluster rule's peer: pods as a subject selects
+ *     them, or networks (any address in a CIDR of the list, whoever has it); a named port
+ *     is the destination pod's port of that name, any protocol
  *
  * The bottom of the file bridges a model cluster to the agent's compiler input, for the
  * tests; the model itself does not use it.
  */
 import type { DesiredInput, LocalEndpoint } from '../../src/policy/compile.js';
 import type { IdentityLabels } from '../../src/identity/labels.js';
-import type { LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort } from '../../src/policy/types.js';
+import type { ClusterNetworkPolicy, ClusterPeer, ClusterPort, ClusterRule, ClusterSelector, LabelSelector, NetworkPolicy, PolicyDocument, PolicyPeer, PolicyPort } from '../../src/policy/types.js';
 
 export type Labels = Record<string, string>;
 
@@ -81,7 +93,8 @@ export interface ModelCluster {
   nodes: ModelNode[];
   namespaces: ModelNamespace[];
   pods: ModelPod[];
-  policies: NetworkPolicy[];
+  /** NetworkPolicies and cluster policies. */
+  policies: PolicyDocument[];
 }
 
 export type ModelProtocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6';
@@ -369,9 +382,7 @@ export class PolicyModel {
     if (ct) return decided(ct);
 
     const type = hook === 'to_pod' ? 'Ingress' : 'Egress';
-    let reason: ReasonLabel;
-    if (this.selecting(pod, type).length === 0) reason = 'pass_default';
-    else reason = this.allowed(pod, type, seen) ? 'pass_policy' : 'drop_policy_default';
+    const reason = this.policyReason(pod, type, seen);
     if (reason.startsWith('pass_')) this.track(pod, hook, seen);
     return decided(reason);
   }
@@ -400,12 +411,65 @@ export class PolicyModel {
     if (!src || !dst) return false;
     if (from === to) return true;
     const p: Seen = { src, dst, protocol, sport: 40000, dport, tcpFlags: 0x02 };
-    const way = (pod: ModelPod, type: 'Ingress' | 'Egress') => this.selecting(pod, type).length === 0 || this.allowed(pod, type, p);
+    const way = (pod: ModelPod, type: 'Ingress' | 'Egress') => this.policyReason(pod, type, p).startsWith('pass_');
     return way(from, 'Egress') && way(to, 'Ingress');
   }
 
   private selecting(pod: ModelPod, type: 'Ingress' | 'Egress'): NetworkPolicy[] {
-    return this.cluster.policies.filter((np) => np.namespace === pod.namespace && np.policyTypes.includes(type) && selects(np.podSelector, pod.labels));
+    return this.cluster.policies.filter(
+      (np): np is NetworkPolicy => np.kind === 'NetworkPolicy' && np.namespace === pod.namespace && np.policyTypes.includes(type) && selects(np.podSelector, pod.labels),
+    );
+  }
+
+  /** What decides a new connection of pod in direction `type`: the tiers, in order (see the file comment). */
+  private policyReason(pod: ModelPod, type: 'Ingress' | 'Egress', p: Seen): ReasonLabel {
+    const nps = this.selecting(pod, type);
+    const cluster = this.clusterSelecting(pod, type);
+    if (nps.length === 0 && cluster.length === 0) return 'pass_default';
+    if (this.hostAddrs.has(canonicalIp(type === 'Ingress' ? p.src : p.dst))) return 'pass_policy';
+    const tier = (which: 'Admin' | 'Baseline'): ReasonLabel | undefined => {
+      for (const cp of cluster.filter((c) => c.tier === which)) {
+        for (const r of type === 'Ingress' ? cp.ingress : cp.egress) {
+          if (!this.clusterRuleMatches(r, pod, type, p)) continue;
+          if (r.action === 'Pass') return undefined; // the rest of the tier is skipped
+          return r.action === 'Accept' ? 'pass_policy' : 'drop_policy';
+        }
+      }
+      return undefined;
+    };
+    const admin = tier('Admin');
+    if (admin) return admin;
+    if (nps.length > 0) return this.allowed(pod, type, p) ? 'pass_policy' : 'drop_policy_default';
+    return tier('Baseline') ?? 'pass_default';
+  }
+
+  /** Cluster policies whose subject is pod and which have rules that way, in the order they apply. */
+  private clusterSelecting(pod: ModelPod, type: 'Ingress' | 'Egress'): ClusterNetworkPolicy[] {
+    const order = { ClusterNetworkPolicy: 0, AdminNetworkPolicy: 1, BaselineAdminNetworkPolicy: 2 };
+    return this.cluster.policies
+      .filter((c): c is ClusterNetworkPolicy => c.kind !== 'NetworkPolicy')
+      .filter((c) => this.subjectHas(c.subject, pod) && (type === 'Ingress' ? c.ingress : c.egress).length > 0)
+      .sort((a, b) => a.priority - b.priority || order[a.kind] - order[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  private subjectHas(s: ClusterSelector, pod: ModelPod): boolean {
+    const ns = this.nsLabels.get(pod.namespace) ?? {};
+    if (s.namespaces) return selects(s.namespaces, ns);
+    return selects(s.pods!.namespaceSelector, ns) && selects(s.pods!.podSelector, pod.labels);
+  }
+
+  private clusterRuleMatches(r: ClusterRule, pod: ModelPod, type: 'Ingress' | 'Egress', p: Seen): boolean {
+    const addr = type === 'Ingress' ? p.src : p.dst;
+    const peer = this.podOf(addr);
+    const peerOk = r.peers.some((x: ClusterPeer) => (x.networks ? x.networks.some((c) => inCidr(addr, c)) : peer !== undefined && this.subjectHas(x, peer)));
+    if (!peerOk) return false;
+    if (!r.ports) return true;
+    const destination = type === 'Ingress' ? pod : peer;
+    return r.ports.some((pp: ClusterPort) =>
+      'name' in pp
+        ? (destination?.ports ?? []).some((d) => d.name === pp.name && d.protocol === p.protocol && d.port === p.dport)
+        : pp.protocol === p.protocol && (pp.port === undefined || (p.dport >= pp.port && p.dport <= (pp.endPort ?? pp.port))),
+    );
   }
 
   /**
@@ -485,7 +549,8 @@ export class PolicyModel {
         }
         // Policies now decide, for what opened it: a connection they no longer allow drops.
         const type = e.opened === 'to_pod' ? 'Ingress' : 'Egress';
-        if (this.selecting(pod, type).length > 0 && !this.allowed(pod, type, e.first)) return 'drop_policy_default';
+        const now = this.policyReason(pod, type, e.first);
+        if (!now.startsWith('pass_')) return now;
         return reason;
       }
     }

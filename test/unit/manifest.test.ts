@@ -37,12 +37,12 @@ describe('manifest', () => {
   });
 
   it('manifest - errors of both kinds and unknown kinds come together, by line, and nothing is returned', () => {
-    const bad = `${NP.replace('podSelector: {}', 'podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [192.168.0.0/16]}}]}]')}---\n${SVC.replace('port: 80', 'port: 99999')}---\nkind: Deployment\n---\nkind: AdminNetworkPolicy\n`;
+    const bad = `${NP.replace('podSelector: {}', 'podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [192.168.0.0/16]}}]}]')}---\n${SVC.replace('port: 80', 'port: 99999')}---\nkind: Deployment\n---\nkind: AdminNetworkPolicy\napiVersion: policy.networking.k8s.io/v1alpha1\nmetadata: {name: a}\nspec: {priority: 2000, subject: {namespaces: {}}}\n`;
     expect(errorsOf(bad)).toEqual([
       'f.yaml:6: spec.egress[0].to[0].ipBlock.except[0]: 192.168.0.0/16 is not strictly inside cidr 10.0.0.0/8',
       'f.yaml:13: spec.ports[0].port: must be an integer from 1 to 65535, got 99999',
-      'f.yaml:15: kind: unknown kind Deployment (supported: NetworkPolicy, Service)',
-      'f.yaml:17: kind: kind AdminNetworkPolicy is not supported yet',
+      'f.yaml:15: kind: unknown kind Deployment (supported: NetworkPolicy, ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, Service)',
+      'f.yaml:20: spec.priority: must be an integer from 0 to 1000, got 2000',
     ]);
   });
 });

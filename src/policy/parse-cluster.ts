@@ -1,0 +1,229 @@
+/**
+ * Cluster policy documents → the cluster-policy model (types.ts ClusterNetworkPolicy):
+ *   ClusterNetworkPolicy        policy.networking.k8s.io/v1alpha2: tier Admin or Baseline,
+ *                               priority, subject, ingress / egress with actions Accept,
+ *                               Deny, Pass and `protocols`
+ *   AdminNetworkPolicy          policy.networking.k8s.io/v1alpha1: the Admin tier, priority,
+ *                               actions Allow (read as Accept), Deny, Pass and `ports`
+ *   BaselineAdminNetworkPolicy  v1alpha1, named `default`: the Baseline tier, Allow and Deny
+ * Each with the API's validation (one field of each peer, subject and port; at most 25
+ * rules, peers and ports; rule names at most 100 characters; no named port beside a
+ * networks peer), every error located. Fields the API defines that tcplane does not
+ * enforce yet (`nodes` and `domainNames` peers) are rejected by name: a cluster policy
+ * enforced with part of its meaning missing would be a hole.
+ */
+import { z } from 'zod';
+import { formatPath, zodIssuesToErrors, type LocatedDoc, type LocatedError } from '../yaml/located.js';
+import { validateDns1123Subdomain, validateIanaServiceName } from '../yaml/names.js';
+import { Reject, apiVersionSchema, atKeys, checked, describeIssue, metadataSchema, notSupportedYet } from '../yaml/schema-helpers.js';
+import { PolicyError } from './errors.js';
+import { prefixString } from './prefix.js';
+import { cidrSchema, labelSelectorSchema, portNumber, protocolSchema, selector } from './schema-parts.js';
+import type { ClusterAction, ClusterNetworkPolicy, ClusterPeer, ClusterPort, ClusterRule, ClusterSelector } from './types.js';
+
+export const CLUSTER_API = { v1alpha2: 'policy.networking.k8s.io/v1alpha2', v1alpha1: 'policy.networking.k8s.io/v1alpha1' } as const;
+export const CLUSTER_KINDS = ['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy'] as const;
+export type ClusterKind = (typeof CLUSTER_KINDS)[number];
+
+const MAX_ITEMS = 25;
+const NOT_YET_NODES = 'nodes peers are not supported yet (tcplane does not select nodes by label in cluster policies yet); use networks with the nodes\' addresses';
+const NOT_YET_DOMAINS = 'domainNames peers are not supported yet (tcplane does not match by DNS name)';
+
+/**
+ * One cluster policy document of `kind`: validate, normalize. Errors go to `errors`.
+ */
+export function parseClusterPolicyDocument(kind: ClusterKind, doc: LocatedDoc, file: string, errors: LocatedError[]): ClusterNetworkPolicy | undefined {
+  const schema = kind === 'ClusterNetworkPolicy' ? cnpSchema : kind === 'AdminNetworkPolicy' ? anpSchema : banpSchema;
+  const parsed = schema.safeParse(doc.value, { error: describeIssue });
+  if (!parsed.success) {
+    errors.push(...zodIssuesToErrors(parsed.error.issues, atKeys(doc), file, (...a) => new PolicyError(...a)));
+    return undefined;
+  }
+  const d = parsed.data;
+  if (d.metadata.namespace != null) {
+    errors.push(new PolicyError(file, doc.keyLineOf(['metadata', 'namespace']), formatPath(['metadata', 'namespace']), `${kind} is cluster-scoped: it takes no namespace`));
+    return undefined;
+  }
+  const spec = d.spec as SpecOut;
+  return {
+    kind,
+    apiVersion: kind === 'ClusterNetworkPolicy' ? CLUSTER_API.v1alpha2 : CLUSTER_API.v1alpha1,
+    name: d.metadata.name,
+    tier: spec.tier ?? (kind === 'AdminNetworkPolicy' ? 'Admin' : 'Baseline'),
+    priority: spec.priority ?? 0,
+    subject: clusterSelector(spec.subject),
+    ingress: (spec.ingress ?? []).map((r) => rule(r, r.from)),
+    egress: (spec.egress ?? []).map((r) => rule(r, r.to)),
+    source: { file, line: doc.line },
+  };
+}
+
+// ---- normalization ----
+
+type SelectorOut = z.output<typeof subjectSchema>;
+type EgressPeerOut = z.output<typeof egressPeerSchema>;
+type RuleOut = { name?: string | null; action: ClusterAction; ports?: ClusterPort[] | null };
+type SpecOut = {
+  tier?: ClusterNetworkPolicy['tier'];
+  priority?: number;
+  subject: SelectorOut;
+  ingress?: (RuleOut & { from: SelectorOut[] })[] | null;
+  egress?: (RuleOut & { to: EgressPeerOut[] })[] | null;
+};
+
+function clusterSelector(s: SelectorOut): ClusterSelector {
+  if (s.namespaces) return { namespaces: selector(s.namespaces) };
+  return { pods: { namespaceSelector: selector(s.pods!.namespaceSelector), podSelector: selector(s.pods!.podSelector) } };
+}
+
+function peer(p: EgressPeerOut): ClusterPeer {
+  if ('networks' in p && p.networks) return { networks: p.networks.map(prefixString) };
+  return clusterSelector(p as SelectorOut);
+}
+
+function rule(r: RuleOut, peers: (SelectorOut | EgressPeerOut)[]): ClusterRule {
+  return {
+    ...(r.name ? { name: r.name } : {}),
+    action: r.action,
+    peers: peers.map((p) => peer(p as EgressPeerOut)),
+    ...(r.ports && r.ports.length > 0 ? { ports: r.ports } : {}),
+  };
+}
+
+// ---- schemas ----
+
+/** Exactly one of `fields` set (the API's MinProperties = MaxProperties = 1). */
+const exactlyOne =
+  (fields: readonly string[], what: string) =>
+  (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const set = fields.filter((f) => v[f] != null);
+    if (set.length === 1) return;
+    const message = set.length === 0 ? `${what} needs one of ${fields.join(', ')}` : `${what} takes one of ${fields.join(', ')}, not ${set.join(' and ')}`;
+    ctx.addIssue({ code: 'custom', path: set.length > 1 ? [set[1]!] : [], message });
+  };
+
+const namespacedPod = z.strictObject({ namespaceSelector: labelSelectorSchema, podSelector: labelSelectorSchema });
+const subjectShape = { namespaces: labelSelectorSchema.nullish(), pods: namespacedPod.nullish() };
+const subjectSchema = z.strictObject(subjectShape).superRefine(exactlyOne(['namespaces', 'pods'], 'a subject'));
+const ingressPeerSchema = z.strictObject(subjectShape).superRefine(exactlyOne(['namespaces', 'pods'], 'a peer'));
+const egressPeerSchema = z
+  .strictObject({
+    ...subjectShape,
+    networks: z.array(cidrSchema).min(1).max(MAX_ITEMS).nullish(),
+    nodes: notSupportedYet(NOT_YET_NODES),
+    domainNames: notSupportedYet(NOT_YET_DOMAINS),
+  })
+  .superRefine(exactlyOne(['namespaces', 'pods', 'networks'], 'a peer'));
+
+const ruleName = z.string().max(100, 'at most 100 characters').nullish();
+
+const action = (allowed: readonly string[], as: Record<string, ClusterAction> = {}) =>
+  checked((v): ClusterAction | Reject => {
+    if (typeof v === 'string' && allowed.includes(v)) return (as[v] ?? v) as ClusterAction;
+    return new Reject(v == null ? `required (${allowed.join(', ')})` : `unknown action ${JSON.stringify(v)} (supported: ${allowed.join(', ')})`);
+  });
+
+const namedPort = checked((v) => {
+  if (typeof v !== 'string') return new Reject(`expected a port name, got ${JSON.stringify(v)}`);
+  const bad = validateIanaServiceName(v);
+  return bad ? new Reject(`invalid port name ${JSON.stringify(v)}: ${bad}`) : v;
+});
+
+/** v1alpha2: `{number}` or `{range: {start, end}}`. */
+const destinationPort = z
+  .strictObject({
+    number: checked((v) => (v == null ? undefined : portNumber(v))),
+    range: z
+      .strictObject({ start: checked(portNumber), end: checked(portNumber) })
+      .refine((r) => r.start <= r.end, { message: 'end must not be below start', path: ['end'] })
+      .nullish(),
+  })
+  .superRefine(exactlyOne(['number', 'range'], 'a destinationPort'));
+const protocolMatch = z.strictObject({ destinationPort: destinationPort.nullish() }).nullish();
+
+/** v1alpha2 protocols → ports: one of tcp, udp, sctp (each every port, one, or a range) or destinationNamedPort. */
+const protocolsSchema = z
+  .array(
+    z
+      .strictObject({ tcp: protocolMatch, udp: protocolMatch, sctp: protocolMatch, destinationNamedPort: namedPort.nullish() })
+      .superRefine(exactlyOne(['tcp', 'udp', 'sctp', 'destinationNamedPort'], 'a protocol'))
+      .transform((p): ClusterPort => {
+        if (p.destinationNamedPort) return { name: p.destinationNamedPort };
+        const [protocol, m] = p.tcp !== undefined && p.tcp !== null ? (['TCP', p.tcp] as const) : p.udp ? (['UDP', p.udp] as const) : (['SCTP', p.sctp!] as const);
+        const d = m.destinationPort;
+        if (!d) return { protocol };
+        if (d.range) return { protocol, port: d.range.start, endPort: d.range.end };
+        return { protocol, port: d.number! };
+      }),
+  )
+  .min(1)
+  .max(MAX_ITEMS);
+
+/** v1alpha1 ports: one of portNumber {protocol, port}, portRange {protocol, start, end} or namedPort. */
+const portsSchema = z
+  .array(
+    z
+      .strictObject({
+        portNumber: z.strictObject({ protocol: protocolSchema, port: checked(portNumber) }).nullish(),
+        portRange: z
+          .strictObject({ protocol: protocolSchema, start: checked(portNumber), end: checked(portNumber) })
+          .refine((r) => r.start <= r.end, { message: 'end must not be below start', path: ['end'] })
+          .nullish(),
+        namedPort: namedPort.nullish(),
+      })
+      .superRefine(exactlyOne(['portNumber', 'portRange', 'namedPort'], 'a port'))
+      .transform((p): ClusterPort => {
+        if (p.namedPort) return { name: p.namedPort };
+        if (p.portRange) return { protocol: p.portRange.protocol, port: p.portRange.start, endPort: p.portRange.end };
+        return { protocol: p.portNumber!.protocol, port: p.portNumber!.port };
+      }),
+  )
+  .min(1)
+  .max(MAX_ITEMS);
+
+/** The API's rule: a named port needs a pod peer (networks have no named ports). */
+const noNamedPortWithNetworks = (r: { to: EgressPeerOut[]; ports?: ClusterPort[] | null }, ctx: z.RefinementCtx, field: string) => {
+  const at = r.to.findIndex((p) => 'networks' in p && p.networks);
+  const named = (r.ports ?? []).findIndex((p) => 'name' in p);
+  if (at >= 0 && named >= 0) ctx.addIssue({ code: 'custom', path: [field, named], message: `a named port cannot go with a networks peer (to[${at}]): networks have no named ports` });
+};
+
+const rules = <A extends z.ZodType, P extends z.ZodType>(act: A, ports: P, portsField: 'protocols' | 'ports') => {
+  const ingress = z.strictObject({ name: ruleName, action: act, from: z.array(ingressPeerSchema).min(1).max(MAX_ITEMS), [portsField]: ports.nullish() });
+  const egress = z
+    .strictObject({ name: ruleName, action: act, to: z.array(egressPeerSchema).min(1).max(MAX_ITEMS), [portsField]: ports.nullish() })
+    .superRefine((r, ctx) => noNamedPortWithNetworks({ to: r.to as EgressPeerOut[], ports: r[portsField] as ClusterPort[] | null | undefined }, ctx, portsField));
+  // The model's rules carry `ports` whatever the version calls them.
+  const asPorts = (r: Record<string, unknown>) => ({ ...r, ports: r[portsField] });
+  return {
+    ingress: z.array(ingress.transform(asPorts)).max(MAX_ITEMS, `at most ${MAX_ITEMS} rules`).nullish(),
+    egress: z.array(egress.transform(asPorts)).max(MAX_ITEMS, `at most ${MAX_ITEMS} rules`).nullish(),
+  };
+};
+
+const priority = checked((v) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 1000 ? v : new Reject(`must be an integer from 0 to 1000, got ${JSON.stringify(v)}`)));
+const tier = checked((v) => (v === 'Admin' || v === 'Baseline' ? v : new Reject(v == null ? 'required (Admin or Baseline)' : `unknown tier ${JSON.stringify(v)} (supported: Admin, Baseline)`)));
+
+const cnpSchema = z.strictObject({
+  apiVersion: apiVersionSchema(CLUSTER_API.v1alpha2, 'ClusterNetworkPolicy'),
+  kind: z.literal('ClusterNetworkPolicy'),
+  metadata: metadataSchema(validateDns1123Subdomain),
+  spec: z.strictObject({ tier, priority, subject: subjectSchema, ...rules(action(['Accept', 'Deny', 'Pass']), protocolsSchema, 'protocols') }),
+  status: z.unknown().optional(),
+});
+
+const anpSchema = z.strictObject({
+  apiVersion: apiVersionSchema(CLUSTER_API.v1alpha1, 'AdminNetworkPolicy'),
+  kind: z.literal('AdminNetworkPolicy'),
+  metadata: metadataSchema(validateDns1123Subdomain),
+  spec: z.strictObject({ priority, subject: subjectSchema, ...rules(action(['Allow', 'Deny', 'Pass'], { Allow: 'Accept' }), portsSchema, 'ports') }),
+  status: z.unknown().optional(),
+});
+
+const banpSchema = z.strictObject({
+  apiVersion: apiVersionSchema(CLUSTER_API.v1alpha1, 'BaselineAdminNetworkPolicy'),
+  kind: z.literal('BaselineAdminNetworkPolicy'),
+  metadata: metadataSchema((n) => (n === 'default' ? undefined : `a BaselineAdminNetworkPolicy must be named "default" (there is one per cluster), got ${JSON.stringify(n)}`)),
+  spec: z.strictObject({ subject: subjectSchema, ...rules(action(['Allow', 'Deny'], { Allow: 'Accept' }), portsSchema, 'ports') }),
+  status: z.unknown().optional(),
+});
