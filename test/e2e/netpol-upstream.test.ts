@@ -7,45 +7,14 @@
 // The lab is dual-stack: every pair is probed in both families, and the model judges each
 // row in its own (an ipBlock covers its own family only). Needs root and `make build`: creates tp-*
 // namespaces, links, processes and pins, all removed in afterAll.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseLabSpec } from '../../src/lab/spec.js';
-import { parsePolicyText } from '../../src/policy/parse.js';
-import { tcplane, type ProbeRow } from '../helpers/cli.js';
-import { PolicyModel, type ModelCluster, type ModelPod } from '../helpers/model.js';
-import type { NetworkPolicy } from '../../src/policy/types.js';
-import { ROOT } from '../helpers/paths.js';
+import { MatrixLab, type MatrixCase } from '../helpers/matrix-lab.js';
 
-const LAB = 'labs/netpol-e2e.yaml';
-const plan = parseLabSpec(readFileSync(`${ROOT}${LAB}`, 'utf8'), LAB);
-const ip = (key: string) => plan.pods.find((p) => p.key === key)!.ip;
-const ip6 = (key: string) => plan.pods.find((p) => p.key === key)!.ips[1]!;
-const podCidr = (node: string) => plan.nodes.find((n) => n.name === node)!.podCIDR;
-const podCidr6 = (node: string) => plan.nodes.find((n) => n.name === node)!.podCIDRs[1]!;
+const lab = new MatrixLab('labs/netpol-e2e.yaml');
+const { ip, ip6, podCidr, podCidr6 } = lab;
 
-/** The cluster as the model sees it; labels change with the cases. */
-const cluster: ModelCluster = {
-  localNode: 'none', // reachability is end to end: no node's own addresses are involved
-  nodes: plan.nodes.map((n) => ({ name: n.name, addresses: n.underlayIPs, podCIDRs: n.podCIDRs })),
-  namespaces: plan.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })),
-  pods: plan.pods.map((p): ModelPod => ({ namespace: p.namespace, name: p.name, labels: { ...p.labels }, ips: [...p.ips], node: p.node, ports: p.ports.map((q) => ({ ...q })) })),
-  policies: [],
-};
-const podOf = (key: string) => cluster.pods.find((p) => `${p.namespace}/${p.name}` === key)!;
-
-type LabelChange = ['pod' | 'namespace', string, Record<string, string>];
-
-interface UpstreamCase {
-  /** The upstream case's name (network_policy.go), shortened. */
-  name: string;
-  /** Policy documents (namespace x unless they say). */
-  policies: string;
-  /** Labels set at run time after the policies are in. */
-  labels?: LabelChange[];
-}
+/** An upstream case: its name (network_policy.go), shortened; policy documents in namespace x unless they say. */
+type UpstreamCase = MatrixCase;
 
 const np = (name: string, spec: string, namespace = 'x') => `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -207,56 +176,12 @@ const CASES: UpstreamCase[] = [
   },
 ];
 
-async function cli(...args: string[]) {
-  const r = await tcplane(args);
-  expect(r.code, `tcplane ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r;
-}
-
-async function probe(): Promise<ProbeRow[]> {
-  const r = await cli('lab', 'probe', '--json', '--timeout-ms', '500');
-  return JSON.parse(r.stdout) as ProbeRow[];
-}
-
-const show = (rows: ProbeRow[], f: (r: ProbeRow) => boolean) =>
-  rows.map((r) => `${r.from} → ${r.to} ${r.port}/${r.protocol} IPv${r.family}: ${f(r) ? 'connected' : 'blocked'}`);
-
-/** Probes until the matrix is what the model says (labels take a moment to travel), at most 4 times. */
-async function expectModelMatrix(model: PolicyModel): Promise<ProbeRow[]> {
-  const want = (r: ProbeRow) => model.reachable(podOf(r.from), podOf(r.to), r.protocol, r.port, r.family);
-  let rows: ProbeRow[] = [];
-  for (let attempt = 0; attempt < 4; attempt++) {
-    rows = await probe();
-    if (rows.every((r) => r.connected === want(r))) break;
-    await sleep(250);
-  }
-  expect(show(rows, (r) => r.connected)).toEqual(show(rows, want));
-  return rows;
-}
-
-async function setLabels(changes: LabelChange[], undo: boolean): Promise<void> {
-  for (const [kind, target, labels] of changes) {
-    const set = Object.entries(labels).map(([k, v]) => (undo ? `${k}-` : `${k}=${v}`));
-    await cli('lab', 'label', kind, target, ...set);
-    const held = kind === 'pod' ? podOf(target).labels : cluster.namespaces.find((n) => n.name === target)!.labels;
-    for (const [k, v] of Object.entries(labels)) {
-      if (undo) delete held[k];
-      else held[k] = v;
-    }
-  }
-}
-
 describe('netpol upstream e2e', () => {
-  beforeAll(async () => {
-    await tcplane(['lab', 'down']);
-    await cli('lab', 'up', '-f', LAB);
-  });
-  afterAll(async () => {
-    await tcplane(['lab', 'down']);
-  });
+  beforeAll(() => lab.up());
+  afterAll(() => lab.down());
 
   it('netpol upstream e2e - without policies every pod reaches every pod on ports 80 and 81, TCP and UDP, IPv4 and IPv6', async () => {
-    const rows = await expectModelMatrix(new PolicyModel(cluster));
+    const rows = await lab.expectOpen();
     expect(rows.length).toBe(9 * 9 * 4 * 2);
     expect(new Set(rows.map((r) => r.family))).toEqual(new Set([4, 6]));
     expect(rows.every((r) => r.connected)).toBe(true);
@@ -264,25 +189,14 @@ describe('netpol upstream e2e', () => {
 
   for (const c of CASES) {
     it(`netpol upstream e2e - ${c.name}`, async () => {
-      const file = join(tmpdir(), `tp-netpol-${process.pid}.yaml`);
-      writeFileSync(file, c.policies);
-      try {
-        await cli('apply', '-f', file, '--wait');
-        if (c.labels) await setLabels(c.labels, false);
-        const policies = parsePolicyText(c.policies, file) as NetworkPolicy[];
-        const rows = await expectModelMatrix(new PolicyModel({ ...cluster, policies }));
-        // A case must change something, or it proves nothing here.
-        if (!c.name.includes('allow-all')) expect(rows.some((r) => !r.connected), 'some pair blocked').toBe(true);
-      } finally {
-        if (c.labels) await setLabels(c.labels, true);
-        await cli('delete', '-f', file, '--wait');
-        rmSync(file, { force: true });
-      }
+      const rows = await lab.runCase(c);
+      // A case must change something, or it proves nothing here.
+      if (!c.name.includes('allow-all')) expect(rows.some((r) => !r.connected), 'some pair blocked').toBe(true);
     });
   }
 
   it('netpol upstream e2e - should stop enforcing policies after they are deleted', async () => {
-    const rows = await expectModelMatrix(new PolicyModel(cluster));
+    const rows = await lab.expectOpen();
     expect(rows.every((r) => r.connected)).toBe(true);
   });
 });
