@@ -322,7 +322,9 @@ export class Agent {
       clusterEndpoints: [...v.endpoints.values()].map((e) => ({ ips: e.ips, identity: e.identity, ports: v.pods.get(podKey(e.namespace, e.name))?.ports })),
       identities: v.identities,
       policies: [...v.policies.values()],
-      nodes: [...v.nodes.values()].filter((n) => n.name !== this.opts.node).map((n) => ({ name: n.name, addresses: n.addresses, podCIDRs: nodePodCIDRs(n) })),
+      nodes: [...v.nodes.values()]
+        .filter((n) => n.name !== this.opts.node)
+        .map((n) => ({ name: n.name, addresses: n.addresses, podCIDRs: nodePodCIDRs(n), labels: n.labels ?? { [HOSTNAME_LABEL]: n.name } })),
       hostAddresses: this.hostAddresses(),
     });
     return this.dp.maps.sync(desired);

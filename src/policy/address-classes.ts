@@ -1,10 +1,12 @@
 /**
  * Identities by address, where labels do not say enough. A label identity stands for
- * every pod with those labels, but two policy features look at one address:
+ * every pod with those labels, but these policy features look at one address:
  *   - an ipBlock (a cluster policy's networks alike) matches the addresses it covers, a
  *     pod's too, and not the other pods that share its labels;
  *   - a named port in an egress rule is resolved on the destination pod, and two pods
- *     with one label set may declare that name as different numbers.
+ *     with one label set may declare that name as different numbers;
+ *   - a cluster policy's nodes peer selects nodes by their labels: each node's addresses
+ *     then get a class of their own (the node is part of the class).
  * So the addresses these features tell apart get identities of their own: a class is
  * (base identity, the longest policy prefix that covers the address, the numbers its pod
  * gives the port names egress rules use). The base is the pod's label identity, or
@@ -39,6 +41,9 @@ export interface ClassedPod {
 }
 
 export interface ClassedNode {
+  /** Needed (with labels) only where cluster policies select nodes. */
+  name?: string;
+  labels?: Readonly<Record<string, string>>;
   addresses: readonly string[];
   podCIDRs: readonly string[];
 }
@@ -59,6 +64,8 @@ interface AddressClass {
   prefix?: Prefix;
   /** `name/PROTOCOL` → the port number its pods declare under it (names egress rules use). */
   ports: ReadonlyMap<string, number>;
+  /** The node whose addresses these are, where cluster policies select nodes. */
+  node?: string;
 }
 
 /** What compile needs of the classes. */
@@ -73,6 +80,8 @@ export interface AddressClasses {
   withDerived(identities: ReadonlySet<number>): Set<number>;
   /** The identities of the addresses an ipBlock matches. */
   inBlock(block: IpBlock): Set<number>;
+  /** The identities of the addresses of these nodes (classes of their own where cluster policies select nodes). */
+  ofNodes(names: ReadonlySet<string>): Set<number>;
   /** For a port name (and protocol) egress rules use: each number pods give it → the identities that do. */
   namedPort(name: string, protocol: DeclaredPort['protocol']): ReadonlyMap<number, ReadonlySet<number>>;
 }
@@ -83,8 +92,11 @@ const portKey = (name: string, protocol: string) => `${name}/${protocol}`;
 export function addressClasses(input: AddressClassInput): AddressClasses {
   const policyPrefixes = new Map<string, Prefix>();
   const egressNames = new Set<string>();
+  // Cluster policies with nodes peers tell each node's addresses apart: a class per node.
+  let byNode = false;
   for (const np of input.policies) {
     if (np.kind !== 'NetworkPolicy') {
+      if (np.egress.some((r) => r.peers.some((peer) => peer.nodes))) byNode = true;
       // A cluster policy's networks are prefixes as ipBlocks are; its egress port names have no protocol.
       for (const r of np.egress) {
         for (const peer of r.peers) for (const c of peer.networks ?? []) policyPrefixes.set(c, prefixOf(c));
@@ -123,12 +135,12 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
 
   // Every class, by a canonical key, numbered once all are known.
   const pending = new Map<string, Omit<AddressClass, 'identity'> & { flags: number }>();
-  const classKey = (base: number, prefix: Prefix | undefined, ports: ReadonlyMap<string, number>) =>
-    JSON.stringify([base, prefix ? prefixString(prefix) : null, [...ports].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
-  const want = (base: number, flags: number, prefix: Prefix | undefined, ports: ReadonlyMap<string, number> = new Map()): string | undefined => {
-    if (!prefix && ports.size === 0) return undefined;
-    const key = classKey(base, prefix, ports);
-    if (!pending.has(key)) pending.set(key, { base, flags, prefix, ports });
+  const classKey = (base: number, prefix: Prefix | undefined, ports: ReadonlyMap<string, number>, node?: string) =>
+    JSON.stringify([base, prefix ? prefixString(prefix) : null, [...ports].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), ...(node === undefined ? [] : [node])]);
+  const want = (base: number, flags: number, prefix: Prefix | undefined, ports: ReadonlyMap<string, number> = new Map(), node?: string): string | undefined => {
+    if (!prefix && ports.size === 0 && node === undefined) return undefined;
+    const key = classKey(base, prefix, ports, node);
+    if (!pending.has(key)) pending.set(key, { base, flags, prefix, ports, node });
     return key;
   };
 
@@ -146,7 +158,7 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
   const nodeKeys = new Map<string, string>();
   for (const n of input.nodes) {
     for (const ip of n.addresses) {
-      const key = want(IDENTITY.REMOTE_NODE, IDENTITY.LOCAL_NODE, longest(hostPrefix(ip)));
+      const key = want(IDENTITY.REMOTE_NODE, IDENTITY.LOCAL_NODE, longest(hostPrefix(ip)), new Map(), byNode ? (n.name ?? '') : undefined);
       if (key) nodeKeys.set(ip, key);
     }
   }
@@ -170,7 +182,7 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
     const number = () => (IDENTITY.LOCAL | c.flags | n) >>> 0;
     while (taken.has(number())) n = (n + 1) & IDENTITY.LOCAL_NUMBER_MASK;
     taken.add(number());
-    classes.set(key, { identity: number(), base: c.base, prefix: c.prefix, ports: c.ports });
+    classes.set(key, { identity: number(), base: c.base, prefix: c.prefix, ports: c.ports, node: c.node });
   }
   const all = [...classes.values()];
   const byBase = new Map<number, number[]>();
@@ -204,6 +216,11 @@ export function addressClasses(input: AddressClassInput): AddressClasses {
       for (const c of all) {
         if (c.prefix && prefixContains(cidr, c.prefix) && !except.some((e) => prefixContains(e, c.prefix!))) out.add(c.identity);
       }
+      return out;
+    },
+    ofNodes: (names) => {
+      const out = new Set<number>();
+      for (const c of all) if (c.node !== undefined && names.has(c.node)) out.add(c.identity);
       return out;
     },
     namedPort: (name, protocol) => {

@@ -93,6 +93,8 @@ export interface ClusterNode {
   addresses: readonly string[];
   /** One per family. */
   podCIDRs: readonly string[];
+  /** What cluster policies' nodes peers select by. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 export interface DesiredInput {
@@ -144,7 +146,7 @@ export function compile(input: DesiredInput): PolicyMaps {
 
   const clusterPeersOf = new WeakMap<ClusterPeer, Set<number>>();
   const clusterPeers = (peer: ClusterPeer) =>
-    clusterPeersOf.get(peer) ?? clusterPeersOf.set(peer, clusterPeerIdentities(peer, liveIdentities, classes)).get(peer)!;
+    clusterPeersOf.get(peer) ?? clusterPeersOf.set(peer, clusterPeerIdentities(peer, liveIdentities, classes, input.nodes)).get(peer)!;
 
   for (const ep of input.localEndpoints) {
     const selecting = (type: PolicyType) =>
@@ -295,8 +297,14 @@ function subjectSelects(s: ClusterSelector, ep: { labels: Record<string, string>
   return matchesSelector(s.pods!.namespaceSelector, namespaceLabels) && matchesSelector(s.pods!.podSelector, ep.labels);
 }
 
-/** Identities a cluster rule's peer selects: pods by their namespace's and their own labels (with their classes), or the classes of its networks. */
-function clusterPeerIdentities(peer: ClusterPeer, identities: ReadonlyMap<number, IdentityLabels>, classes: AddressClasses): Set<number> {
+/**
+ * Identities a cluster rule's peer selects: pods by their namespace's and their own
+ * labels (with their classes), the classes of its networks, or those of the other
+ * nodes whose labels its nodes selector selects (this node's addresses are always
+ * reachable: reserved:host).
+ */
+function clusterPeerIdentities(peer: ClusterPeer, identities: ReadonlyMap<number, IdentityLabels>, classes: AddressClasses, nodes: readonly ClusterNode[]): Set<number> {
+  if (peer.nodes) return classes.ofNodes(new Set(nodes.filter((n) => matchesSelector(peer.nodes!, n.labels ?? {})).map((n) => n.name)));
   if (peer.networks) {
     const out = new Set<number>();
     for (const cidr of peer.networks) for (const id of classes.inBlock({ cidr, except: [] })) out.add(id);

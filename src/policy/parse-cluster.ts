@@ -8,9 +8,9 @@
  *   BaselineAdminNetworkPolicy  v1alpha1, named `default`: the Baseline tier, Allow and Deny
  * Each with the API's validation (one field of each peer, subject and port; at most 25
  * rules, peers and ports; rule names at most 100 characters; no named port beside a
- * networks peer), every error located. Fields the API defines that tcplane does not
- * enforce yet (`nodes` and `domainNames` peers) are rejected by name: a cluster policy
- * enforced with part of its meaning missing would be a hole.
+ * networks or nodes peer), every error located. Fields the API defines that tcplane does
+ * not enforce yet (`domainNames` peers) are rejected by name: a cluster policy enforced
+ * with part of its meaning missing would be a hole.
  */
 import { z } from 'zod';
 import { formatPath, zodIssuesToErrors, type LocatedDoc, type LocatedError } from '../yaml/located.js';
@@ -26,7 +26,6 @@ export const CLUSTER_KINDS = ['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'Bas
 export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 
 const MAX_ITEMS = 25;
-const NOT_YET_NODES = 'nodes peers are not supported yet (tcplane does not select nodes by label in cluster policies yet); use networks with the nodes\' addresses';
 const NOT_YET_DOMAINS = 'domainNames peers are not supported yet (tcplane does not match by DNS name)';
 
 /**
@@ -78,6 +77,7 @@ function clusterSelector(s: SelectorOut): ClusterSelector {
 
 function peer(p: EgressPeerOut): ClusterPeer {
   if ('networks' in p && p.networks) return { networks: p.networks.map(prefixString) };
+  if ('nodes' in p && p.nodes) return { nodes: selector(p.nodes) };
   return clusterSelector(p as SelectorOut);
 }
 
@@ -110,10 +110,10 @@ const egressPeerSchema = z
   .strictObject({
     ...subjectShape,
     networks: z.array(cidrSchema).min(1).max(MAX_ITEMS).nullish(),
-    nodes: notSupportedYet(NOT_YET_NODES),
+    nodes: labelSelectorSchema.nullish(),
     domainNames: notSupportedYet(NOT_YET_DOMAINS),
   })
-  .superRefine(exactlyOne(['namespaces', 'pods', 'networks'], 'a peer'));
+  .superRefine(exactlyOne(['namespaces', 'pods', 'networks', 'nodes'], 'a peer'));
 
 const ruleName = z.string().max(100, 'at most 100 characters').nullish();
 
@@ -181,11 +181,11 @@ const portsSchema = z
   .min(1)
   .max(MAX_ITEMS);
 
-/** The API's rule: a named port needs a pod peer (networks have no named ports). */
+/** The API's rule: a named port needs a pod peer (networks and nodes have no named ports). */
 const noNamedPortWithNetworks = (r: { to: EgressPeerOut[]; ports?: ClusterPort[] | null }, ctx: z.RefinementCtx, field: string) => {
-  const at = r.to.findIndex((p) => 'networks' in p && p.networks);
+  const at = r.to.findIndex((p) => ('networks' in p && p.networks) || ('nodes' in p && p.nodes));
   const named = (r.ports ?? []).findIndex((p) => 'name' in p);
-  if (at >= 0 && named >= 0) ctx.addIssue({ code: 'custom', path: [field, named], message: `a named port cannot go with a networks peer (to[${at}]): networks have no named ports` });
+  if (at >= 0 && named >= 0) ctx.addIssue({ code: 'custom', path: [field, named], message: `a named port cannot go with a networks or nodes peer (to[${at}]): they have no named ports` });
 };
 
 const rules = <A extends z.ZodType, P extends z.ZodType>(act: A, ports: P, portsField: 'protocols' | 'ports') => {

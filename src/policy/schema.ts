@@ -100,8 +100,8 @@ const clusterSelector = z
   .strictObject({ namespaces: labelSelector.optional(), pods: namespacedPod.optional() })
   .refine((s) => (s.namespaces === undefined) !== (s.pods === undefined), 'one of namespaces and pods');
 const clusterPeer = z
-  .strictObject({ namespaces: labelSelector.optional(), pods: namespacedPod.optional(), networks: z.array(canonicalPrefix).min(1).optional() })
-  .refine((p) => [p.namespaces, p.pods, p.networks].filter((x) => x !== undefined).length === 1, 'one of namespaces, pods and networks');
+  .strictObject({ namespaces: labelSelector.optional(), pods: namespacedPod.optional(), networks: z.array(canonicalPrefix).min(1).optional(), nodes: labelSelector.optional() })
+  .refine((p) => [p.namespaces, p.pods, p.networks, p.nodes].filter((x) => x !== undefined).length === 1, 'one of namespaces, pods, networks and nodes');
 const clusterPort = z.union([
   z
     .strictObject({ protocol: z.enum(['TCP', 'UDP', 'SCTP']), port: z.number().int().min(1).max(65535).optional(), endPort: z.number().int().min(1).max(65535).optional() })

@@ -134,10 +134,12 @@ export interface ClusterSelector {
 
 /**
  * An egress peer: pods as ClusterSelector says, or `networks`: the addresses in any of
- * these CIDRs (canonical text; a pod's address too, one by one, as an ipBlock).
+ * these CIDRs (canonical text; a pod's address too, one by one, as an ipBlock), or
+ * `nodes`: the addresses of the nodes whose labels the selector selects ({} every node).
  */
 export interface ClusterPeer extends ClusterSelector {
   networks?: string[];
+  nodes?: LabelSelector;
 }
 
 /**

@@ -116,6 +116,7 @@ const clusterSelector: fc.Arbitrary<ClusterSelector> = fc.oneof(
 const clusterPeer: fc.Arbitrary<ClusterPeer> = fc.oneof(
   { weight: 3, arbitrary: clusterSelector },
   { weight: 1, arbitrary: fc.subarray(BLOCKS.map((b) => b.cidr), { minLength: 1, maxLength: 2 }).map((networks) => ({ networks })) },
+  { weight: 1, arbitrary: selector(labels(['zone'], ['a', 'b'], 1), ['zone'], ['a', 'b']).map((nodes) => ({ nodes })) },
 );
 const clusterPort: fc.Arbitrary<ClusterPort> = fc.oneof(
   fc.record({ protocol }),
@@ -131,9 +132,9 @@ const clusterRule = (peerArb: fc.Arbitrary<ClusterPeer>): fc.Arbitrary<ClusterRu
       peers: fc.array(peerArb, { minLength: 1, maxLength: 2 }),
       ports: fc.option(fc.array(clusterPort, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }),
     })
-    // Networks have no named ports (the parser refuses the pair).
+    // Networks and nodes have no named ports (the parser refuses the pair).
     .map((r) => {
-      const ports = r.peers.some((x) => x.networks) ? r.ports?.filter((q) => !('name' in q)) : r.ports;
+      const ports = r.peers.some((x) => x.networks || x.nodes) ? r.ports?.filter((q) => !('name' in q)) : r.ports;
       return { action: r.action, peers: r.peers, ...(ports && ports.length > 0 ? { ports } : {}) };
     });
 const clusterPolicy = (i: number): fc.Arbitrary<ClusterNetworkPolicy> =>
@@ -211,8 +212,8 @@ const cluster: fc.Arbitrary<ModelCluster> = fc
   .map(({ nsl, pods, policies, clusterPolicies }) => ({
     localNode: 'n1',
     nodes: [
-      { name: 'n1', addresses: [HOST], podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] },
-      { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24', 'fd00:244:2::/64'] },
+      { name: 'n1', addresses: [HOST], podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'], labels: { 'kubernetes.io/hostname': 'n1', zone: 'a' } },
+      { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24', 'fd00:244:2::/64'], labels: { 'kubernetes.io/hostname': 'n2', zone: 'b' } },
     ],
     namespaces: NAMESPACES.map((name, i) => ({ name, labels: { 'kubernetes.io/metadata.name': name, ...nsl[i] } })),
     pods,

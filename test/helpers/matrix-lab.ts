@@ -35,7 +35,7 @@ export class MatrixLab {
     this.plan = parseLabSpec(readFileSync(`${ROOT}${labFile}`, 'utf8'), labFile);
     this.cluster = {
       localNode: 'none', // reachability is end to end: no node's own addresses are involved
-      nodes: this.plan.nodes.map((n) => ({ name: n.name, addresses: n.underlayIPs, podCIDRs: n.podCIDRs })),
+      nodes: this.plan.nodes.map((n) => ({ name: n.name, addresses: n.underlayIPs, podCIDRs: n.podCIDRs, labels: { ...n.labels } })),
       namespaces: this.plan.namespaces.map((n) => ({ name: n.name, labels: { ...n.labels } })),
       pods: this.plan.pods.map((p): ModelPod => ({ namespace: p.namespace, name: p.name, labels: { ...p.labels }, ips: [...p.ips], node: p.node, ports: p.ports.map((q) => ({ ...q })) })),
       policies: [],

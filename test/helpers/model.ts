@@ -51,8 +51,9 @@
  *     else the Baseline tier the same way (a Pass ends it), else the default, allow
  *     (pass_default). A pod with any such policy in a direction reaches its node that
  *     way through a rule (pass_policy). A cluster rule's peer: pods as a subject selects
- *     them, or networks (any address in a CIDR of the list, whoever has it); a named port
- *     is the destination pod's port of that name, any protocol
+ *     them, networks (any address in a CIDR of the list, whoever has it), or nodes (the
+ *     addresses of the nodes whose labels the selector selects); a named port is the
+ *     destination pod's port of that name, any protocol
  *
  * The bottom of the file bridges a model cluster to the agent's compiler input, for the
  * tests; the model itself does not use it.
@@ -85,6 +86,8 @@ export interface ModelNode {
   name: string;
   addresses: string[];
   podCIDRs: string[];
+  /** What cluster policies' nodes peers select by. */
+  labels?: Labels;
 }
 
 export interface ModelCluster {
@@ -461,7 +464,11 @@ export class PolicyModel {
   private clusterRuleMatches(r: ClusterRule, pod: ModelPod, type: 'Ingress' | 'Egress', p: Seen): boolean {
     const addr = type === 'Ingress' ? p.src : p.dst;
     const peer = this.podOf(addr);
-    const peerOk = r.peers.some((x: ClusterPeer) => (x.networks ? x.networks.some((c) => inCidr(addr, c)) : peer !== undefined && this.subjectHas(x, peer)));
+    const peerOk = r.peers.some((x: ClusterPeer) => {
+      if (x.networks) return x.networks.some((c) => inCidr(addr, c));
+      if (x.nodes) return this.cluster.nodes.some((n) => selects(x.nodes!, n.labels ?? {}) && n.addresses.some((a) => canonicalIp(a) === canonicalIp(addr)));
+      return peer !== undefined && this.subjectHas(x, peer);
+    });
     if (!peerOk) return false;
     if (!r.ports) return true;
     const destination = type === 'Ingress' ? pod : peer;

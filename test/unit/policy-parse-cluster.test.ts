@@ -39,6 +39,7 @@ const CNP = lines(
   '    - {action: Deny, from: [{namespaces: {}}], protocols: [{udp: {}}, {sctp: {destinationPort: {range: {start: 1000, end: 2000}}}}]}',
   '  egress:',
   '    - {action: Deny, to: [{networks: ["10.0.0.0/8", "fd00::1:0/112"]}]}',
+  '    - {action: Accept, to: [{nodes: {matchLabels: {zone: b}}}]}',
 );
 
 describe('cluster policy parse - valid input', () => {
@@ -56,7 +57,10 @@ describe('cluster policy parse - valid input', () => {
         { action: 'Pass', peers: [{ pods: { namespaceSelector: ALL, podSelector: sel({ app: 'api' }) } }] },
         { action: 'Deny', peers: [{ namespaces: ALL }], ports: [{ protocol: 'UDP' }, { protocol: 'SCTP', port: 1000, endPort: 2000 }] },
       ],
-      egress: [{ action: 'Deny', peers: [{ networks: ['10.0.0.0/8', 'fd00::1:0/112'] }] }],
+      egress: [
+        { action: 'Deny', peers: [{ networks: ['10.0.0.0/8', 'fd00::1:0/112'] }] },
+        { action: 'Accept', peers: [{ nodes: sel({ zone: 'b' }) }] },
+      ],
       source: { file: FILE, line: 1 },
     });
     // It travels through the store as parsed, and the store's schema reads it back.
@@ -98,10 +102,11 @@ describe('cluster policy parse - errors', () => {
     ['a subject with both fields', cnp().replace('subject: {namespaces: {}}', 'subject: {namespaces: {}, pods: {namespaceSelector: {}, podSelector: {}}}'), '7 spec.subject.pods: a subject takes one of namespaces, pods, not namespaces and pods'],
     ['an unknown action', cnp('  ingress: [{action: Allow, from: [{namespaces: {}}]}]'), '8 spec.ingress[0].action: unknown action "Allow" (supported: Accept, Deny, Pass)'],
     ['a rule without peers', cnp('  ingress: [{action: Deny, from: []}]'), '8 spec.ingress[0].from: '],
-    ['a nodes peer', cnp('  egress: [{action: Deny, to: [{nodes: {}}]}]'), '8 spec.egress[0].to[0].nodes: nodes peers are not supported yet'],
+    ['a nodes peer with a bad selector', cnp('  egress: [{action: Deny, to: [{nodes: {matchExpressions: [{key: zone, operator: In}]}}]}]'), '8 spec.egress[0].to[0].nodes.matchExpressions[0].values: operator In needs at least one value'],
+    ['a named port beside nodes', cnp('  egress: [{action: Deny, to: [{nodes: {}}], protocols: [{destinationNamedPort: http}]}]'), '8 spec.egress[0].protocols[0]: a named port cannot go with a networks or nodes peer'],
     ['a domainNames peer', cnp('  egress: [{action: Accept, to: [{domainNames: ["example.com"]}]}]'), '8 spec.egress[0].to[0].domainNames: domainNames peers are not supported yet'],
     ['a network that is no CIDR', cnp('  egress: [{action: Deny, to: [{networks: [10.0.0.0]}]}]'), '8 spec.egress[0].to[0].networks[0]: not a CIDR'],
-    ['a named port beside networks', cnp('  egress: [{action: Deny, to: [{networks: [10.0.0.0/8]}], protocols: [{destinationNamedPort: http}]}]'), '8 spec.egress[0].protocols[0]: a named port cannot go with a networks peer'],
+    ['a named port beside networks', cnp('  egress: [{action: Deny, to: [{networks: [10.0.0.0/8]}], protocols: [{destinationNamedPort: http}]}]'), '8 spec.egress[0].protocols[0]: a named port cannot go with a networks or nodes peer'],
     ['a protocol with two fields', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {}, udp: {}}]}]'), '8 spec.ingress[0].protocols[0].udp: a protocol takes one of tcp, udp, sctp, destinationNamedPort, not tcp and udp'],
     ['a range that ends below its start', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {range: {start: 90, end: 80}}}}]}]'), '8 spec.ingress[0].protocols[0].tcp.destinationPort.range.end: end must not be below start'],
     ['a long rule name', cnp(`  ingress: [{name: ${'x'.repeat(101)}, action: Deny, from: [{namespaces: {}}]}]`), '8 spec.ingress[0].name: at most 100 characters'],
