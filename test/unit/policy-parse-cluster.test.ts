@@ -1,11 +1,13 @@
 // Cluster policy documents (src/policy/parse-cluster.ts): ClusterNetworkPolicy v1alpha2,
 // AdminNetworkPolicy and BaselineAdminNetworkPolicy v1alpha1 into one model, the API's
 // validation located, and what tcplane does not enforce yet refused by name.
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parsePolicyText } from '../../src/policy/parse.js';
 import { policyDocumentSchema, storedPolicy } from '../../src/policy/schema.js';
 import type { ClusterNetworkPolicy } from '../../src/policy/types.js';
 import { LocatedErrors } from '../../src/yaml/located.js';
+import { ROOT } from '../helpers/paths.js';
 
 const FILE = 'policies/cluster.yaml';
 const lines = (...ls: string[]) => ls.join('\n') + '\n';
@@ -90,6 +92,15 @@ describe('cluster policy parse - valid input', () => {
     expect(anp!.ingress[0]).toEqual({ name: 'ok', action: 'Accept', peers: [{ namespaces: ALL }], ports: [{ protocol: 'TCP', port: 80 }, { protocol: 'UDP', port: 53, endPort: 54 }, { name: 'dns' }] });
     expect(anp!.egress[0]!.action).toBe('Pass');
     expect(banp).toMatchObject({ kind: 'BaselineAdminNetworkPolicy', tier: 'Baseline', priority: 0, ingress: [{ action: 'Deny' }], egress: [] });
+  });
+});
+
+describe('cluster policy parse - examples', () => {
+  it('cluster policy parse - every example under policies/cluster parses', () => {
+    for (const f of readdirSync(`${ROOT}policies/cluster`).filter((n) => n.endsWith('.yaml'))) {
+      const docs = parsePolicyText(readFileSync(`${ROOT}policies/cluster/${f}`, 'utf8'), f);
+      expect(docs.length, f).toBeGreaterThan(0);
+    }
   });
 });
 
