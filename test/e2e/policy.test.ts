@@ -16,6 +16,7 @@ import { isAlive } from '../../src/lab/procs.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
 import { labNatsUrl, readLabState } from '../../src/lab/state.js';
 import { tcplane, type CliResult, type ProbeRow } from '../helpers/cli.js';
+import { expectCut, flowsAcross } from '../helpers/flows.js';
 import { ROOT } from '../helpers/paths.js';
 
 const LAB = 'labs/three-nodes.yaml';
@@ -213,29 +214,16 @@ describe('policy e2e', () => {
       egressFile,
       ['apiVersion: networking.k8s.io/v1', 'kind: NetworkPolicy', 'metadata: {name: a-sends-nothing, namespace: x}', 'spec:', '  podSelector: {matchLabels: {pod: a}}', '  policyTypes: [Egress]', ''].join('\n'),
     );
-    const flows: Promise<CliResult>[] = [];
     try {
       // Both allowed now: y/f is a client (x-allow: clients reach web's TCP 80), and x/a's egress is open.
-      flows.push(tcplane(['lab', 'exec', 'y/f', '--', process.execPath, FLOW_CLIENT, 'tcp', podIp('x/a'), '80', `${control}-tcp`]));
-      flows.push(tcplane(['lab', 'exec', 'x/a', '--', process.execPath, FLOW_CLIENT, 'udp', podIp('y/b'), '80', `${control}-udp`]));
-      await until(() => existsSync(`${control}-tcp.ready`) && existsSync(`${control}-udp.ready`), 'both flows echo');
-      await sleep(200);
-      await apply('lab', 'label', 'pod', 'y/f', 'app=former-client');
-      await apply('apply', '-f', egressFile, '--wait');
-      await sleep(500); // at one message per 10 ms, dozens sent after the change
-      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
-      const [tcp, udp] = (await Promise.all(flows)).map((r) => JSON.parse(r.stdout) as { sent: number; echoed: number; lost: number[]; error: string | null });
-      // The stream stalls (no reset: a drop, as policy drops), after the first echoes.
-      expect(tcp!.echoed).toBeGreaterThan(0);
-      expect(tcp!.sent - tcp!.echoed, JSON.stringify(tcp)).toBeGreaterThan(20);
-      // The datagrams before the change came back, none after: the lost ones are one tail.
-      expect(udp!.lost.length, JSON.stringify(udp)).toBeGreaterThan(20);
-      expect(udp!.lost[0]).toBeGreaterThan(0);
-      expect(udp!.lost).toEqual(Array.from({ length: udp!.sent - udp!.lost[0]! }, (_, i) => udp!.lost[0]! + i));
+      const [tcp, udp] = await flowsAcross(control, { from: 'y/f', ip: podIp('x/a'), port: 80 }, { from: 'x/a', ip: podIp('y/b'), port: 80 }, async () => {
+        await apply('lab', 'label', 'pod', 'y/f', 'app=former-client');
+        await apply('apply', '-f', egressFile, '--wait');
+      });
+      // The stream stalls (no reset: a drop, as policy drops) after the first echoes; the
+      // datagrams before the change came back, none after.
+      expectCut(tcp, udp);
     } finally {
-      for (const f of ['tcp', 'udp']) writeFileSync(`${control}-${f}.stop`, '');
-      await Promise.allSettled(flows);
-      for (const f of ['tcp', 'udp']) for (const x of ['ready', 'stop']) rmSync(`${control}-${f}.${x}`, { force: true });
       await tcplane(['lab', 'label', 'pod', 'y/f', 'app=client']);
       await tcplane(['delete', '-f', egressFile, '--ignore-not-found', '--wait']);
       rmSync(egressFile, { force: true });
