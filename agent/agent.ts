@@ -326,6 +326,7 @@ export class Agent {
         .filter((n) => n.name !== this.opts.node)
         .map((n) => ({ name: n.name, addresses: n.addresses, podCIDRs: nodePodCIDRs(n), labels: n.labels ?? { [HOSTNAME_LABEL]: n.name } })),
       hostAddresses: this.hostAddresses(),
+      hostLabels: v.nodes.get(this.opts.node)?.labels ?? { [HOSTNAME_LABEL]: this.opts.node },
     });
     return this.dp.maps.sync(desired);
   }

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { RESERVED_IDENTITY_NAMES } from '../datapath/constants.js';
-import type { ClusterSelector, PolicyDocument } from '../policy/types.js';
+import type { ClusterSelector, LabelSelector, PolicyDocument } from '../policy/types.js';
 import { serviceBackends, serviceFamilies, type Backend } from '../services/backends.js';
 import { storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
@@ -20,10 +20,19 @@ function selectorText(labels: Record<string, string>): string {
   return parts.length ? parts.join(',') : '<all>';
 }
 
+/** A selector with its expressions: `app=web,tier notin (a,b),env` (Kubernetes' selector syntax). */
+function fullSelectorText(s: LabelSelector): string {
+  const exprs = s.matchExpressions.map((e) =>
+    e.operator === 'Exists' ? e.key : e.operator === 'DoesNotExist' ? `!${e.key}` : `${e.key} ${e.operator.toLowerCase()} (${e.values.join(',')})`,
+  );
+  const parts = [...Object.entries(s.matchLabels).map(([k, v]) => `${k}=${v}`), ...exprs];
+  return parts.length ? parts.join(',') : '<all>';
+}
+
 /** A cluster policy's subject as a table shows it: `ns:<selector>` or `ns:<selector> pod:<selector>`. */
 function subjectText(s: ClusterSelector): string {
-  if (s.namespaces) return `ns:${selectorText(s.namespaces.matchLabels)}`;
-  return `ns:${selectorText(s.pods!.namespaceSelector.matchLabels)} pod:${selectorText(s.pods!.podSelector.matchLabels)}`;
+  if (s.namespaces) return `ns:${fullSelectorText(s.namespaces)}`;
+  return `ns:${fullSelectorText(s.pods!.namespaceSelector)} pod:${fullSelectorText(s.pods!.podSelector)}`;
 }
 
 /** One service of `get services -o json` (DESIGN.md): absent values are null. */

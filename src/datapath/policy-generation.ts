@@ -6,8 +6,9 @@
  *   - one of its policy entries is written or deleted, or its defaults change, or
  *   - a peer address changes identity or goes away (an ipcache entry rewritten or
  *     deleted, any CIDR entry written or deleted: a new prefix takes over the addresses
- *     it covers from a shorter one): any isolated endpoint's connection with it may be
- *     judged otherwise now. A new exact address moves nothing: no connection has judged
+ *     it covers from a shorter one): the connections of any endpoint that is isolated or
+ *     has policy entries (cluster policies' rules, under an allow default) may be judged
+ *     otherwise now. A new exact address moves nothing: no connection has judged
  *     it yet (but see the README: an address in a pod range judged as unmanaged before
  *     its pod was known).
  * The generation is read back from the map, so a restarted agent writing the same
@@ -47,6 +48,7 @@ export function generationsFor(
     diffs.ipcache.upserts.some(([k]) => m.ipcache.holds(k.toString('hex'))) ||
     diffs.ipcidr.deletes.length > 0 ||
     diffs.ipcidr.upserts.length > 0;
+  const withEntries = new Set(desired.policy.map((e) => e.key.endpoint_id));
   const staged: Entry<TpIpKey, TpEndpoint>[] = [];
   const moved: Entry<TpIpKey, TpEndpoint>[] = [];
   for (const e of desired.endpoints) {
@@ -54,9 +56,9 @@ export function generationsFor(
     const gen = now?.policy_gen ?? 0;
     staged.push({ key: e.key, value: { ...e.value, policy_gen: gen } });
     if (!now) continue;
-    // A pod isolated in neither direction allows whatever its peers are: peers moving
-    // change none of its verdicts.
-    const isolated = e.value.ingress_default !== VERDICT_ALLOW || e.value.egress_default !== VERDICT_ALLOW;
+    // A pod isolated in neither direction and without policy entries (no cluster policy
+    // rule either) allows whatever its peers are: peers moving change none of its verdicts.
+    const isolated = e.value.ingress_default !== VERDICT_ALLOW || e.value.egress_default !== VERDICT_ALLOW || withEntries.has(e.value.id);
     const changed =
       (peersMoved && isolated) ||
       touched.has(e.value.id) ||

@@ -33,7 +33,8 @@
  *   Baseline tier   only for a pod no NetworkPolicy isolates that way; rules as in Admin
  *                   (a Pass hands over to the default)
  *   default         allow
- * Traffic with the pod's own node stays allowed before every tier.
+ * Traffic from the pod's own node is allowed before every tier; traffic to it after the
+ * Admin tier (whose nodes and networks peers may deny it), before the others.
  * Each endpoint's rules per direction go to the resolver (resolve.ts), which writes the
  * entries whose first hit is the deciding rule's verdict.
  */
@@ -45,6 +46,7 @@ import { policyEntry } from '../datapath/policy-keys.js';
 import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } from '../datapath/structs.js';
 import type { IdentityLabels } from '../identity/labels.js';
 import { addressClasses, type AddressClasses } from './address-classes.js';
+import { prefixHasAddress, prefixOf } from './prefix.js';
 import { resolve } from './resolve.js';
 import type { PolicyRule, RuleAction, RuleTraffic } from './rules.js';
 import { matchesSelector } from './selector.js';
@@ -108,6 +110,8 @@ export interface DesiredInput {
   nodes: readonly ClusterNode[];
   /** This node's own addresses (reserved:host). */
   hostAddresses: readonly string[];
+  /** This node's labels (cluster policies' nodes peers may select it). */
+  hostLabels?: Readonly<Record<string, string>>;
 }
 
 /** Rule ids below this are tcplane's own rules; ids of policy rules have the top bit set. */
@@ -146,7 +150,7 @@ export function compile(input: DesiredInput): PolicyMaps {
 
   const clusterPeersOf = new WeakMap<ClusterPeer, Set<number>>();
   const clusterPeers = (peer: ClusterPeer) =>
-    clusterPeersOf.get(peer) ?? clusterPeersOf.set(peer, clusterPeerIdentities(peer, liveIdentities, classes, input.nodes)).get(peer)!;
+    clusterPeersOf.get(peer) ?? clusterPeersOf.set(peer, clusterPeerIdentities(peer, liveIdentities, classes, input)).get(peer)!;
 
   for (const ep of input.localEndpoints) {
     const selecting = (type: PolicyType) =>
@@ -221,10 +225,15 @@ function endpointRules(ep: LocalEndpoint, dir: Direction, policies: readonly Net
   const rules: PolicyRule[] = [];
   const addHost = (info: RuleInfo) => {
     described.set(info.id, info);
-    rules.push({ peers: new Set([IDENTITY.HOST]), traffic: 'any', action: 'allow', priority: TIER.HOST, ruleId: info.id });
+    // From the node: before every tier (no cluster ingress peer names a node). To the
+    // node: after the Admin tier, whose nodes and networks peers may deny it, first of
+    // the NetworkPolicy tier (its id is below every policy rule's), so an Admin Pass
+    // reaches it too.
+    const priority = dir === DIR_INGRESS ? TIER.HOST : TIER.NETWORK_POLICY;
+    rules.push({ peers: new Set([IDENTITY.HOST]), traffic: 'any', action: 'allow', priority, ruleId: info.id });
   };
-  // Traffic to and from the pod's own node is always allowed (Kubernetes: whatever the
-  // policies say; kubelet probes, node-local services), before every tier.
+  // Traffic to and from the pod's own node is allowed whatever NetworkPolicies say
+  // (Kubernetes: kubelet probes, node-local services); Admin rules may deny the way to it.
   if (dir === DIR_INGRESS) addHost({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' });
   else addHost({ id: RULE_ID.ALLOW_TO_HOST, description: 'tcplane: allow to the local node (reserved:host)' });
   for (const p of policies) {
@@ -299,15 +308,25 @@ function subjectSelects(s: ClusterSelector, ep: { labels: Record<string, string>
 
 /**
  * Identities a cluster rule's peer selects: pods by their namespace's and their own
- * labels (with their classes), the classes of its networks, or those of the other
- * nodes whose labels its nodes selector selects (this node's addresses are always
- * reachable: reserved:host).
+ * labels (with their classes), the classes of its networks, or those of the nodes whose
+ * labels its nodes selector selects; this node's addresses (reserved:host) where its
+ * labels or an address of it are selected.
  */
-function clusterPeerIdentities(peer: ClusterPeer, identities: ReadonlyMap<number, IdentityLabels>, classes: AddressClasses, nodes: readonly ClusterNode[]): Set<number> {
-  if (peer.nodes) return classes.ofNodes(new Set(nodes.filter((n) => matchesSelector(peer.nodes!, n.labels ?? {})).map((n) => n.name)));
+function clusterPeerIdentities(
+  peer: ClusterPeer,
+  identities: ReadonlyMap<number, IdentityLabels>,
+  classes: AddressClasses,
+  input: Pick<DesiredInput, 'nodes' | 'hostAddresses' | 'hostLabels'>,
+): Set<number> {
+  if (peer.nodes) {
+    const out = classes.ofNodes(new Set(input.nodes.filter((n) => matchesSelector(peer.nodes!, n.labels ?? {})).map((n) => n.name)));
+    if (input.hostLabels && matchesSelector(peer.nodes, input.hostLabels)) out.add(IDENTITY.HOST);
+    return out;
+  }
   if (peer.networks) {
     const out = new Set<number>();
     for (const cidr of peer.networks) for (const id of classes.inBlock({ cidr, except: [] })) out.add(id);
+    if (input.hostAddresses.some((a) => peer.networks!.some((c) => prefixHasAddress(prefixOf(c), a)))) out.add(IDENTITY.HOST);
     return out;
   }
   const labelled = new Set<number>();

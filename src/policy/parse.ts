@@ -62,7 +62,7 @@ export function parsePolicyText(text: string, file: string): PolicyDocument[] {
     const first = seen.get(key);
     if (first !== undefined) {
       const line = doc.keyLineOf(['metadata', 'name']);
-      const what = `${policy.kind} ${policy.namespace}/${policy.name}`;
+      const what = `${policy.kind} ${policy.namespace ? `${policy.namespace}/` : ''}${policy.name}`;
       errors.push(new PolicyError(file, line, 'metadata.name', `duplicate ${what} (first defined at line ${first})`));
       continue;
     }

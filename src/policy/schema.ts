@@ -75,7 +75,7 @@ export const networkPolicySchema = z.strictObject({
  * left out (see the header), everything else as parsed.
  */
 export function storedPolicy(p: PolicyDocument): unknown {
-  if (p.kind !== 'NetworkPolicy') return p; // new kinds: as parsed (no agent from before reads them)
+  if (p.kind !== 'NetworkPolicy') return p; // cluster kinds: as parsed (an agent from before them refuses the record: upgrade agents first)
   const sel = (s: LabelSelector) => (s.matchExpressions.length > 0 ? s : { matchLabels: s.matchLabels });
   const peers = (list: PolicyPeer[]) =>
     list.map((x) => ({

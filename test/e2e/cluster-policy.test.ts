@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_METRICS_PORT } from '../../src/lab/agents.js';
 import { probeTargets, type ProbeTarget } from '../../src/lab/probe.js';
 import { readLabState } from '../../src/lab/state.js';
+import { expectCut, flowsAcross } from '../helpers/flows.js';
 import { cli, MatrixLab, type MatrixCase } from '../helpers/matrix-lab.js';
 
 const lab = new MatrixLab('labs/netpol-e2e.yaml');
@@ -84,8 +85,14 @@ const CASES: MatrixCase[] = [
   {
     name: 'a Baseline Accept does not open what a NetworkPolicy isolates, and its Pass falls through to the default',
     policies: docs(
-      cnp('baseline', 'Baseline', 1, `subject: {namespaces: {}}\negress:\n  - {action: Pass, to: [${ns('y')}]}\n  - {action: Deny, to: [{namespaces: {}}], protocols: [{udp: {}}]}`),
+      cnp(
+        'baseline',
+        'Baseline',
+        1,
+        `subject: {namespaces: {}}\ningress:\n  - {action: Accept, from: [${ns('z')}]}\n  - {action: Deny, from: [${ns('z')}]}\negress:\n  - {action: Pass, to: [${ns('y')}]}\n  - {action: Deny, to: [{namespaces: {}}], protocols: [{udp: {destinationPort: {range: {start: 1, end: 65535}}}}]}`,
+      ),
       np('z-egress-none', 'z', 'podSelector: {matchLabels: {pod: c}}\npolicyTypes: [Egress]'),
+      np('x-a-ingress-none', 'x', 'podSelector: {matchLabels: {pod: a}}\npolicyTypes: [Ingress]'),
     ),
   },
 ];
@@ -118,6 +125,22 @@ describe('cluster policy e2e', () => {
       rmSync(file, { force: true });
     }
     expect(await reach()).toEqual(['n2: reached', 'n3: reached']);
+  });
+
+  it('cluster policy e2e - an established connection is cut when its client is relabelled into an Admin Deny (a pod only cluster policies select)', async () => {
+    const file = join(tmpdir(), `tp-cluster-cut-${process.pid}.yaml`);
+    writeFileSync(file, anp('deny-b-to-x', 10, `subject: ${ns('x')}\ningress:\n  - {action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {pod: b}}}}]}`));
+    const control = join(tmpdir(), `tp-cluster-cut-${process.pid}`);
+    try {
+      await cli('apply', '-f', file, '--wait');
+      // z/c (pod=c) reaches x/a; relabelled pod=b it takes z/b's identity, which the Deny lists already: no policy entry changes.
+      const [tcp, udp] = await flowsAcross(control, { from: 'z/c', ip: lab.ip('x/a'), port: 80 }, { from: 'z/c', ip: lab.ip('x/a'), port: 81 }, () => cli('lab', 'label', 'pod', 'z/c', 'pod=b'));
+      expectCut(tcp, udp);
+    } finally {
+      await cli('lab', 'label', 'pod', 'z/c', 'pod=c');
+      await cli('delete', '-f', file, '--wait');
+      rmSync(file, { force: true });
+    }
   });
 
   it('cluster policy e2e - get policies shows every kind with its tier and priority', async () => {

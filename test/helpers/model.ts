@@ -49,8 +49,9 @@
  *     Accepts (pass_policy), Denies (drop_policy) or Passes (the Admin tier is done) —
  *     then the NetworkPolicies if one isolates the pod that way (they decide the rest),
  *     else the Baseline tier the same way (a Pass ends it), else the default, allow
- *     (pass_default). A pod with any such policy in a direction reaches its node that
- *     way through a rule (pass_policy). A cluster rule's peer: pods as a subject selects
+ *     (pass_default). A pod with any such policy in a direction takes everything from its
+ *     own node through a rule (pass_policy), and sends to it unless an Admin rule
+ *     decides first (the NetworkPolicy and Baseline tiers cannot cut it). A cluster rule's peer: pods as a subject selects
  *     them, networks (any address in a CIDR of the list, whoever has it), or nodes (the
  *     addresses of the nodes whose labels the selector selects); a named port is the
  *     destination pod's port of that name, any protocol
@@ -429,7 +430,9 @@ export class PolicyModel {
     const nps = this.selecting(pod, type);
     const cluster = this.clusterSelecting(pod, type);
     if (nps.length === 0 && cluster.length === 0) return 'pass_default';
-    if (this.hostAddrs.has(canonicalIp(type === 'Ingress' ? p.src : p.dst))) return 'pass_policy';
+    // From its own node a pod takes everything; to its own node it goes unless the Admin tier denies it.
+    const host = this.hostAddrs.has(canonicalIp(type === 'Ingress' ? p.src : p.dst));
+    if (host && type === 'Ingress') return 'pass_policy';
     const tier = (which: 'Admin' | 'Baseline'): ReasonLabel | undefined => {
       for (const cp of cluster.filter((c) => c.tier === which)) {
         for (const r of type === 'Ingress' ? cp.ingress : cp.egress) {
@@ -442,6 +445,7 @@ export class PolicyModel {
     };
     const admin = tier('Admin');
     if (admin) return admin;
+    if (host) return 'pass_policy';
     if (nps.length > 0) return this.allowed(pod, type, p) ? 'pass_policy' : 'drop_policy_default';
     return tier('Baseline') ?? 'pass_default';
   }
@@ -652,6 +656,7 @@ export function desiredInputOf(cluster: ModelCluster, firstEndpointId = 100): Br
       policies: cluster.policies,
       nodes: cluster.nodes.filter((n) => n.name !== cluster.localNode),
       hostAddresses: cluster.nodes.find((n) => n.name === cluster.localNode)?.addresses ?? [],
+      hostLabels: cluster.nodes.find((n) => n.name === cluster.localNode)?.labels,
     },
     endpointIds,
     identities: podIdentity,

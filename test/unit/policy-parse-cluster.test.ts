@@ -31,14 +31,14 @@ const CNP = lines(
   'spec:',
   '  tier: Admin',
   '  priority: 10',
-  '  subject: {namespaces: {matchLabels: {env: prod}}}',
+  '  subject: {pods: {podSelector: {matchLabels: {app: api}}}}',
   '  ingress:',
   '    - name: from-monitoring',
   '      action: Accept',
   '      from: [{namespaces: {matchLabels: {team: monitoring}}}]',
   '      protocols: [{tcp: {destinationPort: {number: 9100}}}, {destinationNamedPort: metrics}]',
   '    - {action: Pass, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: api}}}}]}',
-  '    - {action: Deny, from: [{namespaces: {}}], protocols: [{udp: {}}, {sctp: {destinationPort: {range: {start: 1000, end: 2000}}}}]}',
+  '    - {action: Deny, from: [{namespaces: {}}], protocols: [{udp: {destinationPort: {range: {start: 1, end: 65535}}}}, {sctp: {destinationPort: {range: {start: 1000, end: 2000}}}}]}',
   '  egress:',
   '    - {action: Deny, to: [{networks: ["10.0.0.0/8", "fd00::1:0/112"]}]}',
   '    - {action: Accept, to: [{nodes: {matchLabels: {zone: b}}}]}',
@@ -53,7 +53,7 @@ describe('cluster policy parse - valid input', () => {
       name: 'guard',
       tier: 'Admin',
       priority: 10,
-      subject: { namespaces: sel({ env: 'prod' }) },
+      subject: { pods: { namespaceSelector: ALL, podSelector: sel({ app: 'api' }) } }, // v1alpha2: no namespaceSelector, every namespace
       ingress: [
         { name: 'from-monitoring', action: 'Accept', peers: [{ namespaces: sel({ team: 'monitoring' }) }], ports: [{ protocol: 'TCP', port: 9100 }, { name: 'metrics' }] },
         { action: 'Pass', peers: [{ pods: { namespaceSelector: ALL, podSelector: sel({ app: 'api' }) } }] },
@@ -118,8 +118,11 @@ describe('cluster policy parse - errors', () => {
     ['a domainNames peer', cnp('  egress: [{action: Accept, to: [{domainNames: ["example.com"]}]}]'), '8 spec.egress[0].to[0].domainNames: domainNames peers are not supported yet'],
     ['a network that is no CIDR', cnp('  egress: [{action: Deny, to: [{networks: [10.0.0.0]}]}]'), '8 spec.egress[0].to[0].networks[0]: not a CIDR'],
     ['a named port beside networks', cnp('  egress: [{action: Deny, to: [{networks: [10.0.0.0/8]}], protocols: [{destinationNamedPort: http}]}]'), '8 spec.egress[0].protocols[0]: a named port cannot go with a networks or nodes peer'],
-    ['a protocol with two fields', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {}, udp: {}}]}]'), '8 spec.ingress[0].protocols[0].udp: a protocol takes one of tcp, udp, sctp, destinationNamedPort, not tcp and udp'],
-    ['a range that ends below its start', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {range: {start: 90, end: 80}}}}]}]'), '8 spec.ingress[0].protocols[0].tcp.destinationPort.range.end: end must not be below start'],
+    ['a protocol with two fields', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {number: 80}}, udp: {destinationPort: {number: 80}}}]}]'), '8 spec.ingress[0].protocols[0].udp: a protocol takes one of tcp, udp, sctp, destinationNamedPort, not tcp and udp'],
+    ['a protocol without destinationPort', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {}}]}]'), '8 spec.ingress[0].protocols[0].tcp.destinationPort: required'],
+    ['a range that ends at its start', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {range: {start: 80, end: 80}}}}]}]'), '8 spec.ingress[0].protocols[0].tcp.destinationPort.range.end: end must be above start'],
+    ['a network given twice', cnp('  egress: [{action: Deny, to: [{networks: [10.0.0.0/8, 10.0.0.1/8]}]}]'), '8 spec.egress[0].to[0].networks[1]: duplicate network 10.0.0.0/8 (also networks[0])'],
+    ['26 rules in v1alpha2', cnp('  ingress:', ...Array.from({ length: 26 }, () => '    - {action: Deny, from: [{namespaces: {}}]}')), '8 spec.ingress: at most 25 rules'],
     ['a long rule name', cnp(`  ingress: [{name: ${'x'.repeat(101)}, action: Deny, from: [{namespaces: {}}]}]`), '8 spec.ingress[0].name: at most 100 characters'],
     ['a namespace', cnp().replace('metadata: {name: c}', 'metadata: {name: c, namespace: x}'), '3 metadata.namespace: ClusterNetworkPolicy is cluster-scoped: it takes no namespace'],
     ['an unknown field', cnp('  ingress: [{action: Deny, from: [{namespaces: {}}], ports: [{portNumber: {protocol: TCP, port: 80}}]}]'), '8 spec.ingress[0].ports: unknown field'],
@@ -134,5 +137,11 @@ describe('cluster policy parse - errors', () => {
       lines('apiVersion: policy.networking.k8s.io/v1alpha1', 'kind: BaselineAdminNetworkPolicy', `metadata: {name: ${name}}`, 'spec:', '  subject: {namespaces: {}}', `  ingress: [{action: ${act}, from: [{namespaces: {}}]}]`);
     expect(errorsOf(banp('other', 'Deny'))).toEqual(['3 metadata.name: a BaselineAdminNetworkPolicy must be named "default" (there is one per cluster), got "other"']);
     expect(errorsOf(banp('default', 'Pass'))).toEqual(['6 spec.ingress[0].action: unknown action "Pass" (supported: Allow, Deny)']);
+    // It has no domainNames at all; v1alpha1 takes up to 100 rules, where v1alpha2 takes 25.
+    const egress = (peer: string) =>
+      lines('apiVersion: policy.networking.k8s.io/v1alpha1', 'kind: BaselineAdminNetworkPolicy', 'metadata: {name: default}', 'spec:', '  subject: {namespaces: {}}', `  egress: [{action: Deny, to: [${peer}]}]`);
+    expect(errorsOf(egress('{domainNames: [example.com]}'))).toContain('6 spec.egress[0].to[0].domainNames: unknown field');
+    const many = lines('apiVersion: policy.networking.k8s.io/v1alpha1', 'kind: AdminNetworkPolicy', 'metadata: {name: many}', 'spec:', '  priority: 1', '  subject: {namespaces: {}}', '  ingress:', ...Array.from({ length: 26 }, () => '    - {action: Deny, from: [{namespaces: {}}]}'));
+    expect((parsePolicyText(many, FILE)[0] as ClusterNetworkPolicy).ingress).toHaveLength(26);
   });
 });
