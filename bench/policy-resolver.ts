@@ -9,10 +9,14 @@
  *              and UDP) that counts in the half of them that isolate egress too
  *   rules      10,000 rules: 10 policies of 1,000 rules each over the 100 pods of one
  *              namespace, every rule a peer app and a port or range of its own
+ *   tiers      `policies` plus 100 cluster policies of 10 rules (ClusterNetworkPolicy
+ *              Admin and Baseline, AdminNetworkPolicy; Accept, Deny and Pass; subjects
+ *              by namespace or pods; peers by namespace, pods or networks; ports, ranges)
  *
  * Beside each, the baseline of the same input: the entries one would write without
  * resolving (one per endpoint, rule, peer identity and port block, as the allow-only
- * compiler before it did, less exact duplicates), and the ratio. Times are the median
+ * compiler before it did, less exact duplicates), and the ratio; for `tiers`, the
+ * NetworkPolicies alone (`policies`), compiled in the same run. Times are the median
  * of 5 compiles in this process (min–max).
  *
  * Knobs: TCPLANE_BENCH_ROUNDS (5). Writes bench/results/policy-resolver-*.json.
@@ -20,7 +24,7 @@
 import { compile, type DesiredInput, type LocalEndpoint } from '../src/policy/compile.js';
 import type { IdentityLabels } from '../src/identity/labels.js';
 import { portBlocks } from '../src/datapath/policy-keys.js';
-import type { NetworkPolicy, PolicyPort } from '../src/policy/types.js';
+import type { ClusterNetworkPolicy, ClusterPeer, ClusterRule, NetworkPolicy, PolicyDocument, PolicyPort } from '../src/policy/types.js';
 import { num, spread, fmt } from './lab-bench.js';
 import { machine, saveResult } from './machine.js';
 
@@ -109,11 +113,46 @@ function manyRules(): DesiredInput {
   return { ...base, policies };
 }
 
+/** `policies`' NetworkPolicies with 100 cluster policies of 10 rules over the same cluster. */
+function tiers(): DesiredInput {
+  const base = manyPolicies();
+  const actions = ['Accept', 'Deny', 'Pass'] as const;
+  const cluster: ClusterNetworkPolicy[] = Array.from({ length: 100 }, (_, i) => {
+    const admin = i % 4 !== 3;
+    const peer = (r: number): ClusterPeer =>
+      r % 5 === 0
+        ? { networks: [`10.${100 + (r % 10)}.0.0/24`] }
+        : r % 2 === 0
+          ? { namespaces: sel({ team: `team${r % 3}` }) }
+          : { pods: { namespaceSelector: sel({}), podSelector: sel({ app: `app${(i + r) % 20}` }) } };
+    const rule = (r: number, egress: boolean): ClusterRule => ({
+      name: `r${r}`,
+      action: admin ? actions[(i + r) % 3]! : actions[(i + r) % 2]!,
+      peers: [egress ? peer(r) : r % 5 === 0 ? { namespaces: sel({}) } : peer(r)],
+      ...(r % 3 === 0 ? {} : { ports: [{ protocol: 'TCP' as const, port: 8000 + r, ...(r % 2 ? { endPort: 8100 + r } : {}) }] }),
+    });
+    return {
+      kind: i % 2 ? 'AdminNetworkPolicy' : 'ClusterNetworkPolicy',
+      apiVersion: 'policy.networking.k8s.io/v1alpha2',
+      name: `c${i}`,
+      tier: i % 2 ? 'Admin' : admin ? 'Admin' : 'Baseline',
+      priority: i % 50,
+      subject: i % 3 === 0 ? { namespaces: sel({ team: `team${i % 3}` }) } : { pods: { namespaceSelector: sel({}), podSelector: sel({ tier: `tier${i % 5}` }) } },
+      ingress: Array.from({ length: 6 }, (_, r) => rule(r, false)),
+      egress: Array.from({ length: 4 }, (_, r) => rule(r, true)),
+      source: { file: 'bench', line: 1 },
+    };
+  });
+  return { ...base, policies: [...base.policies, ...cluster] };
+}
+
+const networkPolicies = (ps: readonly PolicyDocument[]) => ps.filter((p): p is NetworkPolicy => p.kind === 'NetworkPolicy');
+
 /** The unresolved baseline: one entry per endpoint, rule, peer identity and port block, without exact duplicates. */
 function unresolvedEntries(input: DesiredInput): number {
   const keys = new Set<string>();
   for (const ep of input.localEndpoints) {
-    for (const p of input.policies) {
+    for (const p of networkPolicies(input.policies)) {
       if (p.namespace !== ep.namespace || !Object.entries(p.podSelector.matchLabels).every(([k, v]) => ep.labels[k] === v)) continue;
       for (const [dir, rules] of [
         ['in', p.policyTypes.includes('Ingress') ? p.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : []],
@@ -138,7 +177,7 @@ function unresolvedEntries(input: DesiredInput): number {
   return keys.size;
 }
 
-function measure(name: string, input: DesiredInput) {
+function measure(name: string, input: DesiredInput, baseline?: { name: string; entries: number }) {
   const ms: number[] = [];
   let entries = 0;
   for (let r = 0; r < ROUNDS; r++) {
@@ -146,17 +185,20 @@ function measure(name: string, input: DesiredInput) {
     entries = compile(input).policy.length;
     ms.push(performance.now() - t);
   }
-  const unresolved = unresolvedEntries(input);
+  // For tiers: what the NetworkPolicies alone give (the cluster policies' cost on top).
+  const unresolved = baseline ? baseline.entries : unresolvedEntries(input);
   const rules = input.policies.reduce((n, p) => n + p.ingress.length + p.egress.length, 0);
   const out = { name, policies: input.policies.length, rules, endpoints: input.localEndpoints.length, identities: input.identities.size, entries, unresolved, ratio: entries / unresolved, compileMs: spread(ms) };
-  console.log(`${name.padEnd(9)} ${String(out.policies).padStart(5)} policies ${String(rules).padStart(6)} rules ${out.endpoints} endpoints: ${entries} entries (unresolved ${unresolved}, ratio ${out.ratio.toFixed(2)}), compile ${fmt(out.compileMs)} ms`);
+  const against = baseline ? `${baseline.name} alone ${unresolved}` : `unresolved ${unresolved}`;
+  console.log(`${name.padEnd(9)} ${String(out.policies).padStart(5)} policies ${String(rules).padStart(6)} rules ${out.endpoints} endpoints: ${entries} entries (${against}, ratio ${out.ratio.toFixed(2)}), compile ${fmt(out.compileMs)} ms`);
   return out;
 }
 
 function main(): void {
   const m = machine();
   console.log(`machine: ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}, commit ${m.commit}`);
-  const results = [measure('policies', manyPolicies()), measure('rules', manyRules())];
+  const policies = measure('policies', manyPolicies());
+  const results = [policies, measure('rules', manyRules()), measure('tiers', tiers(), { name: 'policies', entries: policies.entries })];
   console.log(`\nwritten: ${saveResult('policy-resolver', { machine: m, rounds: ROUNDS, results })}`);
 }
 
