@@ -53,12 +53,6 @@ export function formatAddress(family: Family, value: bigint): string {
   return new URL(`http://[${IPv6.fromBigInt(value).toString()}]/`).hostname.slice(1, -1);
 }
 
-/** Canonical text of an address given as text (`fd00:10:244:1:0:0:0:a` → `fd00:10:244:1::a`); undefined when it is none. */
-export function canonicalAddress(ip: string): string | undefined {
-  const a = parseAddress(ip);
-  return a && formatAddress(a.family, a.value);
-}
-
 /** Canonical text: `10.1.0.0/16`, `fd00::/64`. */
 export function prefixString(p: Prefix): string {
   return `${formatAddress(p.family, p.bits)}/${p.len}`;
