@@ -2,8 +2,17 @@
 /*
  * New TCP connections per second, one thread each side (bench/connrate.ts runs it).
  *
- *   connrate server ADDR PORT          accept; read one byte, write it back; wait for the
- *                                      client's close; close. One connection at a time.
+ *   connrate server ADDR[@NETNS][,ADDR[@NETNS]…] PORT
+ *                                      listen on each address, in the network namespace
+ *                                      whose path follows its @ (else the current one);
+ *                                      accept from whichever is ready; read one byte, write
+ *                                      it back; wait for the client's close; close. One
+ *                                      connection at a time, one process for every
+ *                                      listener: the backends of a service benchmarked on
+ *                                      one CPU then cost what one pod does (two server
+ *                                      processes on one CPU add an address-space switch
+ *                                      per connection, 7-11% by themselves, that backends
+ *                                      on their own CPUs in a cluster do not pay).
  *   connrate client ADDR[,ADDR…] PORT SECONDS
  *                                      connect, send one byte, read it back, close; again,
  *                                      for SECONDS, taking the addresses in turn (what a
@@ -16,8 +25,12 @@
  * client tops out near a third of this rate on plain pod → pod, so it would measure
  * itself (bench/connrate.ts records both). Compiled at bench time with clang.
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -43,34 +56,75 @@ static int addr_of(const char *ip, const char *port, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, ip, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-static int serve(const struct sockaddr_in *sa)
-{
-	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0);
-	char b[64];
+#define MAX_ADDRS 8
 
+/* A listening socket on sa, made in the namespace at netns_path (NULL: the current one). */
+static int listener(const struct sockaddr_in *sa, const char *netns_path)
+{
+	int one = 1, home = -1, ls;
+
+	if (netns_path) {
+		int ns = open(netns_path, O_RDONLY | O_CLOEXEC);
+
+		home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (ns < 0 || home < 0 || setns(ns, CLONE_NEWNET)) {
+			perror("connrate server: setns");
+			return -1;
+		}
+		close(ns);
+	}
+	ls = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(ls, (const struct sockaddr *)sa, sizeof(*sa)) || listen(ls, 4096)) {
 		perror("connrate server: bind/listen");
-		return 1;
+		return -1;
 	}
-	for (;;) {
-		int c = accept(ls, NULL, NULL);
-
-		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			perror("connrate server: accept");
-			return 1;
-		}
-		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (read(c, b, 1) == 1 && write(c, b, 1) == 1)
-			while (read(c, b, sizeof(b)) > 0) /* until the client's FIN */
-				;
-		close(c);
+	if (home >= 0 && (setns(home, CLONE_NEWNET) || close(home))) {
+		perror("connrate server: setns back");
+		return -1;
 	}
+	return ls;
 }
 
-#define MAX_ADDRS 8
+static int serve(const struct sockaddr_in *sas, char **netns, int nsa)
+{
+	struct pollfd pfd[MAX_ADDRS];
+	int one = 1;
+	char b[64];
+
+	for (int i = 0; i < nsa; i++) {
+		pfd[i].fd = listener(&sas[i], netns[i]);
+		pfd[i].events = POLLIN;
+		if (pfd[i].fd < 0)
+			return 1;
+	}
+	for (;;) {
+		if (nsa > 1 && poll(pfd, nsa, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("connrate server: poll");
+			return 1;
+		}
+		for (int i = 0; i < nsa; i++) {
+			int c;
+
+			if (nsa > 1 && !(pfd[i].revents & POLLIN))
+				continue;
+			c = accept(pfd[i].fd, NULL, NULL);
+			if (c < 0) {
+				if (errno == EINTR || errno == ECONNABORTED)
+					continue;
+				perror("connrate server: accept");
+				return 1;
+			}
+			setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			if (read(c, b, 1) == 1 && write(c, b, 1) == 1)
+				while (read(c, b, sizeof(b)) > 0) /* until the client's FIN */
+					;
+			close(c);
+		}
+	}
+}
 
 static int client(const struct sockaddr_in *sas, int nsa, double seconds)
 {
@@ -107,14 +161,26 @@ static int client(const struct sockaddr_in *sas, int nsa, double seconds)
 	return 0;
 }
 
-/* Parses "ADDR[,ADDR…]" into sas; returns how many, 0 on a bad list. */
-static int addrs_of(char *list, const char *port, struct sockaddr_in *sas)
+/*
+ * Parses "ADDR[@NETNS][,ADDR[@NETNS]…]" into sas (and each namespace path into netns,
+ * NULL where none is given; netns NULL: none may be given); returns how many, 0 on a
+ * bad list.
+ */
+static int addrs_of(char *list, const char *port, struct sockaddr_in *sas, char **netns)
 {
 	int n = 0;
 
 	for (char *a = strtok(list, ","); a; a = strtok(NULL, ",")) {
+		char *at = strchr(a, '@');
+
+		if (at && !netns)
+			return 0;
+		if (at)
+			*at = 0;
 		if (n == MAX_ADDRS || addr_of(a, port, &sas[n]))
 			return 0;
+		if (netns)
+			netns[n] = at ? at + 1 : NULL;
 		n++;
 	}
 	return n;
@@ -123,12 +189,13 @@ static int addrs_of(char *list, const char *port, struct sockaddr_in *sas)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sas[MAX_ADDRS];
+	char *netns[MAX_ADDRS];
 	int n;
 
-	if (argc >= 4 && !strcmp(argv[1], "server") && !addr_of(argv[2], argv[3], &sas[0]))
-		return serve(&sas[0]);
-	if (argc >= 5 && !strcmp(argv[1], "client") && (n = addrs_of(argv[2], argv[3], sas)) > 0 && atof(argv[4]) > 0)
+	if (argc >= 4 && !strcmp(argv[1], "server") && (n = addrs_of(argv[2], argv[3], sas, netns)) > 0)
+		return serve(sas, netns, n);
+	if (argc >= 5 && !strcmp(argv[1], "client") && (n = addrs_of(argv[2], argv[3], sas, NULL)) > 0 && atof(argv[4]) > 0)
 		return client(sas, n, atof(argv[4]));
-	fprintf(stderr, "usage: connrate server ADDR PORT | connrate client ADDR[,ADDR…] PORT SECONDS\n");
+	fprintf(stderr, "usage: connrate server ADDR[@NETNS][,ADDR[@NETNS]…] PORT | connrate client ADDR[,ADDR…] PORT SECONDS\n");
 	return 2;
 }

@@ -12,14 +12,14 @@
  *              (the policy path only), and plain pod → pod again with tcplane's programs
  *              swapped out for an empty one (TcplaneHooks in lab-bench.ts), the baseline
  *              its ratio is taken against; and that plain client taking the two backends
- *              in turn, as the service spreads it (two server processes share CPU 1 then:
- *              that costs something of its own, which the service pays too); and one more
+ *              in turn, as the service spreads it (one server process listens in both
+ *              backends, so this costs what one pod does; see startServers); and one more
  *              service over backend-1 alone (svc-solo), whose connections do exactly the
  *              plain client's work but for the translation
  * The probed service is the last one generated: the last rule of KUBE-SERVICES (the worst
  * case for iptables; the position does not matter to nftables' map nor tcplane's hash).
  *
- * Client (bench/connrate.c) and both backends' servers are pinned to CPU 1 with taskset:
+ * Client (bench/connrate.c) and the backends' server (one process) are pinned to CPU 1 with taskset:
  * the rate is then the CPU cost of a connection end to end, not the VM's cross-CPU wake-up
  * latency (which halves the rate and doubles the noise). A Node client on plain pod → pod
  * is measured once beside the C one, to show it would cap the rate.
@@ -49,6 +49,7 @@ import { stringify } from 'yaml';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { iptablesJumps, iptablesRestore, nftRuleset, type EmulatedService } from './kube-proxy.js';
 import { connrateBinary, fmt, inNetns, labDown, NetnsProcess, num, spread, tcplane, TcplaneHooks, type Spread } from './lab-bench.js';
+import { netnsPath } from '../src/lab/exec.js';
 import { machine, saveResult } from './machine.js';
 
 const LAB = 'labs/bench-services.yaml';
@@ -103,11 +104,18 @@ function tuneClients(): void {
   for (const ns of Object.values(CLIENT)) inNetns(ns, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
 }
 
+/**
+ * One server process for both backends: started in backend-1's namespace, it listens in
+ * backend-2's too (connrate.c's ADDR@NETNS). Two processes sharing CPU 1 would add an
+ * address-space switch per connection when the service spreads over them (7-11% of the
+ * rate by itself, measured here when each backend had its own process), which backends
+ * on CPUs of their own do not pay; with one process, "both backends in turn" costs what
+ * one pod does, and the service is measured against plain pod → pod for what it adds.
+ */
 async function startServers(): Promise<NetnsProcess[]> {
-  const bin = connrateBinary();
-  const out: NetnsProcess[] = [];
-  for (const b of BACKENDS) out.push(await NetnsProcess.start(b.netns, ['taskset', '-c', CPU, bin, 'server', b.ip, String(TARGET_PORT)]));
-  return out;
+  const [first, ...rest] = BACKENDS;
+  const listen = [first!.ip, ...rest.map((b) => `${b.ip}@${netnsPath(b.netns)}`)].join(',');
+  return [await NetnsProcess.start(first!.netns, ['taskset', '-c', CPU, connrateBinary(), 'server', listen, String(TARGET_PORT)])];
 }
 
 /** Rounds of alternating setups: every setup once per round, in the same order. */
