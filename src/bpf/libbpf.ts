@@ -22,6 +22,7 @@ koffi.opaque('bpf_object');
 koffi.opaque('bpf_map');
 koffi.opaque('bpf_program');
 koffi.opaque('btf');
+koffi.opaque('ring_buffer');
 
 const bpf_object_open_opts = koffi.struct('bpf_object_open_opts', {
   sz: 'size_t',
@@ -99,6 +100,7 @@ const bpf_tc_opts = koffi.struct('bpf_tc_opts', {
 // On x86-64 and arm64 SysV a va_list parameter is passed as a pointer, which vsnprintf
 // accepts back unchanged.
 const libbpf_print_fn = koffi.proto('int libbpf_print_fn(int level, const char *fmt, void *ap)');
+const ring_buffer_sample_fn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 const fn = {
   // object (libbpf.h)
@@ -154,6 +156,10 @@ const fn = {
   bpf_link_detach: libbpf.func('int bpf_link_detach(int link_fd)'),
   bpf_prog_test_run_opts: libbpf.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
   libbpf_num_possible_cpus: libbpf.func('int libbpf_num_possible_cpus(void)'),
+  // ring buffer (libbpf.h)
+  ring_buffer__new: libbpf.func('ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn *sample_cb, void *ctx, const void *opts)'),
+  ring_buffer__consume: libbpf.func('int ring_buffer__consume(ring_buffer *rb)'),
+  ring_buffer__free: libbpf.func('void ring_buffer__free(ring_buffer *rb)'),
   libbpf_set_print: libbpf.func('void *libbpf_set_print(libbpf_print_fn *fn)'),
   // BTF (btf.h)
   btf__parse: libbpf.func('btf *btf__parse(const char *path, void *btf_ext)'),
@@ -618,6 +624,42 @@ export function btf__resolve_size(btf: Handle, id: number): number {
 
 // ---------------------------------------------------------------------------
 // libc
+
+// ---------------------------------------------------------------------------
+// Ring buffer
+
+/**
+ * A libbpf ring_buffer reading map fd's records: consume() hands each record waiting, as
+ * a copy, to onRecord, on the calling thread, and returns how many it read. Never blocks.
+ */
+export interface RingBufferHandle {
+  consume(): number;
+  free(): void;
+}
+
+export function ring_buffer__new(mapFd: number, onRecord: (data: Buffer) => void): RingBufferHandle {
+  const cb = koffi.register((_ctx: unknown, data: unknown, size: number | bigint): number => {
+    onRecord(Buffer.from(new Uint8Array(koffi.view(data, Number(size)))));
+    return 0;
+  }, koffi.pointer(ring_buffer_sample_fn));
+  let rb: Handle;
+  try {
+    rb = checkPtr('ring_buffer__new', fn.ring_buffer__new(mapFd, cb, null, null));
+  } catch (err) {
+    koffi.unregister(cb);
+    throw err;
+  }
+  let open = true;
+  return {
+    consume: () => (open ? check('ring_buffer__consume', fn.ring_buffer__consume(rb) as number) : 0),
+    free: () => {
+      if (!open) return;
+      open = false;
+      fn.ring_buffer__free(rb);
+      koffi.unregister(cb);
+    },
+  };
+}
 
 export function closeFd(fd: number): void {
   fn.close(fd);
