@@ -12,7 +12,8 @@
  *
  * One pipeline per hook (DESIGN.md): parse (lib/parse.h) → endpoint (lib/endpoint.h) →
  * fragment (lib/frag.h) → conntrack, service translation, policy, conntrack create,
- * rewrite (lib/pipeline.h) → verdict (lib/result.h). A packet from the uplink for a
+ * rewrite (lib/pipeline.h) → verdict (lib/result.h), reported for `tcplane observe`
+ * (lib/events.h). A packet from the uplink for a
  * local pod runs the pod's ingress pipeline at the uplink and is delivered into the pod
  * (lib/deliver.h). Every packet is counted under one reason (tp_reasons.h).
  */
@@ -22,6 +23,7 @@
 
 #include "lib/deliver.h"
 #include "lib/endpoint.h"
+#include "lib/events.h"
 #include "lib/frag.h"
 #include "lib/metrics.h"
 #include "lib/parse.h"
@@ -32,7 +34,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * Puts the shared enums into the object's BTF (types only reachable from inlined code
+ * Puts the shared enums (and the event record) into the object's BTF (types only reachable from inlined code
  * would not be), so the layout test can check src/datapath/constants.ts. Never read.
  */
 const volatile struct tp_btf_anchor {
@@ -53,6 +55,8 @@ const volatile struct tp_btf_anchor {
 	enum tp_backend_state backend_state;
 	enum tp_lb_limits lb_limits;
 	enum tp_affinity_scope affinity_scope;
+	enum tp_event_flags event_flags;
+	struct tp_event event; /* only reserved in the ring buffer: no map declares it */
 } tp_btf_anchor __attribute__((used));
 
 /* A packet of local pod ep, once its endpoint is known: fragment → flow → fragment record. */
@@ -75,7 +79,7 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 	__u32 len = skb->len; /* as it arrived: counted before any rewrite */
 	struct tp_packet p = {};
 	struct tp_ct_entry room; /* a new connection's entries are built here */
-	const struct tp_endpoint *ep;
+	const struct tp_endpoint *ep = NULL;
 	struct tp_result r;
 	__u32 reason;
 
@@ -87,6 +91,7 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 	ep = tp_endpoint_of(skb, &p, dir, &reason);
 	r = ep ? tp_pod_verdict(skb, &p, ep, dir, &room, false) : tp_decided(reason);
 out:
+	tp_event_unreported(&r, &p, ep, dir, dir); /* the pod hooks equal the directions */
 	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_TO_POD : TP_HOOK_FROM_POD, r.reason, len);
 	return tp_verdict(&r);
 }
@@ -103,7 +108,7 @@ static __always_inline int tp_uplink_hook(struct __sk_buff *skb)
 	struct tp_packet p = {};
 	struct tp_result r = tp_decided(TP_PASS_UPLINK);
 	struct tp_ct_entry room; /* a new connection's entries are built here */
-	const struct tp_endpoint *ep;
+	const struct tp_endpoint *ep = NULL;
 	__u8 hook = TP_HOOK_FROM_UPLINK;
 
 	if (tp_parse(skb, &p))
@@ -121,6 +126,7 @@ static __always_inline int tp_uplink_hook(struct __sk_buff *skb)
 	if (p.frag == TP_FRAG_FIRST && r.action != TP_ACT_PASS && r.action != TP_ACT_DROP)
 		tp_frag_record(&p); /* its later fragments follow the translation */
 out:
+	tp_event_unreported(&r, &p, ep, TP_DIR_INGRESS, hook);
 	tp_count(hook, r.reason, len);
 	return tp_verdict(&r);
 }

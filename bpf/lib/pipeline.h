@@ -20,6 +20,7 @@
 
 #include "conntrack.h"
 #include "endpoint.h"
+#include "events.h"
 #include "lb.h"
 #include "nat.h"
 #include "policy.h"
@@ -38,23 +39,33 @@
  * whose backend went away is not judged here: it chooses again first (tp_pod_flow).
  */
 static __always_inline __u32 tp_rejudge(const struct tp_packet *p, const struct tp_endpoint *ep, const struct tp_ct_key *k,
-					struct tp_ct_entry *e, __u64 now)
+					struct tp_ct_entry *e, __u8 dir, __u64 now)
 {
 	const __u8 *peer = k->peer_addr;
 	__u16 dport = e->opened == TP_DIR_INGRESS ? k->pod_port : k->peer_port;
-	__u32 reason, rule_id = 0;
+	__u32 reason, rule_id = 0, identity;
 
 	if (!(e->flags & TP_CT_F_HAIRPIN)) {
+		struct tp_event_why why = { .direction = e->opened, .hook = dir };
+
 		if (e->nat == TP_CT_NAT_DNAT) {
 			peer = e->backend_addr;
 			dport = e->backend_port;
+			why.xaddr = e->backend_addr;
+			why.xport = e->backend_port;
+			why.service_id = e->service_id;
 		}
-		reason = tp_policy_decide(ep, tp_identity_of(p->family, peer), e->opened, p->protocol, dport, &rule_id);
+		identity = tp_identity_of(p->family, peer);
+		reason = tp_policy_decide(ep, identity, e->opened, p->protocol, dport, &rule_id);
 		if (reason >= TP_DROP_POLICY) {
 			/* Cut: closing, so the packets it drops keep it no longer than a closed one. */
 			e->flags |= TP_CT_F_CLOSING;
 			if (e->expires_ns > now + tp_ct_lifetime_tcp_closing_ns)
 				e->expires_ns = now + tp_ct_lifetime_tcp_closing_ns;
+			why.reason = reason;
+			why.peer_identity = identity;
+			why.rule_id = rule_id;
+			tp_event(p, ep, &why);
 			return reason;
 		}
 		e->rule_id = rule_id;
@@ -122,39 +133,47 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 						      const struct tp_ct_key *k, const struct tp_svc_value *svc, __u64 now,
 						      struct tp_ct_entry *fresh, struct tp_ct_entry *stale)
 {
+	struct tp_event_why why = { .direction = TP_DIR_EGRESS, .hook = TP_HOOK_FROM_POD, .service_id = svc->service_id };
 	struct tp_xlate x = {};
 	struct tp_result r;
 	__u32 reason, rule_id = 0;
 
 	if (!tp_lb_pick(p, svc, now, &x)) {
 		if (svc->empty == TP_SVC_EMPTY_DROP)
-			return tp_decided(TP_DROP_NO_LOCAL_BACKEND);
+			return tp_event_decision(tp_decided(TP_DROP_NO_LOCAL_BACKEND), p, ep, &why);
 		/* Refused all the same, but a RST is never answered (RFC 9293): dropped. */
 		if (p->protocol == IPPROTO_TCP && (p->tcp_flags & TP_TCP_RST))
-			return tp_decided(TP_REJECT_NO_BACKEND);
+			return tp_event_decision(tp_decided(TP_REJECT_NO_BACKEND), p, ep, &why);
 		if (tp_reply_refuse(skb, p))
 			return tp_decided(TP_DROP_NAT);
 		r = tp_result_of(TP_REJECT_NO_BACKEND, TP_ACT_REPLY);
 		r.ifindex = skb->ifindex;
-		return r;
+		return tp_event_decision(r, p, ep, &why);
 	}
+	why.xaddr = x.addr;
+	why.xport = x.port;
 	if (x.hairpin) {
 		reason = TP_PASS_HAIRPIN; /* a pod always reaches itself */
+		why.peer_identity = ep->identity;
 	} else {
-		reason = tp_policy_decide(ep, tp_identity_of(p->family, x.addr), TP_DIR_EGRESS, p->protocol, x.port, &rule_id);
+		why.peer_identity = tp_identity_of(p->family, x.addr);
+		reason = tp_policy_decide(ep, why.peer_identity, TP_DIR_EGRESS, p->protocol, x.port, &rule_id);
+		why.rule_id = rule_id;
 		if (reason >= TP_DROP_POLICY)
-			return tp_decided(reason);
+			return tp_event_decision(tp_decided(reason), p, ep, &why);
 	}
 	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
 	tp_ct_create_service(k, p, &x, svc, fresh, stale);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
+	/* Reported before the rewrite: the event reads the backend from x, not the packet. */
+	r = tp_event_decision(tp_result_of(reason, TP_ACT_REWRITE), p, ep, &why);
 	if (tp_nat_dst(skb, p, x.addr, x.port))
 		return tp_decided(TP_DROP_NAT);
 	if (x.hairpin && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, p->daddr))
 		return tp_decided(TP_DROP_NAT);
-	return tp_result_of(reason, TP_ACT_REWRITE);
+	return r;
 }
 
 /*
@@ -169,6 +188,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 {
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
 	struct tp_ct_hit hit = {};
+	struct tp_event_why why = { .direction = dir, .hook = dir }; /* the pod hooks equal the directions */
 	const struct tp_svc_value *svc;
 	struct tp_ct_key key;
 	__u32 identity, reason, rule_id;
@@ -194,8 +214,12 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		break;
 	}
 	if (hit.entry) {
-		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry, now)))
-			return tp_decided(reason);
+		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry, dir, now))) {
+			struct tp_result cut = tp_decided(reason);
+
+			cut.reported = 1; /* by tp_rejudge */
+			return cut;
+		}
 		if (hit.entry->opened == dir)
 			return hit.entry->nat == TP_CT_NAT_DNAT ? tp_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED) : tp_decided(TP_PASS_ESTABLISHED);
 		if (hit.entry->nat == TP_CT_NAT_RNAT)
@@ -216,14 +240,16 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	    (svc = tp_lb_nodeport(p, TP_SVC_FROM_POD)))
 		return tp_to_service(skb, p, ep, &key, svc, now, fresh, hit.stale);
 	reason = tp_policy_decide(ep, identity, dir, p->protocol, p->dport, &rule_id);
+	why.peer_identity = identity;
+	why.rule_id = rule_id;
 	if (reason >= TP_DROP_POLICY)
-		return tp_decided(reason);
+		return tp_event_decision(tp_decided(reason), p, ep, &why);
 	tp_ct_entry_init(fresh, p, dir, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
 	if (dir == TP_DIR_INGRESS && !tp_identity_in_pods(identity))
 		fresh->flags |= TP_CT_F_OUTSIDE;
 	tp_ct_create(&key, fresh, hit.stale);
-	return tp_decided(reason);
+	return tp_event_decision(tp_decided(reason), p, ep, &why);
 }
 
 #endif

@@ -27,6 +27,7 @@ struct tp_result {
 	__u32 reason;
 	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT, TP_ACT_BOUNCE, TP_ACT_DELIVER */
 	__u8 action;
+	__u8 reported; /* a verdict event went out for it already (lib/events.h) */
 };
 
 static __always_inline struct tp_result tp_result_of(__u32 reason, __u8 action)

@@ -71,6 +71,7 @@ export const TP_IPCIDR_PREFIX = { TP_IPCIDR_PREFIX_BASE: 32 } as const;
 export const TP_SVC_ORIGIN = { TP_SVC_FROM_POD: 0, TP_SVC_FROM_OUTSIDE: 1 } as const;
 export const TP_SVC_EMPTY = { TP_SVC_EMPTY_REJECT: 0, TP_SVC_EMPTY_DROP: 1 } as const;
 export const TP_AFFINITY_SCOPE = { TP_AFFINITY_CLUSTER: 0, TP_AFFINITY_LOCAL: 1 } as const;
+export const TP_EVENT_FLAGS = { TP_EVENT_F_XLATE: 1, TP_EVENT_F_SAMPLED: 2 } as const;
 export const TP_BACKEND_STATE = {
   TP_BACKEND_FREE: 0,
   TP_BACKEND_ACTIVE: 1,

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { BpfObject, type LoadOptions } from '../bpf/object.js';
 import { attachTc, ClsactFilter, TcxLink, type AttachMode, type TcAttachment, type TcDirection } from '../bpf/link.js';
 import { BpfMap, MapOfMaps, type TypedMap } from '../bpf/map.js';
+import { RingBuffer } from '../bpf/ringbuf.js';
 import { MAP_NAMES, PROGRAM_NAMES } from '../gen/bpf-names.js';
 import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
 import { markOutsideConnections } from './uplink-egress-retirement.js';
@@ -288,6 +289,24 @@ export class NodeDatapath {
   /** The cluster-wide seed of the flow hash that picks Maglev slots (tp_config.lb_seed). */
   setLbSeed(seed: number): void {
     updateConfig(this.config, { lb_seed: seed >>> 0 });
+  }
+
+  /** A reader of the verdict events (tp_events_v1, bpf/lib/events.h); the caller closes it. */
+  openEvents(): RingBuffer {
+    return new RingBuffer(this.obj.map(MAP_NAMES.tp_events_v1));
+  }
+
+  /** Verdict events sent, held back by the per-endpoint limit, and lost to a full ring buffer, summed over CPUs. */
+  readEventStats(): { emitted: bigint; suppressed: bigint; lost: bigint } {
+    const slots = this.obj.map(MAP_NAMES.tp_evstats_v1).lookupPerCpu(Buffer.alloc(4)) ?? [];
+    const sum = { emitted: 0n, suppressed: 0n, lost: 0n };
+    for (const s of slots) {
+      const v = S.tpEventStats.decode(s);
+      sum.emitted += v.emitted;
+      sum.suppressed += v.suppressed;
+      sum.lost += v.lost;
+    }
+    return sum;
   }
 
   /** Packets and bytes per hook and reason, summed over CPUs; zero rows omitted. */

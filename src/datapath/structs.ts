@@ -199,6 +199,46 @@ export const tpMetricsValue = struct('tp_metrics_value', {
 export type TpMetricsValue = Infer<typeof tpMetricsValue>;
 
 /** Every shared struct, for the layout test. */
+/** bpf/include/tp_event.h: struct tp_event (a record of the tp_events_v1 ring buffer) */
+export const tpEvent = struct('tp_event', {
+  time_ns: u64,
+  saddr: bytes(16),
+  daddr: bytes(16),
+  xaddr: bytes(16),
+  sport: be16,
+  dport: be16,
+  xport: be16,
+  family: u8,
+  protocol: u8,
+  endpoint_id: u32,
+  identity: u32,
+  peer_identity: u32,
+  reason: u32,
+  rule_id: u32,
+  suppressed: u32,
+  direction: u8,
+  hook: u8,
+  flags: u8,
+  tcp_flags: u8,
+  service_id: u32,
+});
+export type TpEvent = Infer<typeof tpEvent>;
+
+/** bpf/include/tp_event.h: struct tp_event_stats */
+export const tpEventStats = struct('tp_event_stats', {
+  emitted: u64,
+  suppressed: u64,
+  lost: u64,
+});
+export type TpEventStats = Infer<typeof tpEventStats>;
+
+/** bpf/include/tp_event.h: struct tp_event_budget (datapath-only; here for the layout check) */
+export const tpEventBudget = struct('tp_event_budget', {
+  window_ns: u64,
+  count: u32,
+  suppressed: u32,
+});
+
 export const SHARED_STRUCTS = [
   tpIpKey,
   tpEndpoint,
@@ -218,4 +258,7 @@ export const SHARED_STRUCTS = [
   tpAffinityKey,
   tpAffinityValue,
   tpMetricsValue,
+  tpEvent,
+  tpEventStats,
+  tpEventBudget,
 ] as const;

@@ -44,6 +44,7 @@ describe('layout - enums', () => {
     ['tp_backend_state', C.TP_BACKEND_STATE],
     ['tp_lb_limits', C.TP_LB_LIMITS],
     ['tp_affinity_scope', C.TP_AFFINITY_SCOPE],
+    ['tp_event_flags', C.TP_EVENT_FLAGS],
   ];
   for (const [name, mirror] of mirrors) {
     it(`layout - enum ${name} has the same enumerators and values`, () => {
@@ -84,6 +85,9 @@ describe('layout - names', () => {
       tp_backends_v1: [4, size('tp_backend')],
       tp_affinity_v1: [size('tp_affinity_key'), size('tp_affinity_value')],
       tp_scratch_v1: [4, 256], // datapath-only: where refusals are assembled
+      tp_events_v1: [0, 0], // a ring buffer: records of struct tp_event, no keys or values
+      tp_evstats_v1: [4, size('tp_event_stats')],
+      tp_evrate_v1: [4, size('tp_event_budget')],
     };
     for (const m of spec.maps) expect([m.name, m.keySize, m.valueSize]).toEqual([m.name, ...want[m.name]!]);
   });
