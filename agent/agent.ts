@@ -52,6 +52,7 @@ import { Store, type Change, type WatchHandle } from '../src/store/store.js';
 import { VERSION } from '../src/version.js';
 import { reconcileLocalEndpoints, type LocalEndpoints } from './local-endpoints.js';
 import { AgentMetrics } from './metrics.js';
+import { FlowReporter, policyNames, type PodName } from './flows.js';
 import type { AgentOptions } from './options.js';
 import { emptyView, STAGES, STALE_AFTER, type Stage } from './view.js';
 import type { Server } from 'node:http';
@@ -84,6 +85,7 @@ export class Agent {
   private lastStatus: StatusRecord | null = null;
   private metrics!: AgentMetrics;
   private metricsServer: Server | null = null;
+  private flows: FlowReporter | null = null;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -104,7 +106,9 @@ export class Agent {
       maxEntries: {
         ...(opts.ctMaxEntries ? { tp_ct_v2: opts.ctMaxEntries } : {}),
         ...(opts.lbMaxBackends ? { tp_backends_v1: opts.lbMaxBackends } : {}),
+        ...(opts.eventRingBytes ? { tp_events_v1: opts.eventRingBytes } : {}),
       },
+      rodata: { tp_event_sample_allowed: opts.eventSample, tp_event_rate_per_s: opts.eventRate },
     });
     log.info(
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },
@@ -129,6 +133,8 @@ export class Agent {
     }
     this.store = await Store.connect(opts.nats, { name: `tcplane-agent-${opts.node}` });
     this.allocator = new IdentityAllocator(this.store);
+    this.flows = new FlowReporter(this.dp.openEvents(), this.store.nc, { node: opts.node, historySize: opts.flowHistory, pollMs: 100 }, log);
+    this.flows.start();
 
     const hostAddresses = this.hostAddresses();
     // Labels are the store's once the node is registered (`lab label node` may have changed them).
@@ -328,6 +334,13 @@ export class Agent {
       hostAddresses: this.hostAddresses(),
       hostLabels: v.nodes.get(this.opts.node)?.labels ?? { [HOSTNAME_LABEL]: this.opts.node },
     });
+    const pods = new Map<string, PodName>();
+    for (const e of v.endpoints.values()) for (const ip of e.ips) pods.set(ip, { namespace: e.namespace, name: e.name });
+    this.flows?.setNames({
+      ...policyNames(desired.rules, desired.isolation),
+      endpoints: new Map(this.local.endpoints.map((e) => [e.id, { namespace: e.namespace, name: e.name }])),
+      pods,
+    });
     return this.dp.maps.sync(desired);
   }
 
@@ -336,6 +349,9 @@ export class Agent {
     const cfg = this.view.cluster;
     if (!cfg && this.view.services.size > 0) this.log.warn('services in the store but no cluster config yet: not programmed');
     if (cfg) this.dp.setLbSeed(cfg.maglevSeed);
+    const serviceNames = new Map<number, string>();
+    for (const svc of this.view.services.values()) for (const p of svc.ports) if (p.id !== undefined) serviceNames.set(p.id, `${svc.namespace}/${svc.name}`);
+    this.flows?.setNames({ services: serviceNames });
     const desired = this.serviceCompiler.compile({
       node: this.opts.node,
       services: cfg ? [...this.view.services.values()] : [],
@@ -425,6 +441,7 @@ export class Agent {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const w of this.watches) w.stop();
+    this.flows?.stop();
     this.metricsServer?.close();
     this.healthServers?.close();
     await this.running?.catch(() => undefined);

@@ -60,6 +60,17 @@ export class AgentMetrics {
         for (const m of dp.mirrors()) this.set({ map: m.map.raw.name }, m.size);
       },
     });
+    new Counter({
+      name: 'tcplane_verdict_events_total',
+      help: 'Verdict events of the datapath (observe): emitted, held back by the per-endpoint rate limit (suppressed), or lost to a full ring buffer',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = dp.readEventStats();
+        for (const outcome of ['emitted', 'suppressed', 'lost'] as const) this.inc({ outcome }, Number(s[outcome]));
+      },
+    });
   }
 
   /** Serves /metrics on host:port; resolves once listening. */

@@ -42,6 +42,20 @@ export const agentOptions = z.strictObject({
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
   /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
   lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),
+  /** Report 1 in N allowed new connections as verdict events (0: none); every drop is reported. */
+  eventSample: z.number().int().min(0).max(1_000_000).default(1),
+  /** Verdict events per endpoint per second the datapath sends at most (0: no limit); what it holds back is counted. */
+  eventRate: z.number().int().min(0).max(1_000_000).default(1000),
+  /** The ring buffer verdict events wait in, bytes: a power of 2 of at least 64 KiB (set when the maps are first created). */
+  eventRingBytes: z
+    .number()
+    .int()
+    .min(65536)
+    .max(1 << 30)
+    .refine((n) => (n & (n - 1)) === 0, 'a power of 2')
+    .optional(),
+  /** Verdict events the agent keeps for `observe --last` and `--since`. */
+  flowHistory: z.number().int().min(0).max(1_000_000).default(8192),
   /** host:port for Prometheus /metrics, or `none`. */
   metricsAddress: z
     .string()

@@ -3,6 +3,7 @@
  *   apply.ts   apply / delete (manifest.ts reads the files)
  *   get.ts     get policies / services / endpoints / nodes
  *   cluster.ts cluster init / show
+ *   observe.ts observe (verdict events from every node)
  *   lab.ts     lab up / down / probe / exec / label
  *   agent      agent/cli.ts
  * Errors print as `tcplane: <message>` and exit 1 (2 for usage errors); no stack traces
@@ -14,6 +15,7 @@ import { registerLabCommands } from './lab.js';
 import { registerApplyCommands } from './apply.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerGetCommands } from './get.js';
+import { registerObserveCommand } from './observe.js';
 import { VERSION } from '../version.js';
 
 const program = new Command('tcplane')
@@ -24,6 +26,7 @@ const program = new Command('tcplane')
 
 registerApplyCommands(program);
 registerGetCommands(program);
+registerObserveCommand(program);
 registerClusterCommands(program);
 registerLabCommands(program);
 registerAgentCommand(program);

@@ -17,6 +17,28 @@ export interface RuleInfo {
   id: number;
   /** `NetworkPolicy x/allow-web ingress[0]` */
   description: string;
+  /** The policy and rule, as `observe` names them. */
+  policy: PolicyRef;
+}
+
+/**
+ * A policy (and one of its rules) as verdict events name it: a NetworkPolicy rule as
+ * `ingress[i]` / `egress[i]`, a cluster policy's rule by its name (else its place), the
+ * node's own allowance as kind `tcplane`; `rule` null where the policy as a whole
+ * decided (its isolation, for a default deny).
+ */
+export interface PolicyRef {
+  kind: string;
+  namespace: string | null;
+  name: string;
+  rule: string | null;
+}
+
+/** The NetworkPolicies that isolate a local endpoint in one direction (what a default deny names). */
+export interface Isolation {
+  endpointId: number;
+  direction: 'ingress' | 'egress';
+  policies: PolicyRef[];
 }
 
 /** The endpoint, ipcache and policy maps: identities and what each local pod admits. */
@@ -27,6 +49,8 @@ export interface PolicyMaps {
   policy: Entry<TpPolicyKey, TpPolicyValue>[];
   /** Rule ids that appear in policy entries. */
   rules: RuleInfo[];
+  /** Every local endpoint's isolating NetworkPolicies, per direction isolated. */
+  isolation: Isolation[];
 }
 
 /** One service's part of the service maps: the same object as long as the service compiles the same. */

@@ -41,7 +41,7 @@
 import { createHash } from 'node:crypto';
 import { DIR_EGRESS, DIR_INGRESS, IDENTITY, PROTO, VERDICT_ALLOW, VERDICT_DENY, type Direction } from '../datapath/constants.js';
 import { ipcidrKey, ipKey } from '../datapath/addr.js';
-import type { Entry, PolicyMaps, RuleInfo } from '../datapath/desired.js';
+import type { Entry, Isolation, PolicyMaps, PolicyRef, RuleInfo } from '../datapath/desired.js';
 import { policyEntry } from '../datapath/policy-keys.js';
 import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } from '../datapath/structs.js';
 import type { IdentityLabels } from '../identity/labels.js';
@@ -146,7 +146,8 @@ export function compile(input: DesiredInput): PolicyMaps {
   };
   // Likewise a rule's id (a hash of its description), once per policy, direction and rule.
   const infos = new Map<string, RuleInfo>();
-  const infoOf = (description: string) => infos.get(description) ?? infos.set(description, { id: ruleId(description), description }).get(description)!;
+  const infoOf = (description: string, policy: PolicyRef) => infos.get(description) ?? infos.set(description, { id: ruleId(description), description, policy }).get(description)!;
+  const isolation: Isolation[] = [];
 
   const clusterPeersOf = new WeakMap<ClusterPeer, Set<number>>();
   const clusterPeers = (peer: ClusterPeer) =>
@@ -177,6 +178,10 @@ export function compile(input: DesiredInput): PolicyMaps {
       [DIR_EGRESS, egress],
     ];
     for (const [dir, policies] of directions) {
+      if (policies.length > 0) {
+        const direction = dir === DIR_INGRESS ? 'ingress' : 'egress';
+        isolation.push({ endpointId: ep.id, direction, policies: policies.map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name, rule: null })) });
+      }
       const cluster = subjectOf.filter((p) => (dir === DIR_INGRESS ? p.ingress : p.egress).length > 0);
       if (policies.length === 0 && cluster.length === 0) continue;
       const ctx = { peersOf, infoOf, classes, clusterPeers };
@@ -204,6 +209,7 @@ export function compile(input: DesiredInput): PolicyMaps {
     ipcidr,
     policy,
     rules: [...described.values()].filter((r) => used.has(r.id)).sort((a, b) => a.id - b.id),
+    isolation,
   };
 }
 
@@ -213,7 +219,7 @@ interface RuleContext {
   /** The identities a cluster rule's peer selects (remembered across endpoints). */
   clusterPeers: (peer: ClusterPeer) => Set<number>;
   /** A rule's id and description (remembered across endpoints). */
-  infoOf: (description: string) => RuleInfo;
+  infoOf: (description: string, policy: PolicyRef) => RuleInfo;
   classes: AddressClasses;
 }
 
@@ -234,8 +240,9 @@ function endpointRules(ep: LocalEndpoint, dir: Direction, policies: readonly Net
   };
   // Traffic to and from the pod's own node is allowed whatever NetworkPolicies say
   // (Kubernetes: kubelet probes, node-local services); Admin rules may deny the way to it.
-  if (dir === DIR_INGRESS) addHost({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)' });
-  else addHost({ id: RULE_ID.ALLOW_TO_HOST, description: 'tcplane: allow to the local node (reserved:host)' });
+  const localNode = (rule: string): PolicyRef => ({ kind: 'tcplane', namespace: null, name: 'allow-local-node', rule });
+  if (dir === DIR_INGRESS) addHost({ id: RULE_ID.ALLOW_HOST, description: 'tcplane: allow from the local node (reserved:host)', policy: localNode('ingress') });
+  else addHost({ id: RULE_ID.ALLOW_TO_HOST, description: 'tcplane: allow to the local node (reserved:host)', policy: localNode('egress') });
   for (const p of policies) {
     const list = dir === DIR_INGRESS ? p.ingress.map((r) => ({ peers: r.from, ports: r.ports })) : p.egress.map((r) => ({ peers: r.to, ports: r.ports }));
     const add = (info: RuleInfo, peers: PolicyRule['peers'], traffic: RuleTraffic) => {
@@ -243,7 +250,8 @@ function endpointRules(ep: LocalEndpoint, dir: Direction, policies: readonly Net
       rules.push({ peers, traffic, action: 'allow', priority: TIER.NETWORK_POLICY, ruleId: info.id });
     };
     list.forEach((rule, i) => {
-      const info = infoOf(`NetworkPolicy ${p.namespace}/${p.name} ${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`);
+      const place = `${dir === DIR_INGRESS ? 'ingress' : 'egress'}[${i}]`;
+      const info = infoOf(`NetworkPolicy ${p.namespace}/${p.name} ${place}`, { kind: 'NetworkPolicy', namespace: p.namespace, name: p.name, rule: place });
       const peers = rule.peers ? peersOf(p, rule.peers) : 'any';
       if (peers !== 'any' && peers.size === 0) return; // selects nobody (yet)
       if (!rule.ports) return add(info, peers, 'any');
@@ -358,7 +366,7 @@ function clusterRules(
     const list: ClusterRule[] = dir === DIR_INGRESS ? p.ingress : p.egress;
     list.forEach((r, i) => {
       const way = dir === DIR_INGRESS ? 'ingress' : 'egress';
-      const info = infoOf(`${p.kind} ${p.name} ${way}[${i}]${r.name ? ` ${r.name}` : ''}`);
+      const info = infoOf(`${p.kind} ${p.name} ${way}[${i}]${r.name ? ` ${r.name}` : ''}`, { kind: p.kind, namespace: null, name: p.name, rule: r.name ?? `${way}[${i}]` });
       described.set(info.id, info);
       const action = RULE_ACTION[r.action];
       const peers = new Set<number>();
