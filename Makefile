@@ -106,7 +106,7 @@ test-e2e: build
 # iptables and nftables modes), adding one service to 10,000 and map memory at 10,000
 # services, each beside a baseline measured in the same run; about 15 minutes on 2 cores.
 # Each runs alone too: node dist/bench/<name>.js (knobs in each file's header).
-BENCHMARKS := datapath services-datapath throughput propagation connrate service-add map-memory policy-resolver
+BENCHMARKS := datapath services-datapath events throughput propagation connrate service-add map-memory policy-resolver
 bench: build
 	@set -e; for b in $(BENCHMARKS); do echo "== bench/$$b.ts"; node dist/bench/$$b.js; done
 

@@ -53,6 +53,8 @@ import { VERSION } from '../src/version.js';
 import { reconcileLocalEndpoints, type LocalEndpoints } from './local-endpoints.js';
 import { AgentMetrics } from './metrics.js';
 import { FlowReporter, policyNames, type PodName } from './flows.js';
+import { serveRuleCounters } from './rule-counters.js';
+import type { PolicyRef } from '../src/datapath/desired.js';
 import type { AgentOptions } from './options.js';
 import { emptyView, STAGES, STALE_AFTER, type Stage } from './view.js';
 import type { Server } from 'node:http';
@@ -86,6 +88,9 @@ export class Agent {
   private metrics!: AgentMetrics;
   private metricsServer: Server | null = null;
   private flows: FlowReporter | null = null;
+  /** What each rule id in the policy entries stands for (counters and events name rules by it). */
+  private ruleNames = new Map<number, PolicyRef>();
+  private countersSub: { unsubscribe(): void } | null = null;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -108,7 +113,7 @@ export class Agent {
         ...(opts.lbMaxBackends ? { tp_backends_v1: opts.lbMaxBackends } : {}),
         ...(opts.eventRingBytes ? { tp_events_v1: opts.eventRingBytes } : {}),
       },
-      rodata: { tp_event_sample_allowed: opts.eventSample, tp_event_rate_per_s: opts.eventRate },
+      rodata: { tp_events_on: opts.events === 'on' ? 1 : 0, tp_event_sample_allowed: opts.eventSample, tp_event_rate_per_s: opts.eventRate },
     });
     log.info(
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },
@@ -121,7 +126,7 @@ export class Agent {
       }),
       this.dp.backends.raw.info.maxEntries,
     );
-    this.metrics = new AgentMetrics(this.dp);
+    this.metrics = new AgentMetrics(this.dp, () => this.ruleNames);
     // Health checks of Local load balancer services, on the node's uplink address (or all).
     const uplinkAddrs = (opts.uplink ? (networkInterfaces()[opts.uplink] ?? []) : [])
       .filter((a) => a.family === 'IPv4' || (this.dualStack && !isLinkLocal6(a.address)))
@@ -135,6 +140,7 @@ export class Agent {
     this.allocator = new IdentityAllocator(this.store);
     this.flows = new FlowReporter(this.dp.openEvents(), this.store.nc, { node: opts.node, historySize: opts.flowHistory, pollMs: 100 }, log);
     this.flows.start();
+    this.countersSub = serveRuleCounters(this.store.nc, opts.node, this.dp.ruleCounters, () => this.ruleNames, log);
 
     const hostAddresses = this.hostAddresses();
     // Labels are the store's once the node is registered (`lab label node` may have changed them).
@@ -334,10 +340,14 @@ export class Agent {
       hostAddresses: this.hostAddresses(),
       hostLabels: v.nodes.get(this.opts.node)?.labels ?? { [HOSTNAME_LABEL]: this.opts.node },
     });
+    const names = policyNames(desired.rules, desired.isolation);
+    this.ruleNames = names.rules;
+    // Counters first: a rule's first packets find its entry.
+    this.dp.ruleCounters.sync(names.rules.keys());
     const pods = new Map<string, PodName>();
     for (const e of v.endpoints.values()) for (const ip of e.ips) pods.set(ip, { namespace: e.namespace, name: e.name });
     this.flows?.setNames({
-      ...policyNames(desired.rules, desired.isolation),
+      ...names,
       endpoints: new Map(this.local.endpoints.map((e) => [e.id, { namespace: e.namespace, name: e.name }])),
       pods,
     });
@@ -442,6 +452,7 @@ export class Agent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const w of this.watches) w.stop();
     this.flows?.stop();
+    this.countersSub?.unsubscribe();
     this.metricsServer?.close();
     this.healthServers?.close();
     await this.running?.catch(() => undefined);

@@ -17,6 +17,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--node-labels <labels>', 'KEY=VALUE,… the node registers with the first time (kept in the store after that)')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
     .option('--lb-max-backends <n>', 'backends map size: service ports × their backends (default 65536; set when the maps are first created)', (v) => Number(v))
+    .option('--events <on|off>', 'verdict events for observe (default on)')
     .option('--event-sample <n>', 'report 1 in N allowed new connections to observe (0: none; every drop is reported)', (v) => Number(v))
     .option('--event-rate <n>', 'verdict events per endpoint per second at most (0: no limit; the rest are counted)', (v) => Number(v))
     .option('--event-ring-bytes <n>', 'ring buffer for verdict events, a power of 2 (default 1 MiB; set when the maps are first created)', (v) => Number(v))
@@ -34,6 +35,7 @@ export function registerAgentCommand(program: Command): void {
         nodeLabels: o.nodeLabels,
         ctMaxEntries: o.ctMaxEntries,
         lbMaxBackends: o.lbMaxBackends,
+        events: o.events,
         eventSample: o.eventSample,
         eventRate: o.eventRate,
         eventRingBytes: o.eventRingBytes,

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PolicyRef } from '../src/datapath/desired.js';
 import type { NodeDatapath, ReasonCount } from '../src/datapath/node-datapath.js';
 import { isDrop, reasonName } from '../src/datapath/reasons.js';
 
@@ -32,7 +33,7 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
-  constructor(dp: NodeDatapath) {
+  constructor(dp: NodeDatapath, ruleNames: () => ReadonlyMap<number, PolicyRef> = () => new Map()) {
     // Packets and bytes: one counter each, filled from the same map read at scrape time.
     for (const [unit, pick] of [
       ['packets', (r: ReasonCount) => r.packets],
@@ -60,6 +61,23 @@ export class AgentMetrics {
         for (const m of dp.mirrors()) this.set({ map: m.map.raw.name }, m.size);
       },
     });
+    // Per policy rule: the datapath's counters (tp_rulecnt_v1), named as observe names rules.
+    for (const unit of ['packets', 'bytes'] as const) {
+      new Counter({
+        name: `tcplane_policy_rule_${unit}_total`,
+        help: `${unit[0]!.toUpperCase()}${unit.slice(1)} of the connections each policy rule decided (both ways, drops included), by policy kind, namespace, name and rule`,
+        labelNames: ['kind', 'namespace', 'policy', 'rule'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          const names = ruleNames();
+          for (const [id, c] of dp.ruleCounters.read()) {
+            const ref = names.get(id);
+            if (ref) this.inc({ kind: ref.kind, namespace: ref.namespace ?? '', policy: ref.name, rule: ref.rule ?? '' }, Number(c[unit]));
+          }
+        },
+      });
+    }
     new Counter({
       name: 'tcplane_verdict_events_total',
       help: 'Verdict events of the datapath (observe): emitted, held back by the per-endpoint rate limit (suppressed), or lost to a full ring buffer',

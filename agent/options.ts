@@ -42,6 +42,8 @@ export const agentOptions = z.strictObject({
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
   /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
   lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),
+  /** Verdict events for observe at all (off: the datapath reports nothing, observe shows nothing). */
+  events: z.enum(['on', 'off']).default('on'),
   /** Report 1 in N allowed new connections as verdict events (0: none); every drop is reported. */
   eventSample: z.number().int().min(0).max(1_000_000).default(1),
   /** Verdict events per endpoint per second the datapath sends at most (0: no limit); what it holds back is counted. */

@@ -13,7 +13,7 @@
  * One pipeline per hook (DESIGN.md): parse (lib/parse.h) → endpoint (lib/endpoint.h) →
  * fragment (lib/frag.h) → conntrack, service translation, policy, conntrack create,
  * rewrite (lib/pipeline.h) → verdict (lib/result.h), reported for `tcplane observe`
- * (lib/events.h). A packet from the uplink for a
+ * (lib/events.h), counted per reason and per policy rule (lib/metrics.h). A packet from the uplink for a
  * local pod runs the pod's ingress pipeline at the uplink and is delivered into the pod
  * (lib/deliver.h). Every packet is counted under one reason (tp_reasons.h).
  */
@@ -93,6 +93,7 @@ static __always_inline int tp_pod_hook(struct __sk_buff *skb, __u8 dir)
 out:
 	tp_event_unreported(&r, &p, ep, dir, dir); /* the pod hooks equal the directions */
 	tp_count(dir == TP_DIR_INGRESS ? TP_HOOK_TO_POD : TP_HOOK_FROM_POD, r.reason, len);
+	tp_count_rule(r.rule_id, len);
 	return tp_verdict(&r);
 }
 
@@ -128,6 +129,7 @@ static __always_inline int tp_uplink_hook(struct __sk_buff *skb)
 out:
 	tp_event_unreported(&r, &p, ep, TP_DIR_INGRESS, hook);
 	tp_count(hook, r.reason, len);
+	tp_count_rule(r.rule_id, len);
 	return tp_verdict(&r);
 }
 

@@ -47,4 +47,15 @@ struct tp_policy_value {
 	__u32 rule_id;
 };
 
+/*
+ * tp_rulecnt_v1: per-CPU hash, rule_id → struct tp_rule_counter: the packets and bytes
+ * of every connection a rule decided (both ways, and the ones it dropped). The agent
+ * writes a zero entry for each rule id its entries use and removes those no longer
+ * used; the datapath only adds to entries that exist. User space sums the CPUs.
+ */
+struct tp_rule_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
 #endif

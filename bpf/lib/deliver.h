@@ -67,7 +67,7 @@ static __always_inline struct tp_result tp_deliver(struct __sk_buff *skb, const 
 		return r;
 	if (tp_hop(skb, p))
 		return tp_decided(TP_DROP_NAT); /* a rewrite that failed half way: never deliver it */
-	return tp_result_to(r.reason, TP_ACT_DELIVER, ep->ifindex);
+	return tp_under_rule(tp_result_to(r.reason, TP_ACT_DELIVER, ep->ifindex), r.rule_id);
 }
 
 #endif

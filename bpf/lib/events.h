@@ -25,6 +25,7 @@
 #include "parse.h"
 #include "result.h"
 
+const volatile __u8 tp_events_on = 1;             /* 0: no events at all (the code is verified away) */
 const volatile __u32 tp_event_sample_allowed = 1; /* report 1 in N allowed new connections; 0: none */
 const volatile __u32 tp_event_rate_per_s = 1000;  /* events per endpoint per second per CPU; 0: no limit */
 
@@ -99,7 +100,7 @@ static __always_inline void tp_event(const struct tp_packet *p, const struct tp_
 	__u64 now = bpf_ktime_get_ns();
 	struct tp_event *e;
 
-	if (!tp_event_budget(ep_id, now, &held, stats))
+	if (!tp_events_on || !tp_event_budget(ep_id, now, &held, stats))
 		return;
 	e = bpf_ringbuf_reserve(&tp_events_v1, sizeof(*e), 0);
 	if (!e) {

@@ -56,6 +56,14 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } tp_policy_v1 SEC(".maps");
 
+/* Packets and bytes per policy rule; see tp_policy.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, __u32);
+	__type(value, struct tp_rule_counter);
+	__uint(max_entries, 16384);
+} tp_rulecnt_v1 SEC(".maps");
+
 /* Connections allowed so far; LRU so a full table evicts the coldest, never refuses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -16,4 +16,18 @@ static __always_inline void tp_count(__u8 hook, __u32 reason, __u32 len)
 	}
 }
 
+/* Counts one packet of `len` bytes under the policy rule that governs it (none: 0). */
+static __always_inline void tp_count_rule(__u32 rule_id, __u32 len)
+{
+	struct tp_rule_counter *c;
+
+	if (!rule_id)
+		return;
+	c = bpf_map_lookup_elem(&tp_rulecnt_v1, &rule_id);
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+	}
+}
+
 #endif

@@ -66,6 +66,7 @@ static __always_inline __u32 tp_rejudge(const struct tp_packet *p, const struct 
 			why.peer_identity = identity;
 			why.rule_id = rule_id;
 			tp_event(p, ep, &why);
+			e->rule_id = rule_id; /* the rule that cut it: its drops count under it */
 			return reason;
 		}
 		e->rule_id = rule_id;
@@ -95,6 +96,27 @@ static __always_inline struct tp_result tp_dnat(struct __sk_buff *skb, const str
 	if ((e->flags & TP_CT_F_HAIRPIN) && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, e->frontend_addr))
 		return tp_decided(TP_DROP_NAT);
 	return tp_result_of(reason, TP_ACT_REWRITE);
+}
+
+/* A packet of a known connection (entry e): judged again if the policies moved, translated if it is a service's. */
+static __always_inline struct tp_result tp_known_flow(struct __sk_buff *skb, const struct tp_packet *p, const struct tp_endpoint *ep,
+						      const struct tp_ct_key *k, struct tp_ct_entry *e, __u8 dir, __u64 now)
+{
+	__u32 reason;
+
+	if ((__u16)e->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, k, e, dir, now))) {
+		struct tp_result cut = tp_decided(reason);
+
+		cut.reported = 1; /* by tp_rejudge */
+		return cut;
+	}
+	if (e->opened == dir)
+		return e->nat == TP_CT_NAT_DNAT ? tp_dnat(skb, p, e, TP_PASS_ESTABLISHED) : tp_decided(TP_PASS_ESTABLISHED);
+	if (e->nat == TP_CT_NAT_RNAT)
+		return tp_rnat(skb, p, k, e);
+	if (e->flags & TP_CT_F_OUTSIDE)
+		return tp_external_reply(skb, p, now);
+	return tp_decided(TP_PASS_REPLY);
 }
 
 /*
@@ -160,7 +182,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 		reason = tp_policy_decide(ep, why.peer_identity, TP_DIR_EGRESS, p->protocol, x.port, &rule_id);
 		why.rule_id = rule_id;
 		if (reason >= TP_DROP_POLICY)
-			return tp_event_decision(tp_decided(reason), p, ep, &why);
+			return tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
 	}
 	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
@@ -168,7 +190,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 	/* Reported before the rewrite: the event reads the backend from x, not the packet. */
-	r = tp_event_decision(tp_result_of(reason, TP_ACT_REWRITE), p, ep, &why);
+	r = tp_under_rule(tp_event_decision(tp_result_of(reason, TP_ACT_REWRITE), p, ep, &why), rule_id);
 	if (tp_nat_dst(skb, p, x.addr, x.port))
 		return tp_decided(TP_DROP_NAT);
 	if (x.hairpin && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, p->daddr))
@@ -213,21 +235,8 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		hit.entry = NULL;
 		break;
 	}
-	if (hit.entry) {
-		if ((__u16)hit.entry->policy_gen != ep->policy_gen && (reason = tp_rejudge(p, ep, &key, hit.entry, dir, now))) {
-			struct tp_result cut = tp_decided(reason);
-
-			cut.reported = 1; /* by tp_rejudge */
-			return cut;
-		}
-		if (hit.entry->opened == dir)
-			return hit.entry->nat == TP_CT_NAT_DNAT ? tp_dnat(skb, p, hit.entry, TP_PASS_ESTABLISHED) : tp_decided(TP_PASS_ESTABLISHED);
-		if (hit.entry->nat == TP_CT_NAT_RNAT)
-			return tp_rnat(skb, p, &key, hit.entry);
-		if (hit.entry->flags & TP_CT_F_OUTSIDE)
-			return tp_external_reply(skb, p, now);
-		return tp_decided(TP_PASS_REPLY);
-	}
+	if (hit.entry)
+		return tp_under_rule(tp_known_flow(skb, p, ep, &key, hit.entry, dir, now), hit.entry->rule_id);
 
 	/* A service address first: a new connection to a ClusterIP needs no identity lookup. */
 	if (dir == TP_DIR_EGRESS && (svc = tp_lb_frontend(p, TP_SVC_FROM_POD, false)))
@@ -243,13 +252,13 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	why.peer_identity = identity;
 	why.rule_id = rule_id;
 	if (reason >= TP_DROP_POLICY)
-		return tp_event_decision(tp_decided(reason), p, ep, &why);
+		return tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
 	tp_ct_entry_init(fresh, p, dir, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
 	if (dir == TP_DIR_INGRESS && !tp_identity_in_pods(identity))
 		fresh->flags |= TP_CT_F_OUTSIDE;
 	tp_ct_create(&key, fresh, hit.stale);
-	return tp_event_decision(tp_decided(reason), p, ep, &why);
+	return tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
 }
 
 #endif

@@ -26,6 +26,7 @@ enum tp_action {
 struct tp_result {
 	__u32 reason;
 	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT, TP_ACT_BOUNCE, TP_ACT_DELIVER */
+	__u32 rule_id; /* the policy rule that governs the packet's connection, counted per rule (0: none) */
 	__u8 action;
 	__u8 reported; /* a verdict event went out for it already (lib/events.h) */
 };
@@ -40,6 +41,13 @@ static __always_inline struct tp_result tp_result_of(__u32 reason, __u8 action)
 static __always_inline struct tp_result tp_result_to(__u32 reason, __u8 action, __u32 ifindex)
 {
 	struct tp_result r = { .reason = reason, .action = action, .ifindex = ifindex };
+	return r;
+}
+
+/* r, governed by policy rule rule_id (its packets and bytes are counted under it). */
+static __always_inline struct tp_result tp_under_rule(struct tp_result r, __u32 rule_id)
+{
+	r.rule_id = rule_id;
 	return r;
 }
 

@@ -11,9 +11,29 @@ import { storedServices } from '../services/stored.js';
 import type { Service } from '../services/types.js';
 import { endpointRecord, identityRecord, nodePodCIDRs, nodeRecord, podRecord, policyRecord, statusRecord } from '../store/schema.js';
 import type { Store } from '../store/store.js';
+import { COUNTERS_SUBJECT, ruleCounterRow } from '../store/counters.js';
+import { gather } from '../store/gather.js';
 import { displayName } from './manifest.js';
 import { withStore } from './store.js';
 import { printTable } from './table.js';
+
+/** Every node's per-rule counters, summed across nodes, in policy then rule order. */
+async function clusterRuleCounters(store: Store) {
+  const nodes = (await store.list('nodes', nodeRecord)).entries.keys();
+  const { replies, silent } = await gather(store.nc, COUNTERS_SUBJECT, {}, nodes, 3000);
+  const sums = new Map<string, { kind: string; namespace: string | null; name: string; rule: string | null; packets: bigint; bytes: bigint }>();
+  for (const m of replies) {
+    for (const raw of Array.isArray(m.rules) ? m.rules : []) {
+      const r = ruleCounterRow.safeParse(raw);
+      if (!r.success) continue;
+      const k = JSON.stringify([r.data.kind, r.data.namespace, r.data.name, r.data.rule]);
+      const t = sums.get(k) ?? { ...r.data, packets: 0n, bytes: 0n };
+      sums.set(k, { ...t, packets: t.packets + BigInt(r.data.packets), bytes: t.bytes + BigInt(r.data.bytes) });
+    }
+  }
+  const rows = [...sums.values()].sort((a, b) => `${a.kind}/${a.namespace}/${a.name}/${a.rule}`.localeCompare(`${b.kind}/${b.namespace}/${b.name}/${b.rule}`));
+  return { rows, silent };
+}
 
 function selectorText(labels: Record<string, string>): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
@@ -100,22 +120,49 @@ export function registerGetCommands(program: Command): void {
   const output = (cmd: Command) =>
     cmd.option('-o, --output <format>', 'table, wide or json', 'table').option('--nats <url>', 'NATS server (default: $TCPLANE_NATS, or the running lab)');
 
-  output(get.command('policies').description('policies, as applied')).action(async (o) => {
+  output(get.command('policies').description('policies, as applied; -o wide adds packets and bytes per rule, from every node')).action(async (o) => {
     await withStore(o.nats, async (store) => {
       const { entries, invalid } = await store.list('policies', policyRecord);
       const rows = [...entries.values()].map((e) => e.value).sort((a, b) => displayName(a).localeCompare(displayName(b)));
       if (o.output === 'json') return console.log(JSON.stringify(rows.map((r) => r.spec), null, 2));
+      const counted = o.output === 'wide' ? await clusterRuleCounters(store) : null;
+      const perPolicy = new Map<string, { packets: bigint; bytes: bigint }>();
+      for (const c of counted?.rows ?? []) {
+        const k = `${c.kind}/${c.namespace ?? ''}/${c.name}`;
+        const t = perPolicy.get(k) ?? { packets: 0n, bytes: 0n };
+        perPolicy.set(k, { packets: t.packets + c.packets, bytes: t.bytes + c.bytes });
+      }
       printTable(
-        ['KIND', 'NAMESPACE', 'NAME', 'TIER', 'PRIORITY', 'SELECTS', 'INGRESS RULES', 'EGRESS RULES', 'SOURCE'],
+        ['KIND', 'NAMESPACE', 'NAME', 'TIER', 'PRIORITY', 'SELECTS', 'INGRESS RULES', 'EGRESS RULES', 'SOURCE', ...(counted ? ['PACKETS', 'BYTES'] : [])],
         rows.map((r) => {
           const d = r.spec as PolicyDocument;
           const [tier, priority, selects] =
             d.kind === 'NetworkPolicy'
               ? ['NetworkPolicy', '', selectorText(d.podSelector?.matchLabels ?? {})]
               : [d.tier, String(d.priority), subjectText(d.subject)];
-          return [r.kind, r.namespace ?? '', r.name, tier, priority, selects, String(d.ingress?.length ?? 0), String(d.egress?.length ?? 0), r.source ? `${r.source.file}:${r.source.line}` : ''];
+          const total = perPolicy.get(`${d.kind}/${d.kind === 'NetworkPolicy' ? d.namespace : ''}/${d.name}`) ?? { packets: 0n, bytes: 0n };
+          return [
+            r.kind,
+            r.namespace ?? '',
+            r.name,
+            tier,
+            priority,
+            selects,
+            String(d.ingress?.length ?? 0),
+            String(d.egress?.length ?? 0),
+            r.source ? `${r.source.file}:${r.source.line}` : '',
+            ...(counted ? [String(total.packets), String(total.bytes)] : []),
+          ];
         }),
       );
+      if (counted) {
+        console.log('');
+        printTable(
+          ['KIND', 'NAMESPACE', 'POLICY', 'RULE', 'PACKETS', 'BYTES'],
+          counted.rows.map((c) => [c.kind, c.namespace ?? '', c.name, c.rule ?? '', String(c.packets), String(c.bytes)]),
+        );
+        for (const n of counted.silent) console.error(`warning: node ${n} did not answer: its counts are missing`);
+      }
       for (const i of invalid) console.error(`warning: policy ${i.key} in the store is invalid: ${i.error}`);
     });
   });

@@ -5,10 +5,9 @@
  * interrupted. Filters apply to both.
  */
 import type { Command } from 'commander';
-import type { Msg, Subscription } from '@nats-io/transport-node';
-import { createInbox } from '@nats-io/transport-node';
 import { nodeRecord } from '../store/schema.js';
 import { FLOW_HISTORY_SUBJECT, flowMatches, flowSchema, flowSubject, type Flow, type FlowEndpoint, type FlowFilter, type HistoryRequest } from '../store/flows.js';
+import { gather } from '../store/gather.js';
 import type { Store } from '../store/store.js';
 import { withStore } from './store.js';
 
@@ -64,36 +63,18 @@ export function flowLine(f: Flow): string {
 
 /** Asks every agent for its recent flows; merged oldest first, the last `last` of all. */
 async function history(store: Store, req: HistoryRequest): Promise<{ flows: Flow[]; silent: string[] }> {
-  const nodes = new Set([...(await store.list('nodes', nodeRecord)).entries.keys()]);
-  const inbox = createInbox();
+  const nodes = (await store.list('nodes', nodeRecord)).entries.keys();
+  const { replies, silent } = await gather(store.nc, FLOW_HISTORY_SUBJECT, req, nodes, HISTORY_WAIT_MS);
   const flows: Flow[] = [];
-  const done = new Set<string>();
-  let resolveAll!: () => void;
-  const all = new Promise<void>((r) => (resolveAll = r));
-  const sub: Subscription = store.nc.subscribe(inbox, {
-    callback: (_err, msg: Msg) => {
-      let m: { node: string; flows: unknown[]; done: boolean; error?: string };
-      try {
-        m = JSON.parse(new TextDecoder().decode(msg.data));
-      } catch {
-        return;
-      }
-      if (m.error) process.stderr.write(`warning: node ${m.node}: ${m.error}\n`);
-      for (const raw of m.flows ?? []) {
-        const f = flowSchema.safeParse(raw);
-        if (f.success) flows.push(f.data);
-      }
-      if (m.done) done.add(m.node);
-      if ([...nodes].every((n) => done.has(n))) resolveAll();
-    },
-  });
-  store.nc.publish(FLOW_HISTORY_SUBJECT, JSON.stringify(req), { reply: inbox });
-  const timer = setTimeout(resolveAll, HISTORY_WAIT_MS);
-  await all;
-  clearTimeout(timer);
-  sub.unsubscribe();
+  for (const m of replies) {
+    if (m.error) process.stderr.write(`warning: node ${m.node}: ${m.error}\n`);
+    for (const raw of Array.isArray(m.flows) ? m.flows : []) {
+      const f = flowSchema.safeParse(raw);
+      if (f.success) flows.push(f.data);
+    }
+  }
   flows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-  return { flows: req.last !== undefined ? flows.slice(-req.last) : flows, silent: [...nodes].filter((n) => !done.has(n)).sort() };
+  return { flows: req.last !== undefined ? flows.slice(-req.last) : flows, silent };
 }
 
 export function registerObserveCommand(program: Command): void {

@@ -22,6 +22,7 @@ import { copyLegacyConntrack, setCtLegacy } from './ct-migration.js';
 import { markOutsideConnections } from './uplink-egress-retirement.js';
 import { updateConfig } from './runtime-config.js';
 import { LutTables, ServiceMapSet } from './service-maps.js';
+import { RuleCounters } from './rule-counters.js';
 import { TP_REASON } from './reasons.js';
 import type { PolicyMaps } from './desired.js';
 import { MapMirror, PolicyMapSet } from './sync.js';
@@ -85,6 +86,8 @@ export class NodeDatapath {
   readonly maps: PolicyMapSet;
   /** Frontends, Maglev tables and backends, written together by the services stage. */
   readonly services: ServiceMapSet;
+  /** Packets and bytes per policy rule. */
+  readonly ruleCounters: RuleCounters;
   private readonly attached = new Map<number, Map<TcDirection, TcAttachment>>();
   /** The interface carrying the uplink programs, if any. */
   private uplink: number | undefined;
@@ -107,6 +110,7 @@ export class NodeDatapath {
     this.svc = obj.map(MAP_NAMES.tp_svc_v1).typed(S.tpSvcKey, S.tpSvcValue);
     this.backends = obj.map(MAP_NAMES.tp_backends_v1).typed(S.u32Key, S.tpBackend);
     this.affinity = obj.map(MAP_NAMES.tp_affinity_v1).typed(S.tpAffinityKey, S.tpAffinityValue);
+    this.ruleCounters = new RuleCounters(obj.map(MAP_NAMES.tp_rulecnt_v1));
     this.services = new ServiceMapSet(new MapMirror(this.svc), new MapMirror(this.backends), new LutTables(new MapOfMaps(obj.map(MAP_NAMES.tp_lut_v1))));
     this.maps = new PolicyMapSet({
       policy: new MapMirror(this.policy),

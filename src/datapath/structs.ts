@@ -199,6 +199,13 @@ export const tpMetricsValue = struct('tp_metrics_value', {
 export type TpMetricsValue = Infer<typeof tpMetricsValue>;
 
 /** Every shared struct, for the layout test. */
+/** bpf/include/tp_policy.h: struct tp_rule_counter */
+export const tpRuleCounter = struct('tp_rule_counter', {
+  packets: u64,
+  bytes: u64,
+});
+export type TpRuleCounter = Infer<typeof tpRuleCounter>;
+
 /** bpf/include/tp_event.h: struct tp_event (a record of the tp_events_v1 ring buffer) */
 export const tpEvent = struct('tp_event', {
   time_ns: u64,
@@ -258,6 +265,7 @@ export const SHARED_STRUCTS = [
   tpAffinityKey,
   tpAffinityValue,
   tpMetricsValue,
+  tpRuleCounter,
   tpEvent,
   tpEventStats,
   tpEventBudget,

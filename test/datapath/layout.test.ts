@@ -87,6 +87,7 @@ describe('layout - names', () => {
       tp_scratch_v1: [4, 256], // datapath-only: where refusals are assembled
       tp_events_v1: [0, 0], // a ring buffer: records of struct tp_event, no keys or values
       tp_evstats_v1: [4, size('tp_event_stats')],
+      tp_rulecnt_v1: [4, size('tp_rule_counter')],
       tp_evrate_v1: [4, size('tp_event_budget')],
     };
     for (const m of spec.maps) expect([m.name, m.keySize, m.valueSize]).toEqual([m.name, ...want[m.name]!]);
