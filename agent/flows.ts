@@ -87,7 +87,7 @@ export function flowOf(e: DatapathEvent, node: string, names: FlowNames, wallMs:
 
 function decidedBy(e: DatapathEvent, names: FlowNames): PolicyRef[] {
   if (e.ruleId) return [names.rules.get(e.ruleId) ?? { kind: 'unknown', namespace: null, name: `rule-${e.ruleId}`, rule: null }];
-  if (e.reasonName === 'drop_policy_default') return names.isolation.get(`${e.endpointId}/${e.direction}`) ?? [];
+  if (e.reasonName === 'drop_policy_default' || e.reasonName === 'audit_policy_default') return names.isolation.get(`${e.endpointId}/${e.direction}`) ?? [];
   return [];
 }
 

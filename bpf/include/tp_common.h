@@ -35,6 +35,7 @@ enum tp_verdict {
 	TP_VERDICT_NONE = 0,
 	TP_VERDICT_ALLOW = 1,
 	TP_VERDICT_DENY = 2,
+	TP_VERDICT_AUDIT = 3, /* audit mode: passes, reported as what a policy would have denied */
 };
 
 /*

@@ -22,6 +22,8 @@ enum tp_reason {
 	TP_PASS_UPLINK = 8,       /* on the uplink, not service traffic: handed on unchanged */
 	TP_PASS_EXTERNAL = 9,     /* from outside to a service frontend: translated to its backend */
 	TP_PASS_RELATED = 10,     /* an ICMP error quoting a packet of a connection the pod has (PMTU discovery, unreachables) */
+	TP_AUDIT_POLICY = 11,     /* new connection an audited policy's rule would deny: passed, reported as audited */
+	TP_AUDIT_POLICY_DEFAULT = 12, /* new connection the isolation of audited policies would deny: passed, reported as audited */
 
 	/* dropped */
 	TP_DROP_POLICY = 128,         /* a policy entry denies this peer/port */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The events stage: verdicts reported through the ring buffer (tp_event.h) for
- * `tcplane observe`. Reported are every drop and refusal, and a sample of the new
+ * `tcplane observe`. Reported are every drop, refusal and audited verdict, and a sample of the new
  * connections allowed (1 in tp_event_sample_allowed; 0: none); packets of known
  * connections that pass are never reported. Each endpoint may send
  * tp_event_rate_per_s events a second (0: no limit); what the limit holds
@@ -152,7 +152,8 @@ static __always_inline struct tp_result tp_event_decision(struct tp_result r, co
 							   struct tp_event_why *why)
 {
 	why->reason = r.reason;
-	if (r.reason < TP_DROP_POLICY) {
+	/* Audited verdicts are reported like drops: they are what a policy would have dropped. */
+	if (r.reason < TP_DROP_POLICY && r.reason != TP_AUDIT_POLICY && r.reason != TP_AUDIT_POLICY_DEFAULT) {
 		if (!tp_event_sampled())
 			return r;
 		why->flags |= TP_EVENT_F_SAMPLED;

@@ -74,6 +74,16 @@ static __always_inline const struct tp_policy_value *tp_policy_lookup(__u32 ep, 
 	return bpf_map_lookup_elem(&tp_policy_v1, &key);
 }
 
+/* The reason a verdict gives, by a rule or by the endpoint's default; audit passes. */
+static __always_inline __u32 tp_reason_of_verdict(__u8 verdict, bool by_default)
+{
+	if (verdict == TP_VERDICT_ALLOW)
+		return by_default ? TP_PASS_DEFAULT : TP_PASS_POLICY;
+	if (verdict == TP_VERDICT_AUDIT)
+		return by_default ? TP_AUDIT_POLICY_DEFAULT : TP_AUDIT_POLICY;
+	return by_default ? TP_DROP_POLICY_DEFAULT : TP_DROP_POLICY;
+}
+
 /*
  * Verdict for a new connection of endpoint ep with a peer of this identity, to dport:
  * a pass reason (with the deciding rule in *rule_id) or a drop reason.
@@ -88,13 +98,11 @@ static __always_inline __u32 tp_policy_decide(const struct tp_endpoint *ep, __u3
 		/* Rule 0 is the endpoint's default: an entry may carry it where it must outrank a
 		 * wildcard entry (a peer a Pass hands to the default), and then counts as it. */
 		*rule_id = entry->rule_id;
-		if (!entry->rule_id)
-			return entry->verdict == TP_VERDICT_ALLOW ? TP_PASS_DEFAULT : TP_DROP_POLICY_DEFAULT;
-		return entry->verdict == TP_VERDICT_ALLOW ? TP_PASS_POLICY : TP_DROP_POLICY;
+		return tp_reason_of_verdict(entry->verdict, entry->rule_id == 0);
 	}
 	*rule_id = 0;
 	verdict = dir == TP_DIR_INGRESS ? ep->ingress_default : ep->egress_default;
-	return verdict == TP_VERDICT_ALLOW ? TP_PASS_DEFAULT : TP_DROP_POLICY_DEFAULT;
+	return tp_reason_of_verdict(verdict, true);
 }
 
 #endif

@@ -44,6 +44,7 @@ export interface DatapathEvent {
 /** The verdict class of a reason, as `observe` names it. */
 export function verdictOf(reason: number): EventVerdict {
   if (reason === TP_REASON.TP_REJECT_NO_BACKEND) return 'rejected';
+  if (reason === TP_REASON.TP_AUDIT_POLICY || reason === TP_REASON.TP_AUDIT_POLICY_DEFAULT) return 'audit';
   return reason >= TP_REASON.TP_DROP_POLICY ? 'dropped' : 'forwarded';
 }
 

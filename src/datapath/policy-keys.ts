@@ -5,7 +5,7 @@
  * says what an endpoint admits per identity, protocol and port block; this file turns
  * that into keys, and a port range into the fewest blocks that cover it exactly.
  */
-import { TP_POLICY_PREFIX, VERDICT_ALLOW, VERDICT_DENY } from './constants.js';
+import { TP_POLICY_PREFIX, VERDICT_ALLOW, VERDICT_AUDIT, VERDICT_DENY } from './constants.js';
 import type { Entry } from './desired.js';
 import type { TpPolicyKey, TpPolicyValue } from './structs.js';
 
@@ -55,8 +55,9 @@ export function policyEntry(
   identity: number,
   direction: number,
   traffic: PolicyTraffic,
-  allow: boolean,
+  action: 'allow' | 'deny' | 'audit',
   ruleId: number,
 ): Entry<TpPolicyKey, TpPolicyValue> {
-  return { key: policyKey(endpointId, identity, direction, traffic), value: { verdict: allow ? VERDICT_ALLOW : VERDICT_DENY, rule_id: ruleId } };
+  const verdict = action === 'allow' ? VERDICT_ALLOW : action === 'deny' ? VERDICT_DENY : VERDICT_AUDIT;
+  return { key: policyKey(endpointId, identity, direction, traffic), value: { verdict, rule_id: ruleId } };
 }

@@ -39,7 +39,7 @@
  * entries whose first hit is the deciding rule's verdict.
  */
 import { createHash } from 'node:crypto';
-import { DIR_EGRESS, DIR_INGRESS, IDENTITY, PROTO, VERDICT_ALLOW, VERDICT_DENY, type Direction } from '../datapath/constants.js';
+import { DIR_EGRESS, DIR_INGRESS, IDENTITY, PROTO, VERDICT_ALLOW, VERDICT_AUDIT, VERDICT_DENY, type Direction } from '../datapath/constants.js';
 import { ipcidrKey, ipKey } from '../datapath/addr.js';
 import type { Entry, Isolation, PolicyMaps, PolicyRef, RuleInfo } from '../datapath/desired.js';
 import { policyEntry } from '../datapath/policy-keys.js';
@@ -47,7 +47,8 @@ import type { TpEndpoint, TpIpcacheValue, TpIpKey, TpPolicyKey, TpPolicyValue } 
 import type { IdentityLabels } from '../identity/labels.js';
 import { addressClasses, type AddressClasses } from './address-classes.js';
 import { prefixHasAddress, prefixOf } from './prefix.js';
-import { resolve } from './resolve.js';
+import { resolve, resolveAudited, type RuleView } from './resolve.js';
+import { namespaceAudited } from './audit-annotation.js';
 import type { PolicyRule, RuleAction, RuleTraffic } from './rules.js';
 import { matchesSelector } from './selector.js';
 import type {
@@ -160,19 +161,9 @@ export function compile(input: DesiredInput): PolicyMaps {
     const egress = selecting('Egress');
     const namespaceLabels = input.identities.get(ep.identity)?.namespaceLabels ?? {};
     const subjectOf = clusterPolicies.filter((p) => subjectSelects(p.subject, ep, namespaceLabels));
-    for (const ip of ep.ips) {
-      endpoints.push({
-        key: ipKey(ip),
-        value: {
-          id: ep.id,
-          identity: ep.identity,
-          ifindex: ep.ifindex,
-          ingress_default: ingress.length > 0 ? VERDICT_DENY : VERDICT_ALLOW,
-          egress_default: egress.length > 0 ? VERDICT_DENY : VERDICT_ALLOW,
-          policy_gen: 0, // the map writer moves it (src/datapath/policy-generation.ts)
-        },
-      });
-    }
+    // Audit mode: a namespace labelled for it audits every policy for its pods.
+    const enforcedOnly = <T extends { audit?: true }>(list: readonly T[]): T[] => (namespaceAudited(namespaceLabels) ? [] : list.filter((p) => !p.audit));
+    const defaults: Record<Direction, number> = { [DIR_INGRESS]: VERDICT_ALLOW, [DIR_EGRESS]: VERDICT_ALLOW };
     const directions: [Direction, NetworkPolicy[]][] = [
       [DIR_INGRESS, ingress],
       [DIR_EGRESS, egress],
@@ -185,12 +176,32 @@ export function compile(input: DesiredInput): PolicyMaps {
       const cluster = subjectOf.filter((p) => (dir === DIR_INGRESS ? p.ingress : p.egress).length > 0);
       if (policies.length === 0 && cluster.length === 0) continue;
       const ctx = { peersOf, infoOf, classes, clusterPeers };
-      const rules = [...endpointRules(ep, dir, policies, ctx, described), ...clusterRules(ep, dir, cluster, policies.length > 0, ctx, described)];
-      // What no rule decides: denied where a NetworkPolicy isolates the pod, else allowed (Kubernetes' default).
-      const fallback = { action: policies.length > 0 ? ('deny' as const) : ('allow' as const), ruleId: RULE_ID.DEFAULT };
-      for (const e of resolve(rules, fallback)) {
-        policy.push(policyEntry(ep.id, e.identity, dir, e.traffic, e.verdict.action === 'allow', e.verdict.ruleId));
+      const view = (nps: readonly NetworkPolicy[], cps: readonly ClusterNetworkPolicy[]): RuleView => ({
+        rules: [...endpointRules(ep, dir, nps, ctx, described), ...clusterRules(ep, dir, cps, nps.length > 0, ctx, described)],
+        // What no rule decides: denied where a NetworkPolicy isolates the pod, else allowed (Kubernetes' default).
+        fallback: { action: nps.length > 0 ? 'deny' : 'allow', ruleId: RULE_ID.DEFAULT },
+      });
+      const all = view(policies, cluster);
+      const [enforcedNps, enforcedCps] = [enforcedOnly(policies), enforcedOnly(cluster)];
+      const audited = enforcedNps.length < policies.length || enforcedCps.length < cluster.length;
+      const enforced = audited ? view(enforcedNps, enforcedCps) : all;
+      defaults[dir] = enforced.fallback.action === 'deny' ? VERDICT_DENY : all.fallback.action === 'deny' ? VERDICT_AUDIT : VERDICT_ALLOW;
+      for (const e of audited ? resolveAudited(enforced, all) : resolve(all.rules, all.fallback)) {
+        policy.push(policyEntry(ep.id, e.identity, dir, e.traffic, e.verdict.action, e.verdict.ruleId));
       }
+    }
+    for (const ip of ep.ips) {
+      endpoints.push({
+        key: ipKey(ip),
+        value: {
+          id: ep.id,
+          identity: ep.identity,
+          ifindex: ep.ifindex,
+          ingress_default: defaults[DIR_INGRESS],
+          egress_default: defaults[DIR_EGRESS],
+          policy_gen: 0, // the map writer moves it (src/datapath/policy-generation.ts)
+        },
+      });
     }
   }
 

@@ -14,6 +14,7 @@
  * not enforce yet (`domainNames` peers) are rejected by name: a cluster policy enforced
  * with part of its meaning missing would be a hole.
  */
+import { auditOf } from './audit-annotation.js';
 import { z } from 'zod';
 import { formatPath, zodIssuesToErrors, type LocatedDoc, type LocatedError } from '../yaml/located.js';
 import { validateDns1123Subdomain, validateIanaServiceName } from '../yaml/names.js';
@@ -46,6 +47,8 @@ export function parseClusterPolicyDocument(kind: ClusterKind, doc: LocatedDoc, f
     errors.push(new PolicyError(file, doc.keyLineOf(['metadata', 'namespace']), formatPath(['metadata', 'namespace']), `${kind} is cluster-scoped: it takes no namespace`));
     return undefined;
   }
+  const audit = auditOf(d.metadata.annotations, doc, file, errors);
+  if (!audit) return undefined;
   const spec = d.spec as SpecOut;
   return {
     kind,
@@ -56,6 +59,7 @@ export function parseClusterPolicyDocument(kind: ClusterKind, doc: LocatedDoc, f
     subject: clusterSelector(spec.subject),
     ingress: (spec.ingress ?? []).map((r) => rule(r, r.from)),
     egress: (spec.egress ?? []).map((r) => rule(r, r.to)),
+    ...audit,
     source: { file, line: doc.line },
   };
 }

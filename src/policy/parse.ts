@@ -11,6 +11,7 @@
  * Every error of every document is collected and thrown at once as `LocatedErrors` of
  * `PolicyError`s (`FILE:LINE: field.path: detail`), sorted by line.
  */
+import { auditOf } from './audit-annotation.js';
 import { z } from 'zod';
 import {
   LocatedErrors,
@@ -125,6 +126,8 @@ export function parseNetworkPolicyDocument(doc: LocatedDoc, file: string, errors
     return undefined;
   }
   const { metadata, spec } = parsed.data;
+  const audit = auditOf(metadata.annotations, doc, file, errors);
+  if (!audit) return undefined;
   const ingress = (spec.ingress ?? []).map(ingressRule);
   const egress = (spec.egress ?? []).map(egressRule);
   return {
@@ -136,6 +139,7 @@ export function parseNetworkPolicyDocument(doc: LocatedDoc, file: string, errors
     policyTypes: policyTypes(spec.policyTypes, egress.length > 0),
     ingress,
     egress,
+    ...audit,
     source: { file, line: doc.line },
   };
 }

@@ -40,50 +40,85 @@ const same = (a: Verdict, b: Verdict) => a.action === b.action && a.ruleId === b
  * does when no entry matches (its default, rule id 0).
  */
 export function resolve(rules: readonly PolicyRule[], fallback: Verdict): ResolvedEntry[] {
-  const sorted = [...rules].sort((a, b) => (precedes(a, b) ? -1 : precedes(b, a) ? 1 : 0));
-  const protocols = [...new Set(sorted.flatMap((r) => (r.traffic === 'any' ? [] : [r.traffic.protocol])))].sort((a, b) => a - b);
+  return resolveViews([{ rules, fallback }], ([v]) => v!);
+}
 
-  const anyPeer = sorted.filter((r) => r.peers === 'any');
-  const anyOthers = allTraffic(anyPeer) ?? fallback;
-  const anyPorts = new Map(protocols.map((p) => [p, portMap(anyPeer, p, fallback)]));
-  const out = entriesOf(ANY_PEER, anyPeer, protocols, fallback, fallback, () => constant(fallback));
+/** One reading of an endpoint's rules in one direction: its rules and what no rule decides. */
+export interface RuleView {
+  rules: readonly PolicyRule[];
+  fallback: Verdict;
+}
 
-  // Identities listed by the same rules resolve alike: group them by those rules.
-  const listedBy = new Map<number, number[]>();
-  sorted.forEach((r, i) => {
-    if (r.peers !== 'any') for (const id of r.peers) (listedBy.get(id) ?? listedBy.set(id, []).get(id)!).push(i);
-  });
+/**
+ * Audit mode: the entries for two readings of the same endpoint and direction —
+ * `enforced` (without the audited policies) and `all` (with them) — such that each
+ * packet gets what `enforced` gives, except where that allows and `all` denies: there it
+ * gets `audit` with the rule of `all` that would have denied it (0: the default). An
+ * audited policy can so never drop, nor allow what the enforced ones deny.
+ */
+export function resolveAudited(enforced: RuleView, all: RuleView): ResolvedEntry[] {
+  return resolveViews([enforced, all], ([e, a]) => (e!.action !== 'deny' && a!.action === 'deny' ? { action: 'audit', ruleId: a!.ruleId } : e!));
+}
+
+/**
+ * The entries for several readings at once: at every point (peer, protocol, port) the
+ * verdict is `combine` of each reading's own verdict there.
+ */
+function resolveViews(views: readonly RuleView[], combine: (each: Verdict[]) => Verdict): ResolvedEntry[] {
+  const sorted = views.map((v) => ({ rules: [...v.rules].sort((a, b) => (precedes(a, b) ? -1 : precedes(b, a) ? 1 : 0)), fallback: v.fallback }));
+  const protocols = [...new Set(sorted.flatMap((v) => v.rules.flatMap((r) => (r.traffic === 'any' ? [] : [r.traffic.protocol]))))].sort((a, b) => a - b);
+  const fallback = combine(sorted.map((v) => v.fallback));
+  /** The readings restricted to the rules that apply to one class of peers. */
+  const classOf = (applies: (r: PolicyRule) => boolean): PeerClass => {
+    const own = sorted.map((v) => ({ rules: v.rules.filter(applies), fallback: v.fallback }));
+    return {
+      others: () => combine(own.map((v) => allTraffic(v.rules) ?? v.fallback)),
+      ports: (protocol) => zipped(own.map((v) => portMap(v.rules, protocol, v.fallback)), combine),
+    };
+  };
+
+  const anyPeer = classOf((r) => r.peers === 'any');
+  const anyOthers = anyPeer.others();
+  const anyPorts = new Map(protocols.map((p) => [p, anyPeer.ports(p)]));
+  const out = entriesOf(ANY_PEER, anyPeer, protocols, fallback, () => constant(fallback));
+
+  // Identities listed by the same rules (of every reading) resolve alike: group them by those rules.
+  const listedBy = new Map<number, string[]>();
+  sorted.forEach((v, k) =>
+    v.rules.forEach((r, i) => {
+      if (r.peers !== 'any') for (const id of r.peers) (listedBy.get(id) ?? listedBy.set(id, []).get(id)!).push(`${k}.${i}`);
+    }),
+  );
   const groups = new Map<string, number[]>();
   for (const [id, idx] of listedBy) {
     const sig = idx.join(',');
     (groups.get(sig) ?? groups.set(sig, []).get(sig)!).push(id);
   }
   for (const ids of groups.values()) {
-    const own = sorted.filter((r) => r.peers === 'any' || r.peers.has(ids[0]!));
-    const entries = entriesOf(ids[0]!, own, protocols, fallback, anyOthers, (p) => anyPorts.get(p)!);
+    const first = ids[0]!;
+    const entries = entriesOf(first, classOf((r) => r.peers === 'any' || r.peers.has(first)), protocols, anyOthers, (p) => anyPorts.get(p)!);
     for (const id of ids.sort((a, b) => a - b)) for (const e of entries) out.push({ ...e, identity: id });
   }
   return out;
+}
+
+/** What one class of peers gets: for protocols no rule names, and per port of a protocol. */
+interface PeerClass {
+  others(): Verdict;
+  ports(protocol: number): PortMap;
 }
 
 /**
  * One class of peers' entries, given what a lookup falls through to where they do not
  * cover: `belowOthers` for protocols no rule names, `below(p)` per port of protocol p.
  */
-function entriesOf(
-  identity: number,
-  rules: readonly PolicyRule[],
-  protocols: readonly number[],
-  fallback: Verdict,
-  belowOthers: Verdict,
-  below: (protocol: number) => PortMap,
-): ResolvedEntry[] {
+function entriesOf(identity: number, cls: PeerClass, protocols: readonly number[], belowOthers: Verdict, below: (protocol: number) => PortMap): ResolvedEntry[] {
   const out: ResolvedEntry[] = [];
-  const others = allTraffic(rules) ?? fallback;
+  const others = cls.others();
   const ownAll = !same(others, belowOthers);
   if (ownAll) out.push({ identity, traffic: 'any', verdict: others });
   for (const protocol of protocols) {
-    const want = portMap(rules, protocol, fallback);
+    const want = cls.ports(protocol);
     const under = ownAll ? constant(others) : below(protocol);
     // Either port blocks over what lies below, or one protocol entry (the verdict most
     // ports get) and port blocks over that: whichever needs fewer entries.
@@ -98,6 +133,23 @@ function entriesOf(
     }
   }
   return out;
+}
+
+/** Port maps of several readings as one: at each port, `combine` of theirs. */
+function zipped(maps: readonly PortMap[], combine: (each: Verdict[]) => Verdict): PortMap {
+  if (maps.length === 1) return maps[0]!;
+  const cuts = [...new Set(maps.flatMap((m) => m.map((s) => s.from)))].sort((a, b) => a - b);
+  const at = maps.map(() => 0);
+  const out: PortMap = [];
+  cuts.forEach((from, c) => {
+    const to = c + 1 < cuts.length ? cuts[c + 1]! - 1 : LAST_PORT;
+    const each = maps.map((m, k) => {
+      while (m[at[k]!]!.to < from) at[k]!++;
+      return m[at[k]!]!.v;
+    });
+    out.push({ from, to, v: combine(each) });
+  });
+  return merged(out);
 }
 
 /**

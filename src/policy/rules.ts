@@ -11,8 +11,11 @@
  */
 
 export type RuleAction = 'allow' | 'deny' | 'pass';
-/** What a packet gets in the end: pass is never a verdict. */
-export type VerdictAction = Exclude<RuleAction, 'pass'>;
+/**
+ * What a packet gets in the end: pass is never a verdict; audit (resolve.ts'
+ * resolveAudited) passes what an audited rule or default would have denied.
+ */
+export type VerdictAction = Exclude<RuleAction, 'pass'> | 'audit';
 
 /** Inclusive; 0 ≤ from ≤ to ≤ 65535. */
 export interface PortRange {

@@ -67,6 +67,7 @@ export const networkPolicySchema = z.strictObject({
   policyTypes: z.array(z.enum(['Ingress', 'Egress'])),
   ingress: z.array(ingressRule),
   egress: z.array(egressRule).default([]),
+  audit: z.literal(true).optional(),
   source: z.strictObject({ file: z.string(), line: z.number().int() }),
 });
 
@@ -125,6 +126,7 @@ export const clusterNetworkPolicySchema = z
     subject: clusterSelector,
     ingress: z.array(clusterRule),
     egress: z.array(clusterRule),
+    audit: z.literal(true).optional(),
     source: z.strictObject({ file: z.string(), line: z.number().int() }),
   })
   .refine((p) => p.kind !== 'BaselineAdminNetworkPolicy' || (p.tier === 'Baseline' && p.ingress.concat(p.egress).every((r) => r.action !== 'Pass')), 'a BaselineAdminNetworkPolicy is Baseline and has no Pass')

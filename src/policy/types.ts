@@ -111,6 +111,11 @@ export interface NetworkPolicy {
   /** The same for what the selected pods send, with policyTypes Egress. */
   egress: EgressRule[];
   /** Where the document starts. */
+  /**
+   * Audit mode (annotation `tcplane.io/audit: "true"`): what this policy would drop
+   * passes, reported as audited with the rule that would have dropped it. Absent: enforced.
+   */
+  audit?: true;
   source: SourceRef;
 }
 
@@ -176,6 +181,11 @@ export interface ClusterNetworkPolicy {
   /** In order: the first rule that matches decides (or passes). */
   ingress: ClusterRule[];
   egress: ClusterRule[];
+  /**
+   * Audit mode (annotation `tcplane.io/audit: "true"`): what this policy would drop
+   * passes, reported as audited with the rule that would have dropped it. Absent: enforced.
+   */
+  audit?: true;
   source: SourceRef;
 }
 

@@ -142,6 +142,38 @@ describe('events - what is reported', () => {
   });
 });
 
+describe('events - audit mode', () => {
+  // allow-c audited: what its isolation would drop passes as audit; what it allows passes
+  // as the enforced reading gives it (nothing enforced isolates x/a: the default).
+  const audited = (policies: ModelCluster['policies']) => {
+    const dp = NodeDatapath.open({ objectPath: OBJECT_PATH });
+    dp.maps.sync(compile(desiredInputOf({ ...CLUSTER, policies }).input));
+    return { dp, events: dp.openEvents() };
+  };
+  let l: Loaded | undefined;
+  afterAll(() => close(l));
+
+  it("events - an audited policy's default deny passes, counted and reported as audit with the isolating policy", () => {
+    l = audited([{ ...CLUSTER.policies[0]!, audit: true }]);
+    const { retvals, events } = toA(l, tcp(WORLD, A, 80, 47000), tcp(C, A, 80, 47001));
+    expect(retvals).toEqual([TC_ACT.UNSPEC, TC_ACT.UNSPEC]);
+    expect(events.map((e) => [e.verdict, e.reasonName, e.ruleId, e.sampled])).toEqual([
+      ['audit', 'audit_policy_default', 0, false], // what allow-c's isolation would have dropped
+      ['forwarded', 'pass_default', 0, true],
+    ]);
+    // Passed: its later packets are the connection's (no more events).
+    expect(toA(l, tcp(WORLD, A, 80, 47000, ACK)).events).toEqual([]);
+  });
+
+  it('events - an audited policy never allows what an enforced one denies', () => {
+    close(l);
+    l = audited([CLUSTER.policies[0]!, netpol('x', 'all-in', { podSelector: { matchLabels: {}, matchExpressions: [] }, ingress: [{}], audit: true })]);
+    const { retvals, events } = toA(l, tcp(WORLD, A, 80, 48000));
+    expect(retvals).toEqual([TC_ACT.SHOT]);
+    expect(events.map((e) => [e.verdict, e.reasonName])).toEqual([['dropped', 'drop_policy_default']]);
+  });
+});
+
 describe('events - rate limit and sampling', () => {
   let l: Loaded;
   beforeAll(() => {

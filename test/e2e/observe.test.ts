@@ -10,6 +10,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentMetricsAddress } from '../../src/lab/agents.js';
+import { readLabState } from '../../src/lab/state.js';
 import type { Flow } from '../../src/store/flows.js';
 import { tcplane } from '../helpers/cli.js';
 import { cli } from '../helpers/matrix-lab.js';
@@ -140,6 +142,27 @@ describe('observe e2e', () => {
     expect(await observe('--policy', 'guard-solo', '--protocol', 'TCP')).toEqual([]);
   });
 
+  it('observe e2e - per-rule counters: get policies -o wide sums every node\'s, the agents export them to Prometheus', async () => {
+    // The earlier cases made a TCP connection allowed by solo-from-a and sent a UDP datagram guard-solo dropped.
+    const r = await cli('get', 'policies', '-o', 'wide');
+    const count = (re: RegExp) => {
+      const m = re.exec(r.stdout);
+      expect(m, r.stdout).not.toBeNull();
+      return [Number(m![1]), Number(m![2])];
+    };
+    const [allowedPackets, allowedBytes] = count(/^NetworkPolicy\s+y\s+solo-from-a\s+ingress\[0\]\s+(\d+)\s+(\d+)$/m);
+    expect(allowedPackets).toBeGreaterThanOrEqual(3); // the handshake at least, both ways
+    expect(allowedBytes).toBeGreaterThan(allowedPackets * 40);
+    const [deniedPackets] = count(/^ClusterNetworkPolicy\s+guard-solo\s+no-udp-to-solo\s+(\d+)\s+(\d+)$/m);
+    expect(deniedPackets).toBeGreaterThanOrEqual(1);
+    // The policy table's own PACKETS column is the sum of its rules'.
+    expect(r.stdout).toMatch(new RegExp(`^NetworkPolicy\\s+y\\s+solo-from-a\\s.*\\s${allowedPackets}\\s+${allowedBytes}$`, 'm'));
+    const n1 = (await readLabState()).nodes.find((n) => n.name === 'n1')!;
+    const metrics = await (await fetch(`http://${agentMetricsAddress(n1)}/metrics`)).text();
+    expect(metrics).toMatch(/^tcplane_policy_rule_packets_total\{kind="ClusterNetworkPolicy",namespace="",policy="guard-solo",rule="no-udp-to-solo"\} [1-9]/m);
+    expect(metrics).toMatch(/^tcplane_verdict_events_total\{outcome="emitted"\} [1-9]/m);
+  });
+
   it('observe e2e - a denied client through a service: its service, the backend it was sent to, the policy that denied it', async () => {
     expect(await connect('x/client-b', webIP, 80)).toBe(false);
     // --port matches the ports after translation (the backend's), as the destination shows.
@@ -171,6 +194,47 @@ describe('observe e2e', () => {
     const r = await tcplane(['observe', '--verdict', 'maybe']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/--verdict "maybe": one of forwarded, dropped, rejected, audit/);
+  });
+
+  it('observe e2e - audit mode per policy: what it would drop connects, and is reported as audit naming it', async () => {
+    const file = join(work, 'web-audit.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-audit, namespace: y, annotations: {tcplane.io/audit: "true"}}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+`,
+    );
+    await cli('apply', '-f', file, '--wait');
+    try {
+      expect(await connect('x/client-a', ip['y/web-1']!, 8080)).toBe(true);
+      const flows = await observe('--verdict', 'audit', '--to-pod', 'y/web-1', '--last', '5');
+      expect(flows.at(-1), JSON.stringify(flows)).toMatchObject({
+        node: 'n1',
+        verdict: 'audit',
+        reason: 'audit_policy_default',
+        direction: 'ingress',
+        source: { pod: 'client-a' },
+        policies: [{ kind: 'NetworkPolicy', namespace: 'y', name: 'web-audit', rule: null }],
+      });
+    } finally {
+      await cli('delete', '-f', file, '--wait');
+    }
+  });
+
+  it('observe e2e - audit mode per namespace: a labelled namespace audits its pods\' policies, and enforces them again without the label', async () => {
+    await cli('lab', 'label', 'namespace', 'y', 'tcplane.io/audit=true');
+    try {
+      await expect.poll(() => connect('x/client-a', ip['y/db']!, 5432), { timeout: 10_000 }).toBe(true);
+      const flows = await observe('--verdict', 'audit', '--to-pod', 'y/db', '--last', '1');
+      expect(flows[0], JSON.stringify(flows)).toMatchObject({ reason: 'audit_policy_default', policies: [{ name: 'db-isolated' }] });
+    } finally {
+      await cli('lab', 'label', 'namespace', 'y', 'tcplane.io/audit-');
+    }
+    await expect.poll(() => connect('x/client-a', ip['y/db']!, 5432), { timeout: 10_000 }).toBe(false);
   });
 
   it('observe e2e - the line form says who, what, where and which policy', async () => {

@@ -125,6 +125,25 @@ describe('policy parse - valid input', () => {
     expect(deny.policyTypes).toEqual(['Ingress']);
   });
 
+  it('policy parse - audit mode: the annotation tcplane.io/audit "true" audits a policy of any kind, "false" or none enforces it, anything else is refused where it stands', () => {
+    const np = (value: string) => `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: p
+  annotations:
+    tcplane.io/audit: "${value}"
+spec: {podSelector: {}}
+`;
+    expect(parseNp(np('true'), 'a.yaml')[0]!.audit).toBe(true);
+    expect(parseNp(np('false'), 'a.yaml')[0]).not.toHaveProperty('audit');
+    expect(() => parseNp(np('yes'), 'a.yaml')).toThrow('a.yaml:6: metadata.annotations.tcplane.io/audit: must be "true" or "false", got "yes"');
+    const cnp = parsePolicyText(
+      'apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: c, annotations: {tcplane.io/audit: "true"}}\nspec: {tier: Admin, priority: 1, subject: {namespaces: {}}, ingress: [{action: Deny, from: [{namespaces: {}}]}]}\n',
+      'c.yaml',
+    );
+    expect(cnp[0]!.audit).toBe(true);
+  });
+
   it('policy parse - null optional fields read as absent', () => {
     const [p] = parseNp(np('web', '  podSelector: {matchLabels: null}', '  policyTypes: []', '  ingress:'), FILE);
     expect(p.podSelector).toEqual({ matchLabels: {}, matchExpressions: [] });

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { policyKey, portBlocks, type PolicyTraffic } from '../../src/datapath/policy-keys.js';
-import { resolve, type ResolvedEntry } from '../../src/policy/resolve.js';
+import { resolve, resolveAudited, type ResolvedEntry } from '../../src/policy/resolve.js';
 import type { PolicyRule, RuleTraffic, Verdict } from '../../src/policy/rules.js';
 
 const DENY_ALL: Verdict = { action: 'deny', ruleId: 0 };
@@ -106,6 +106,27 @@ describe('policy resolver', () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('policy resolver - audit mode: what the enforced rules give, but audit (with the rule) where only the audited ones deny', () => {
+    // Read directly: each reading's first match, then audit wherever enforced lets it through and all would not.
+    const expected = (enforced: Verdict, all: Verdict): Verdict => (enforced.action !== 'deny' && all.action === 'deny' ? { action: 'audit', ruleId: all.ruleId } : enforced);
+    fc.assert(
+      fc.property(rules, rules, fallback, fallback, fc.array(probe, { minLength: 30, maxLength: 30 }), (enforced, audited, efb, afb, probes) => {
+        // The full reading holds the enforced rules and the audited ones (their ids apart).
+        const extra = audited.map((r) => ({ ...r, ruleId: r.ruleId + 1000 }));
+        const all = [...enforced, ...extra];
+        const entries = resolveAudited({ rules: enforced, fallback: efb }, { rules: all, fallback: afb });
+        const keys = entries.map((e) => JSON.stringify(policyKey(1, e.identity, 0, e.traffic)));
+        expect(new Set(keys).size).toBe(keys.length);
+        const fb = expected(efb, afb);
+        const edges = all.flatMap((r) => (r.traffic === 'any' || r.traffic.ports === 'any' ? [] : [r.traffic.ports.from - 1, r.traffic.ports.from, r.traffic.ports.to, r.traffic.ports.to + 1].filter((e) => e >= 0 && e <= 65535).map((e) => ({ protocol: (r.traffic as { protocol: number }).protocol, port: e }))));
+        for (const p of [...probes, ...edges.flatMap((e) => [...IDENTITIES, 999].map((identity) => ({ identity, ...e })))]) {
+          expect(lookup(entries, fb, p.identity, p.protocol, p.port)).toEqual(expected(firstMatch(enforced, efb, p.identity, p.protocol, p.port), firstMatch(all, afb, p.identity, p.protocol, p.port)));
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 
