@@ -13,7 +13,7 @@ import { decodeEvent, type DatapathEvent } from '../../src/datapath/events.js';
 import { NodeDatapath } from '../../src/datapath/node-datapath.js';
 import { PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import { compile, ruleId } from '../../src/policy/compile.js';
-import { netpol } from '../helpers/cluster.js';
+import { netpol, TWO_NODE_BASE } from '../helpers/cluster.js';
 import { frameOf } from '../helpers/frames.js';
 import { desiredInputOf, type ModelCluster, type ModelPacket } from '../helpers/model.js';
 import { eth } from '../helpers/packet.js';
@@ -26,12 +26,7 @@ const SYN = 0x02;
 const ACK = 0x10;
 
 const CLUSTER: ModelCluster = {
-  localNode: 'n1',
-  nodes: [
-    { name: 'n1', addresses: ['10.250.0.10'], podCIDRs: ['10.244.1.0/24'] },
-    { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] },
-  ],
-  namespaces: [{ name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } }],
+  ...TWO_NODE_BASE,
   pods: [
     { namespace: 'x', name: 'a', node: 'n1', labels: { app: 'a' }, ips: [A] },
     { namespace: 'x', name: 'c', node: 'n2', labels: { app: 'c' }, ips: [C] },

@@ -9,6 +9,7 @@ import { NodeDatapath } from '../../src/datapath/node-datapath.js';
 import { PROGRAM_NAMES } from '../../src/gen/bpf-names.js';
 import { compile, ruleId } from '../../src/policy/compile.js';
 import { parsePolicyText } from '../../src/policy/parse.js';
+import { TWO_NODE_BASE } from '../helpers/cluster.js';
 import { frameOf } from '../helpers/frames.js';
 import { desiredInputOf, reply, type ModelCluster, type ModelPacket } from '../helpers/model.js';
 import { OBJECT_PATH } from '../helpers/paths.js';
@@ -38,12 +39,7 @@ spec:
   'test.yaml',
 );
 const CLUSTER: ModelCluster = {
-  localNode: 'n1',
-  nodes: [
-    { name: 'n1', addresses: ['10.250.0.10'], podCIDRs: ['10.244.1.0/24'] },
-    { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] },
-  ],
-  namespaces: [{ name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } }],
+  ...TWO_NODE_BASE,
   pods: [
     { namespace: 'x', name: 'a', node: 'n1', labels: { app: 'a' }, ips: [A] },
     { namespace: 'x', name: 'c', node: 'n2', labels: { app: 'c' }, ips: [C] },

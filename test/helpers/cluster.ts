@@ -62,3 +62,13 @@ export function inputOf(pods: PodSpec[], policies: NetworkPolicy[], nsLabels: Re
     hostAddresses: ['10.250.0.10'],
   };
 }
+
+/** Two nodes and namespace x, as the small datapath suites set them up (n1 local): add pods and policies. */
+export const TWO_NODE_BASE = {
+  localNode: 'n1',
+  nodes: [
+    { name: 'n1', addresses: ['10.250.0.10'], podCIDRs: ['10.244.1.0/24'] },
+    { name: 'n2', addresses: ['10.250.0.11'], podCIDRs: ['10.244.2.0/24'] },
+  ],
+  namespaces: [{ name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } }],
+};
