@@ -54,7 +54,8 @@ import { reconcileLocalEndpoints, type LocalEndpoints } from './local-endpoints.
 import { AgentMetrics } from './metrics.js';
 import { FlowReporter, policyNames, type PodName } from './flows.js';
 import { serveRuleCounters } from './rule-counters.js';
-import type { PolicyRef } from '../src/datapath/desired.js';
+import type { PolicyMaps, PolicyRef } from '../src/datapath/desired.js';
+import { fitPolicyMap } from '../src/datapath/capacity.js';
 import type { AgentOptions } from './options.js';
 import { emptyView, STAGES, STALE_AFTER, type Stage } from './view.js';
 import type { Server } from 'node:http';
@@ -91,6 +92,10 @@ export class Agent {
   /** What each rule id in the policy entries stands for (counters and events name rules by it). */
   private ruleNames = new Map<number, PolicyRef>();
   private countersSub: { unsubscribe(): void } | null = null;
+  /** Endpoints that failed closed at the last policy stage (capacity.ts), as the status reports them. */
+  private failedClosed: NonNullable<StatusRecord['failedClosed']> = [];
+  /** Endpoint ids that had their entries at the last policy stage, with how many: they keep them first. */
+  private fitted = new Map<number, number>();
 
   constructor(
     private readonly opts: AgentOptions,
@@ -112,6 +117,7 @@ export class Agent {
         ...(opts.ctMaxEntries ? { tp_ct_v2: opts.ctMaxEntries } : {}),
         ...(opts.lbMaxBackends ? { tp_backends_v1: opts.lbMaxBackends } : {}),
         ...(opts.eventRingBytes ? { tp_events_v1: opts.eventRingBytes } : {}),
+        ...(opts.policyMapEntries ? { tp_policy_v1: opts.policyMapEntries } : {}),
       },
       rodata: { tp_events_on: opts.events === 'on' ? 1 : 0, tp_event_sample_allowed: opts.eventSample, tp_event_rate_per_s: opts.eventRate },
     });
@@ -315,6 +321,7 @@ export class Agent {
       revisions: revisions as Record<string, number>,
       endpoints: this.local.endpoints.length,
       lastReconcile: { at: new Date().toISOString(), writes: result.writes, deletes: result.deletes },
+      ...(this.failedClosed.length > 0 ? { failedClosed: this.failedClosed } : {}),
       updatedAt: new Date().toISOString(),
     };
     await this.writeStatus(false);
@@ -340,6 +347,7 @@ export class Agent {
       hostAddresses: this.hostAddresses(),
       hostLabels: v.nodes.get(this.opts.node)?.labels ?? { [HOSTNAME_LABEL]: this.opts.node },
     });
+    const fit = this.fitPolicy(desired);
     const names = policyNames(desired.rules, desired.isolation);
     this.ruleNames = names.rules;
     // Counters first: a rule's first packets find its entry.
@@ -351,7 +359,33 @@ export class Agent {
       endpoints: new Map(this.local.endpoints.map((e) => [e.id, { namespace: e.namespace, name: e.name }])),
       pods,
     });
-    return this.dp.maps.sync(desired);
+    return this.dp.maps.sync(fit);
+  }
+
+  /**
+   * Full maps fail closed (src/datapath/capacity.ts): the endpoints whose entries do not
+   * fit the budget admit nothing; each is logged (once, when it fails), counted in the
+   * metrics and named in the status record, where `apply --wait` and `get nodes` read it.
+   */
+  private fitPolicy(desired: PolicyMaps): PolicyMaps {
+    const size = this.dp.policy.raw.info.maxEntries;
+    const limit = Math.min(this.opts.policyMapEntries ?? size, size);
+    const { maps, failed, fitted } = fitPolicyMap(desired, { policyEntries: limit, perEndpoint: this.opts.policyEntriesPerEndpoint }, this.fitted);
+    const byId = new Map(this.local.endpoints.map((e) => [e.id, e.key]));
+    const was = new Set(this.failedClosed.map((f) => f.endpoint));
+    this.failedClosed = failed.map((f) => ({
+      endpoint: byId.get(f.endpointId) ?? `endpoint ${f.endpointId}`,
+      needed: f.needed,
+      limit: f.why === 'per-endpoint limit' ? this.opts.policyEntriesPerEndpoint : limit,
+      why: f.why,
+    }));
+    for (const f of this.failedClosed) {
+      if (!was.has(f.endpoint)) this.log.error({ endpoint: f.endpoint, neededEntries: f.needed, limit: f.limit, why: f.why }, 'endpoint failed closed: its policy entries do not fit; it admits nothing until they do');
+    }
+    for (const e of was) if (!this.failedClosed.some((f) => f.endpoint === e)) this.log.info({ endpoint: e }, 'endpoint no longer failed closed: its policy entries fit again');
+    this.metrics.failedClosed.set(failed.length);
+    this.fitted = fitted;
+    return maps;
   }
 
   /** The services stage: services and pods → frontends, Maglev tables, backends. */

@@ -17,6 +17,8 @@ export function registerAgentCommand(program: Command): void {
     .option('--node-labels <labels>', 'KEY=VALUE,… the node registers with the first time (kept in the store after that)')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
     .option('--lb-max-backends <n>', 'backends map size: service ports × their backends (default 65536; set when the maps are first created)', (v) => Number(v))
+    .option('--policy-map-entries <n>', 'policy entries this node may hold (default 65536; endpoints that do not fit fail closed)', (v) => Number(v))
+    .option('--policy-entries-per-endpoint <n>', 'policy entries one endpoint may need before it fails closed (default: no limit of its own)', (v) => Number(v))
     .option('--events <on|off>', 'verdict events for observe (default on)')
     .option('--event-sample <n>', 'report 1 in N allowed new connections to observe (0: none; every drop is reported)', (v) => Number(v))
     .option('--event-rate <n>', 'verdict events per endpoint per second at most (0: no limit; the rest are counted)', (v) => Number(v))
@@ -35,6 +37,8 @@ export function registerAgentCommand(program: Command): void {
         nodeLabels: o.nodeLabels,
         ctMaxEntries: o.ctMaxEntries,
         lbMaxBackends: o.lbMaxBackends,
+        policyMapEntries: o.policyMapEntries,
+        policyEntriesPerEndpoint: o.policyEntriesPerEndpoint,
         events: o.events,
         eventSample: o.eventSample,
         eventRate: o.eventRate,
@@ -45,7 +49,8 @@ export function registerAgentCommand(program: Command): void {
       });
       if (!parsed.success) {
         const i = parsed.error.issues[0]!;
-        throw new Error(`agent: --${String(i.path[0])}: ${i.message}`);
+        const flag = String(i.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`); // the option as typed
+        throw new Error(`agent: --${flag}: ${i.message}`);
       }
       const opts = parsed.data;
       if (process.env.TCPLANE_PROCESS_TITLE) process.title = process.env.TCPLANE_PROCESS_TITLE;

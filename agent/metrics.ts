@@ -26,6 +26,11 @@ export class AgentMetrics {
     registers: [this.registry],
   });
   readonly endpoints = new Gauge({ name: 'tcplane_endpoints', help: 'Local pods the datapath enforces', registers: [this.registry] });
+  readonly failedClosed = new Gauge({
+    name: 'tcplane_endpoints_failed_closed',
+    help: 'Local pods whose policy entries do not fit (a full policy map or the per-endpoint limit): they admit nothing',
+    registers: [this.registry],
+  });
   readonly revision = new Gauge({
     name: 'tcplane_enforced_revision',
     help: 'Last store revision enforced in the maps, per bucket',

@@ -40,6 +40,13 @@ export const agentOptions = z.strictObject({
       return out;
     }),
   ctMaxEntries: z.number().int().min(1024).max(16_777_216).optional(),
+  /**
+   * Policy entries this node may write (the policy map's size when first created; with a
+   * map pinned already, at most its size): endpoints whose entries do not fit fail closed.
+   */
+  policyMapEntries: z.number().int().min(1).max(16_777_216).optional(),
+  /** Policy entries one endpoint may have before it fails closed (0: only the map's limit). */
+  policyEntriesPerEndpoint: z.number().int().min(0).max(16_777_216).default(0),
   /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
   lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),
   /** Verdict events for observe at all (off: the datapath reports nothing, observe shows nothing). */

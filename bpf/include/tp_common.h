@@ -36,6 +36,7 @@ enum tp_verdict {
 	TP_VERDICT_ALLOW = 1,
 	TP_VERDICT_DENY = 2,
 	TP_VERDICT_AUDIT = 3, /* audit mode: passes, reported as what a policy would have denied */
+	TP_VERDICT_CLOSED = 4, /* an endpoint default: its entries did not fit, so it admits nothing (failed closed) */
 };
 
 /*

@@ -38,6 +38,7 @@ enum tp_reason {
 	TP_REJECT_NO_BACKEND = 137,   /* to a service without endpoints: refused with a TCP RST or ICMP port unreachable (a RST: dropped unanswered) */
 	TP_DROP_NO_LOCAL_BACKEND = 138, /* to a Local-traffic-policy frontend with no endpoint on this node */
 	TP_DROP_NAT = 139,            /* a translation or a refusal could not be written into the packet */
+	TP_DROP_FAIL_CLOSED = 140,    /* the endpoint failed closed: the policy entries it needs did not fit (a full map) */
 
 	TP_REASON_MAX = 256,
 };

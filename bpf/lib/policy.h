@@ -81,6 +81,8 @@ static __always_inline __u32 tp_reason_of_verdict(__u8 verdict, bool by_default)
 		return by_default ? TP_PASS_DEFAULT : TP_PASS_POLICY;
 	if (verdict == TP_VERDICT_AUDIT)
 		return by_default ? TP_AUDIT_POLICY_DEFAULT : TP_AUDIT_POLICY;
+	if (verdict == TP_VERDICT_CLOSED)
+		return TP_DROP_FAIL_CLOSED; /* the endpoint's entries did not fit: nothing is admitted */
 	return by_default ? TP_DROP_POLICY_DEFAULT : TP_DROP_POLICY;
 }
 

@@ -66,6 +66,16 @@ export async function waitForEnforcement(store: Store, targets: Partial<Record<B
 }
 
 /**
+ * After enforcement: fails naming every node and endpoint that failed closed (its policy
+ * entries did not fit, so it admits nothing): enforced, but not as written.
+ */
+async function failIfClosed(store: Store, nodes: readonly string[]): Promise<void> {
+  const status = (await store.list('status', statusRecord)).entries;
+  const closed = nodes.flatMap((n) => (status.get(n)?.value.failedClosed ?? []).map((f) => `${n}: ${f.endpoint} (needs ${f.needed} policy entries, ${f.why} of ${f.limit})`));
+  if (closed.length > 0) throw new Error(`endpoints failed closed, admitting nothing until their policy entries fit: ${closed.join('; ')}`);
+}
+
+/**
  * Sends every store write at once; prints `name outcome` for each that succeeded and
  * throws naming exactly the ones that failed (and why), if any. Nothing is rolled back.
  */
@@ -213,6 +223,7 @@ export function registerApplyCommands(program: Command): void {
           const targets = Object.fromEntries(await Promise.all(buckets.map(async (b) => [b, await store.lastRevision(b)] as const)));
           const nodes = await waitForEnforcement(store, targets, { timeoutMs });
           console.log(`enforced on ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}`);
+          await failIfClosed(store, nodes);
         }
         after?.();
       });

@@ -213,7 +213,7 @@ export function registerGetCommands(program: Command): void {
         return console.log(JSON.stringify(nodes.map((n) => ({ ...n, podCIDRs: nodePodCIDRs(n), status: status.get(n.name)?.value })), null, 2));
       }
       printTable(
-        ['NODE', 'ADDRESSES', 'POD-CIDR', 'ENDPOINTS', 'POLICY-REVISION', 'SERVICE-REVISION', 'LAST-REPORT', 'LABELS'],
+        ['NODE', 'ADDRESSES', 'POD-CIDR', 'ENDPOINTS', 'FAILED-CLOSED', 'POLICY-REVISION', 'SERVICE-REVISION', 'LAST-REPORT', 'LABELS'],
         nodes.map((n) => {
           const s = status.get(n.name)?.value;
           return [
@@ -221,6 +221,7 @@ export function registerGetCommands(program: Command): void {
             n.addresses.join(','),
             nodePodCIDRs(n).join(','),
             String(s?.endpoints ?? '-'),
+            s?.failedClosed?.length ? s.failedClosed.map((f) => f.endpoint).join(',') : '-',
             s ? `${s.revisions.policies ?? 0}/${policiesRev}` : '-',
             s ? `${s.revisions.services ?? 0}/${servicesRev}` : '-',
             s?.updatedAt ?? 'never',

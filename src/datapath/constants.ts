@@ -11,11 +11,13 @@ export const DIR_INGRESS = TP_DIRECTION.TP_DIR_INGRESS;
 export const DIR_EGRESS = TP_DIRECTION.TP_DIR_EGRESS;
 export type Direction = typeof DIR_INGRESS | typeof DIR_EGRESS;
 
-export const TP_VERDICT = { TP_VERDICT_NONE: 0, TP_VERDICT_ALLOW: 1, TP_VERDICT_DENY: 2, TP_VERDICT_AUDIT: 3 } as const;
+export const TP_VERDICT = { TP_VERDICT_NONE: 0, TP_VERDICT_ALLOW: 1, TP_VERDICT_DENY: 2, TP_VERDICT_AUDIT: 3, TP_VERDICT_CLOSED: 4 } as const;
 export const VERDICT_ALLOW = TP_VERDICT.TP_VERDICT_ALLOW;
 export const VERDICT_DENY = TP_VERDICT.TP_VERDICT_DENY;
 /** Audit mode: passes, reported as what a policy would have denied. */
 export const VERDICT_AUDIT = TP_VERDICT.TP_VERDICT_AUDIT;
+/** An endpoint default only: its entries did not fit, so it admits nothing (src/datapath/capacity.ts). */
+export const VERDICT_CLOSED = TP_VERDICT.TP_VERDICT_CLOSED;
 
 export const TP_RESERVED_IDENTITY = {
   TP_IDENTITY_ANY: 0,

@@ -124,10 +124,14 @@ export class NodeDatapath {
     const mapDir = opts.pinDir ? join(opts.pinDir, 'maps') : undefined;
     const legacyPin = mapDir ? join(mapDir, MAP_NAMES.tp_ct_v1) : undefined;
     const legacySize = legacyPin ? pinnedMaxEntries(legacyPin) : undefined;
+    // A size given for a map applies when it is created: one pinned already keeps its own
+    // (libbpf adopts a pin only with the same size), and callers read it back from the map.
+    const sizes: Record<string, number> = {};
+    for (const [name, n] of Object.entries(opts.maxEntries ?? {})) sizes[name] = (mapDir ? pinnedMaxEntries(join(mapDir, name)) : undefined) ?? n;
     const obj = BpfObject.load(opts.objectPath, {
       pinDir: mapDir,
       // The legacy table must match a pinned one to be adopted; otherwise it is a stub.
-      maxEntries: { ...opts.maxEntries, [MAP_NAMES.tp_ct_v1]: legacySize ?? 1 },
+      maxEntries: { ...sizes, [MAP_NAMES.tp_ct_v1]: legacySize ?? 1 },
       rodata: opts.rodata,
     });
     try {

@@ -30,11 +30,14 @@ export const AGENT_METRICS_PORT = 9962;
 /** Whole words of an agent's cmdline that mark it as ours: its title, or its arguments before the title is set. */
 export const agentMarkers = (node: string) => [agentTitle(node), `agent --node ${node} --nats`];
 
-/** Starts the agent of one node; its output goes to /run/tcplane/lab/logs/agent-<node>.log. */
-export async function startAgent(node: AgentNode, natsUrl = NATS_URL): Promise<{ pid: number; exited: Promise<string> }> {
+/**
+ * Starts the agent of one node (with `extra` agent flags, as tests give them); its output
+ * goes to /run/tcplane/lab/logs/agent-<node>.log.
+ */
+export async function startAgent(node: AgentNode, natsUrl = NATS_URL, extra: readonly string[] = []): Promise<{ pid: number; exited: Promise<string> }> {
   const argv = [
     process.execPath, CLI_ENTRY, 'agent', '--node', node.name, '--nats', natsUrl,
-    '--pod-cidr', node.podCIDRs.join(','), '--metrics-address', agentMetricsAddress(node), '--uplink', UPLINK_IF,
+    '--pod-cidr', node.podCIDRs.join(','), '--metrics-address', agentMetricsAddress(node), '--uplink', UPLINK_IF, ...extra,
   ];
   const labels = Object.entries(node.labels ?? {}).map(([k, v]) => `${k}=${v}`);
   if (labels.length > 0) argv.push('--node-labels', labels.join(','));

@@ -168,6 +168,10 @@ export const statusRecord = z.object({
     writes: z.record(z.string(), z.number().int()),
     deletes: z.record(z.string(), z.number().int()),
   }),
+  /** Local endpoints whose policy entries did not fit, so they admit nothing (src/datapath/capacity.ts). */
+  failedClosed: z
+    .array(z.object({ endpoint: z.string(), needed: z.number().int(), limit: z.number().int(), why: z.string() }))
+    .optional(),
   updatedAt: z.string(),
 });
 export type StatusRecord = z.infer<typeof statusRecord>;

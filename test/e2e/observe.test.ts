@@ -6,11 +6,13 @@
 // filters select, and -f follows new events. Everything through the CLI, as a user runs
 // it. Needs root and `make build`.
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentMetricsAddress } from '../../src/lab/agents.js';
+import { agentMetricsAddress, startAgent } from '../../src/lab/agents.js';
+import { isAlive } from '../../src/lab/procs.js';
+import { agentLog } from '../../src/lab/topology.js';
 import { readLabState } from '../../src/lab/state.js';
 import type { Flow } from '../../src/store/flows.js';
 import { tcplane } from '../helpers/cli.js';
@@ -257,6 +259,50 @@ spec:
     // client-b's own egress policy drops it first, on its node: b-sends-nothing decides.
     const f = JSON.parse(out.split('\n').find((l) => l.includes('"client-b"'))!) as Flow;
     expect(f).toMatchObject({ verdict: 'dropped', direction: 'egress', destination: { pod: 'db' }, policies: [{ name: 'b-sends-nothing' }] });
+  });
+
+  it('observe e2e - a full policy map fails closed: the endpoint that does not fit admits nothing, and the log, the metrics, get nodes and apply --wait say so', async () => {
+    const state = await readLabState();
+    const n1 = state.nodes.find((n) => n.name === 'n1')!;
+    const old = state.processes.find((p) => p.role === 'agent' && p.name === 'n1')!;
+    const metrics = async () => (await fetch(`http://${agentMetricsAddress(n1)}/metrics`).catch(() => null))?.text() ?? '';
+    const held = Number(/^tcplane_map_entries\{map="tp_policy_v1"\} (\d+)/m.exec(await metrics())![1]);
+    // n1's agent again, with room for 4 more policy entries than n1 holds now.
+    process.kill(old.pid, 'SIGTERM');
+    await expect.poll(() => isAlive(old.pid), { timeout: 10_000 }).toBe(false);
+    let small: { pid: number } | undefined = await startAgent(n1, state.natsUrl, ['--policy-map-entries', String(held + 4)]);
+    const file = join(work, 'solo-many-ports.yaml');
+    const ports = Array.from({ length: 20 }, (_, i) => `{port: ${9100 + i * 7}}`).join(', ');
+    writeFileSync(file, `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: solo-many-ports, namespace: y}\nspec:\n  podSelector: {matchLabels: {app: solo}}\n  ingress: [{from: [{namespaceSelector: {}}], ports: [${ports}]}]\n`);
+    try {
+      await expect.poll(async () => /^tcplane_reconcile_total [1-9]/m.test(await metrics()), { timeout: 20_000 }).toBe(true);
+      expect(await connect('x/client-a', ip['y/solo']!, 8080)).toBe(true); // fits so far
+
+      // 20 more ports for y/solo: its entries no longer fit, so y/solo, whole, fails closed.
+      const applied = await tcplane(['apply', '-f', file, '--wait']);
+      expect(applied.code, applied.stdout + applied.stderr).toBe(1);
+      console.log(`apply --wait with y/solo over the map: ${applied.stdout}${applied.stderr}`);
+      expect(applied.stderr).toMatch(/endpoints failed closed, admitting nothing until their policy entries fit: n1: y\/solo \(needs \d+ policy entries, policy map full of \d+\)/);
+      const nodes = (await cli('get', 'nodes')).stdout.split('\n');
+      expect(nodes.find((l) => l.startsWith('n1 '))).toMatch(/\sy\/solo\s/);
+      expect(nodes.find((l) => l.startsWith('n2 '))).not.toMatch(/y\/solo/);
+      expect(await metrics()).toMatch(/^tcplane_endpoints_failed_closed 1$/m);
+      expect(readFileSync(agentLog('n1'), 'utf8')).toMatch(/"endpoint":"y\/solo".*endpoint failed closed/);
+      expect(await connect('x/client-a', ip['y/solo']!, 8080)).toBe(false); // closed: what was allowed is not
+      const [f] = await observe('--to-pod', 'y/solo', '--verdict', 'dropped', '--last', '1');
+      expect(f).toMatchObject({ node: 'n1', reason: 'drop_fail_closed', source: { pod: 'client-a' } });
+      expect(await connect('x/client-a', ip['y/web-1']!, 8080)).toBe(true); // n1's other pods fit: as before
+
+      await cli('delete', '-f', file, '--wait');
+      expect(await connect('x/client-a', ip['y/solo']!, 8080)).toBe(true);
+      expect(await metrics()).toMatch(/^tcplane_endpoints_failed_closed 0$/m);
+    } finally {
+      await tcplane(['delete', '-f', file, '--ignore-not-found']);
+      if (small && (await isAlive(small.pid))) process.kill(small.pid, 'SIGTERM');
+      if (small) await expect.poll(() => isAlive(small!.pid), { timeout: 10_000 }).toBe(false);
+      small = undefined;
+      await startAgent(n1, state.natsUrl);
+    }
   });
 });
 
