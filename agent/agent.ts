@@ -144,7 +144,7 @@ export class Agent {
     }
     this.store = await Store.connect(opts.nats, { name: `tcplane-agent-${opts.node}` });
     this.allocator = new IdentityAllocator(this.store);
-    this.flows = new FlowReporter(this.dp.openEvents(), this.store.nc, { node: opts.node, historySize: opts.flowHistory, pollMs: 100 }, log);
+    this.flows = new FlowReporter(this.dp.openEvents(), this.store.nc, { node: opts.node, historySize: opts.flowHistory, pollMs: 100, stats: () => this.dp.readEventStats() }, log);
     this.flows.start();
     this.countersSub = serveRuleCounters(this.store.nc, opts.node, this.dp.ruleCounters, () => this.ruleNames, log);
 

@@ -93,6 +93,8 @@ function decidedBy(e: DatapathEvent, names: FlowNames): PolicyRef[] {
 
 export interface FlowReporterOptions {
   node: string;
+  /** The datapath's event counts (emitted, held back by the rate limit, lost), told with every history answer. */
+  stats?: () => { emitted: bigint; suppressed: bigint; lost: bigint };
   /** Events kept for `observe --last` / `--since`. */
   historySize: number;
   pollMs: number;
@@ -160,8 +162,11 @@ export class FlowReporter {
     this.poll(); // what the datapath holds now belongs to the history asked for
     let flows = this.history.filter((f) => flowMatches(f, req.filter) && (req.sinceMs === undefined || Date.parse(f.time) >= req.sinceMs));
     if (req.last !== undefined) flows = flows.slice(-req.last);
+    const s = this.opts.stats?.();
+    const events = s ? { emitted: String(s.emitted), suppressed: String(s.suppressed), lost: String(s.lost) } : undefined;
     for (let i = 0; i < flows.length || i === 0; i += CHUNK) {
-      this.nc.publish(reply, JSON.stringify({ node: this.opts.node, flows: flows.slice(i, i + CHUNK), done: i + CHUNK >= flows.length }));
+      const done = i + CHUNK >= flows.length;
+      this.nc.publish(reply, JSON.stringify({ node: this.opts.node, flows: flows.slice(i, i + CHUNK), done, ...(done && events ? { events } : {}) }));
     }
   }
 

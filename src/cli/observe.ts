@@ -68,6 +68,11 @@ async function history(store: Store, req: HistoryRequest): Promise<{ flows: Flow
   const flows: Flow[] = [];
   for (const m of replies) {
     if (m.error) process.stderr.write(`warning: node ${m.node}: ${m.error}\n`);
+    const ev = m.events as { suppressed?: string; lost?: string } | undefined;
+    if (ev && (ev.lost !== '0' || ev.suppressed !== '0')) {
+      // Never silently: what the datapath could not report is said, with where to look.
+      process.stderr.write(`note: node ${m.node}: ${ev.lost} events lost to a full ring buffer, ${ev.suppressed} held back by the rate limit (tcplane_verdict_events_total)\n`);
+    }
     for (const raw of Array.isArray(m.flows) ? m.flows : []) {
       const f = flowSchema.safeParse(raw);
       if (f.success) flows.push(f.data);

@@ -96,6 +96,16 @@ function probe(label: string): Probe[] {
   return out;
 }
 
+/** Every verdict explained: the drops with the policy that decided, and each rule's counts. */
+function explained(): number {
+  const drops = tcplane(['observe', '--verdict', 'dropped', '--last', '6'], { capture: true });
+  process.stdout.write(drops);
+  tcplane(['get', 'policies', '-o', 'wide']);
+  if (drops.includes(' by ')) return 0;
+  console.error('demo: observe reported no drop naming the policy that decided it');
+  return 1;
+}
+
 const key = (p: Probe) => `${p.from} ${p.to} ${p.port}/${p.protocol}`;
 
 async function main(): Promise<number> {
@@ -104,10 +114,10 @@ async function main(): Promise<number> {
     tcplane(['lab', 'up', '-f', LAB]);
     const before = probe('no policy');
     tcplane(['apply', '-f', POLICIES, '--wait']);
-    tcplane(['get', 'policies']);
     tcplane(['get', 'endpoints']);
     const after = new Map(probe('with policies').map((p) => [key(p), p]));
     failures += await throughService();
+    failures += explained();
     tcplane(['delete', '-f', POLICIES, '--wait']);
     const deleted = new Map(probe('policies deleted').map((p) => [key(p), p]));
 

@@ -270,7 +270,8 @@ spec:
     // n1's agent again, with room for 4 more policy entries than n1 holds now.
     process.kill(old.pid, 'SIGTERM');
     await expect.poll(() => isAlive(old.pid), { timeout: 10_000 }).toBe(false);
-    let small: { pid: number } | undefined = await startAgent(n1, state.natsUrl, ['--policy-map-entries', String(held + 4)]);
+    // And a tight event budget (5 a second per pod), to see what it holds back said.
+    let small: { pid: number } | undefined = await startAgent(n1, state.natsUrl, ['--policy-map-entries', String(held + 4), '--event-rate', '5']);
     const file = join(work, 'solo-many-ports.yaml');
     const ports = Array.from({ length: 20 }, (_, i) => `{port: ${9100 + i * 7}}`).join(', ');
     writeFileSync(file, `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: solo-many-ports, namespace: y}\nspec:\n  podSelector: {matchLabels: {app: solo}}\n  ingress: [{from: [{namespaceSelector: {}}], ports: [${ports}]}]\n`);
@@ -292,6 +293,12 @@ spec:
       const [f] = await observe('--to-pod', 'y/solo', '--verdict', 'dropped', '--last', '1');
       expect(f).toMatchObject({ node: 'n1', reason: 'drop_fail_closed', source: { pod: 'client-a' } });
       expect(await connect('x/client-a', ip['y/web-1']!, 8080)).toBe(true); // n1's other pods fit: as before
+      // 20 datagrams at once into closed y/solo: past its budget, held back and said so.
+      const burst = `const s=require('dgram').createSocket('udp4');let n=0;const go=()=>s.send('x',8080,'${ip['y/solo']}',()=>++n<20?go():s.close());go()`;
+      await cli('lab', 'exec', 'x/client-a', '--', process.execPath, '-e', burst);
+      const noted = await cli('observe', '--to-pod', 'y/solo', '--last', '1');
+      expect(noted.stderr).toMatch(/^note: node n1: \d+ events lost to a full ring buffer, [1-9]\d* held back by the rate limit/m);
+      expect(await metrics()).toMatch(/^tcplane_verdict_events_total\{outcome="suppressed"\} [1-9]/m);
 
       await cli('delete', '-f', file, '--wait');
       expect(await connect('x/client-a', ip['y/solo']!, 8080)).toBe(true);
