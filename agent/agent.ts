@@ -351,7 +351,8 @@ export class Agent {
     const names = policyNames(desired.rules, desired.isolation);
     this.ruleNames = names.rules;
     // Counters first: a rule's first packets find its entry.
-    this.dp.ruleCounters.sync(names.rules.keys());
+    const [, , uncounted] = this.dp.ruleCounters.sync(names.rules.keys());
+    if (uncounted > 0) this.log.warn({ uncounted, map: 'tp_rulecnt_v1' }, 'more policy rules than the rule counter map holds: some rules go uncounted (their verdicts are unaffected)');
     const pods = new Map<string, PodName>();
     for (const e of v.endpoints.values()) for (const ip of e.ips) pods.set(ip, { namespace: e.namespace, name: e.name });
     this.flows?.setNames({

@@ -21,19 +21,26 @@ const idKey = (id: number) => {
 export class RuleCounters {
   constructor(private readonly map: BpfMap) {}
 
-  /** Makes the map hold exactly these rule ids: missing ones at zero, others removed. Returns [added, removed]. */
-  sync(ids: Iterable<number>): [number, number] {
+  /**
+   * Makes the map hold exactly these rule ids: missing ones at zero, others removed.
+   * Returns [added, removed, uncounted]: rules past the map's size go uncounted (their
+   * packets are still judged; only their counts are missing).
+   */
+  sync(ids: Iterable<number>): [number, number, number] {
     const want = new Set([...ids].filter((id) => id !== 0).map((id) => id >>> 0));
     let removed = 0;
+    let held = 0;
     for (const k of [...this.map.keys()]) {
       if (!want.delete(k.readUInt32LE(0))) {
         this.map.delete(k);
         removed++;
-      }
+      } else held++;
     }
     const zero = Buffer.alloc(this.map.valueBufferSize);
-    for (const id of want) this.map.update(idKey(id), zero, 1 /* BPF_NOEXIST: never reset a live count */);
-    return [want.size, removed];
+    const room = Math.max(0, this.map.info.maxEntries - held);
+    const adding = [...want].sort((a, b) => a - b).slice(0, room);
+    for (const id of adding) this.map.update(idKey(id), zero, 1 /* BPF_NOEXIST: never reset a live count */);
+    return [adding.length, removed, want.size - adding.length];
   }
 
   /** Every rule's counts, summed over CPUs. */

@@ -93,10 +93,20 @@ describe('rule counters', () => {
   it('rule counters - a sync keeps live counts, starts new rules at zero and removes unused ones', () => {
     const before = dp.ruleCounters.read();
     const live = before.get(ALLOW)!;
-    expect(dp.ruleCounters.sync([ALLOW, 12345])).toEqual([1, before.size - 1]);
+    expect(dp.ruleCounters.sync([ALLOW, 12345])).toEqual([1, before.size - 1, 0]);
     const now = dp.ruleCounters.read();
     expect(now.get(ALLOW)).toEqual(live);
     expect(now.get(12345)).toEqual({ packets: 0n, bytes: 0n });
     expect(now.has(DENY)).toBe(false);
+  });
+
+  it('rule counters - more rules than the map holds: the lowest ids are counted, the rest reported uncounted, nothing fails', () => {
+    const small = NodeDatapath.open({ objectPath: OBJECT_PATH, maxEntries: { tp_rulecnt_v1: 2 } });
+    try {
+      expect(small.ruleCounters.sync([30, 10, 20])).toEqual([2, 0, 1]);
+      expect([...small.ruleCounters.read().keys()].sort((a, b) => a - b)).toEqual([10, 20]);
+    } finally {
+      small.close();
+    }
   });
 });
