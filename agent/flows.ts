@@ -105,8 +105,6 @@ export class FlowReporter {
   private readonly history: Flow[] = [];
   private timer: NodeJS.Timeout | null = null;
   private sub: Subscription | null = null;
-  /** Flows read and published since start. */
-  published = 0;
 
   constructor(
     private readonly events: RingBuffer,
@@ -144,7 +142,6 @@ export class FlowReporter {
       const flow = flowOf(e, this.opts.node, this.names, Number(e.monoNs / 1_000_000n) + offsetMs);
       this.history.push(flow);
       this.nc.publish(subject, JSON.stringify(flow));
-      this.published++;
     }
     if (this.history.length > this.opts.historySize) this.history.splice(0, this.history.length - this.opts.historySize);
   }

@@ -27,7 +27,7 @@
 
 const volatile __u8 tp_events_on = 1;             /* 0: no events at all (the code is verified away) */
 const volatile __u32 tp_event_sample_allowed = 1; /* report 1 in N allowed new connections; 0: none */
-const volatile __u32 tp_event_rate_per_s = 1000;  /* events per endpoint per second per CPU; 0: no limit */
+const volatile __u32 tp_event_rate_per_s = 1000;  /* events per endpoint per second (all CPUs); 0: no limit */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -96,11 +96,15 @@ static __always_inline bool tp_event_budget(__u32 ep_id, __u64 now, __u32 *held,
 static __always_inline void tp_event(const struct tp_packet *p, const struct tp_endpoint *ep, const struct tp_event_why *why)
 {
 	__u32 zero = 0, ep_id = ep ? ep->id : 0, held;
-	struct tp_event_stats *stats = bpf_map_lookup_elem(&tp_evstats_v1, &zero);
-	__u64 now = bpf_ktime_get_ns();
+	struct tp_event_stats *stats;
 	struct tp_event *e;
+	__u64 now;
 
-	if (!tp_events_on || !tp_event_budget(ep_id, now, &held, stats))
+	if (!tp_events_on)
+		return; /* first: with events off, no lookup and no clock read is left */
+	stats = bpf_map_lookup_elem(&tp_evstats_v1, &zero);
+	now = bpf_ktime_get_ns();
+	if (!tp_event_budget(ep_id, now, &held, stats))
 		return;
 	e = bpf_ringbuf_reserve(&tp_events_v1, sizeof(*e), 0);
 	if (!e) {

@@ -210,7 +210,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 {
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
 	struct tp_ct_hit hit = {};
-	struct tp_event_why why = { .direction = dir, .hook = dir }; /* the pod hooks equal the directions */
+	struct tp_event_why why;
 	const struct tp_svc_value *svc;
 	struct tp_ct_key key;
 	__u32 identity, reason, rule_id;
@@ -249,8 +249,8 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	    (svc = tp_lb_nodeport(p, TP_SVC_FROM_POD)))
 		return tp_to_service(skb, p, ep, &key, svc, now, fresh, hit.stale);
 	reason = tp_policy_decide(ep, identity, dir, p->protocol, p->dport, &rule_id);
-	why.peer_identity = identity;
-	why.rule_id = rule_id;
+	/* Filled only here, on a new connection: a known one's packets never build it. */
+	why = (struct tp_event_why){ .direction = dir, .hook = dir /* the pod hooks equal the directions */, .peer_identity = identity, .rule_id = rule_id };
 	if (reason >= TP_DROP_POLICY)
 		return tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
 	tp_ct_entry_init(fresh, p, dir, now, rule_id);
