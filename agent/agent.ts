@@ -114,6 +114,7 @@ export class Agent {
       pinDir: this.pinDir,
       attachMode: opts.attachMode,
       maxEntries: {
+        ...opts.mapEntries,
         ...(opts.ctMaxEntries ? { tp_ct_v2: opts.ctMaxEntries } : {}),
         ...(opts.lbMaxBackends ? { tp_backends_v1: opts.lbMaxBackends } : {}),
         ...(opts.eventRingBytes ? { tp_events_v1: opts.eventRingBytes } : {}),

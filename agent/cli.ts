@@ -17,6 +17,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--node-labels <labels>', 'KEY=VALUE,… the node registers with the first time (kept in the store after that)')
     .option('--ct-max-entries <n>', 'conntrack table size (set when the maps are first created)', (v) => Number(v))
     .option('--lb-max-backends <n>', 'backends map size: service ports × their backends (default 65536; set when the maps are first created)', (v) => Number(v))
+    .option('--map-entries <name=n,…>', 'sizes of other maps (tp_ipcache_v1, tp_endpoints_v1, …; set when the maps are first created)')
     .option('--policy-map-entries <n>', 'policy entries this node may hold (default 65536; endpoints that do not fit fail closed)', (v) => Number(v))
     .option('--policy-entries-per-endpoint <n>', 'policy entries one endpoint may need before it fails closed (default: no limit of its own)', (v) => Number(v))
     .option('--events <on|off>', 'verdict events for observe (default on)')
@@ -37,6 +38,7 @@ export function registerAgentCommand(program: Command): void {
         nodeLabels: o.nodeLabels,
         ctMaxEntries: o.ctMaxEntries,
         lbMaxBackends: o.lbMaxBackends,
+        mapEntries: o.mapEntries,
         policyMapEntries: o.policyMapEntries,
         policyEntriesPerEndpoint: o.policyEntriesPerEndpoint,
         events: o.events,

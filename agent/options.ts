@@ -4,6 +4,9 @@ import { isCidr } from '../src/datapath/addr.js';
 import { validateLabelKey, validateLabelValue } from '../src/policy/selector.js';
 import { BPFFS_ROOT, DATAPATH_OBJECT } from '../src/paths.js';
 
+/** Maps whose size is a capacity only (no id space, no layout behind it), resizable by --map-entries. */
+export const RESIZABLE_MAPS = ['tp_endpoints_v1', 'tp_ipcache_v1', 'tp_ipcidr_v1', 'tp_frag_v1', 'tp_svc_v1', 'tp_affinity_v1', 'tp_rulecnt_v1', 'tp_evrate_v1'] as const;
+
 export const agentOptions = z.strictObject({
   node: z
     .string()
@@ -47,6 +50,26 @@ export const agentOptions = z.strictObject({
   policyMapEntries: z.number().int().min(1).max(16_777_216).optional(),
   /** Policy entries one endpoint may have before it fails closed (0: only the map's limit). */
   policyEntriesPerEndpoint: z.number().int().min(0).max(16_777_216).default(0),
+  /**
+   * Sizes of other maps, `NAME=N,…` (`tp_ipcache_v1=131072,tp_endpoints_v1=4096`), set when
+   * the maps are first created: the maps whose size is only a capacity.
+   */
+  mapEntries: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const out: Record<string, number> = {};
+      for (const item of v ? v.split(',') : []) {
+        const [name, n] = item.split('=');
+        const size = Number(n);
+        if (!name || !(RESIZABLE_MAPS as readonly string[]).includes(name) || !Number.isInteger(size) || size < 1 || size > 16_777_216) {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(item)}: expected NAME=N with N from 1 to 16777216 and NAME one of ${RESIZABLE_MAPS.join(', ')}` });
+          return z.NEVER;
+        }
+        out[name] = size;
+      }
+      return out;
+    }),
   /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
   lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),
   /** Verdict events for observe at all (off: the datapath reports nothing, observe shows nothing). */

@@ -63,6 +63,17 @@ describe('store schema', () => {
     }
   });
 
+  it('agent options - --map-entries: NAME=N for the maps whose size is a capacity, or a refusal naming the bad item', () => {
+    const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
+    expect(agentOptions.parse({ ...base, mapEntries: 'tp_ipcache_v1=131072,tp_endpoints_v1=4096' }).mapEntries).toEqual({ tp_ipcache_v1: 131072, tp_endpoints_v1: 4096 });
+    expect(agentOptions.parse(base).mapEntries).toEqual({});
+    for (const bad of ['tp_lut_v1=10', 'tp_ipcache_v1=0', 'tp_ipcache_v1', 'nope=5']) {
+      const r = agentOptions.safeParse({ ...base, mapEntries: bad });
+      expect(r.success, bad).toBe(false);
+      expect(r.error?.issues[0]?.message, bad).toContain(`${JSON.stringify(bad)}: expected NAME=N`);
+    }
+  });
+
   it('agent options - a pod CIDR that does not parse is refused at start', () => {
     const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
     expect(agentOptions.safeParse({ ...base, podCIDRs: ['10.244.1.0/24'] }).success).toBe(true);
