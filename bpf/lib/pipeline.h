@@ -121,10 +121,13 @@ static __always_inline struct tp_result tp_known_flow(struct __sk_buff *skb, con
 
 /*
  * The two entries of a new service connection (tp_ct.h): client ↔ frontend (taking over
- * `stale`, k's entry that no longer counts, if any), client ↔ backend.
+ * `stale`, k's entry that no longer counts, if any), client ↔ backend (taking over the
+ * one its key holds when that no longer counts: a client that opens connections fast
+ * reuses its ports, and Maglev sends the same port to the same backend again).
  */
 static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, const struct tp_packet *p, const struct tp_xlate *x,
-						 const struct tp_svc_value *svc, struct tp_ct_entry *e, struct tp_ct_entry *stale)
+						 const struct tp_svc_value *svc, struct tp_ct_entry *e, struct tp_ct_entry *stale,
+						 __u64 now)
 {
 	struct tp_ct_key twin;
 
@@ -144,7 +147,7 @@ static __always_inline void tp_ct_create_service(const struct tp_ct_key *k, cons
 	e->flags &= ~(TP_CT_F_AFFINITY | TP_CT_F_AFFINITY_LOCAL);
 	if (x->hairpin)
 		e->opened = TP_DIR_INGRESS; /* the translated packet enters the pod as a new arrival */
-	tp_ct_create(&twin, e, NULL); /* looking for a stale twin first costs what it would save */
+	tp_ct_create(&twin, e, tp_ct_stale_of(&twin, p, now));
 }
 
 /*
@@ -186,7 +189,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	}
 	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
-	tp_ct_create_service(k, p, &x, svc, fresh, stale);
+	tp_ct_create_service(k, p, &x, svc, fresh, stale, now);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
 	/* Reported before the rewrite: the event reads the backend from x, not the packet. */

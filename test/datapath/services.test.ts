@@ -871,7 +871,8 @@ const VERDICT_OF: Record<number, Verdict> = { [TC_ACT.UNSPEC]: 'pass', [TC_ACT.S
 /** A frame as the assertion shows it: decoded fields first, then every byte. */
 const shown = (b: Buffer) => ({ fields: readFrame(b), bytes: b.toString('hex') });
 
-async function runCase(c: Case): Promise<void> {
+async function runCase(c: Case, d: NodeDatapath = dp): Promise<void> {
+  const dp = d;
   clearState(dp);
   const ids = new BackendIds();
   let cluster = c.setup;
@@ -1083,6 +1084,144 @@ describe('services - affinity timeout', () => {
         translated('pass_default', tcpF(CLIENT, nearMoved.ip, { sport: nearS3!, dport: 8080 })),
       ],
     });
+  });
+});
+
+// -- a service connection's two entries over its life, with short lifetimes set through rodata --
+
+const MS = 1_000_000n;
+/** SYN-only, closing and UDP lifetimes of 300 ms; the cases pause 500 ms. */
+const SHORT_LIFETIMES = {
+  tp_ct_lifetime_tcp_syn_ns: 300n * MS,
+  tp_ct_lifetime_tcp_ns: 60_000n * MS,
+  tp_ct_lifetime_tcp_closing_ns: 300n * MS,
+  tp_ct_lifetime_other_ns: 300n * MS,
+  tp_ct_refresh_ns: 1n * MS,
+};
+const PAUSE = { pauseMs: 500 };
+
+/** One ClusterIP connection of x/client from `sport` to x/web: its segments as sent, and as translated. */
+function webConn(sport: number) {
+  const be = pick(BASE, tcpFlow(CLIENT, WEB_VIP, sport, 80));
+  const out = (seg: TcpSeg) => tcpF(CLIENT, WEB_VIP, { sport, dport: 80, ...seg });
+  const outX = (seg: TcpSeg) => tcpF(CLIENT, be.ip, { sport, dport: be.port, ...seg });
+  const back = (seg: TcpSeg) => tcpF(be.ip, CLIENT, { sport: be.port, dport: sport, ...seg });
+  const backX = (seg: TcpSeg) => tcpF(WEB_VIP, CLIENT, { sport: 80, dport: sport, ...seg });
+  const syn: TcpSeg = { flags: 'S', seq: 1000 };
+  const synAck: TcpSeg = { flags: 'SA', seq: 5000, ack: 1001 };
+  const ack: TcpSeg = { flags: 'A', seq: 1001, ack: 5001 };
+  /** The handshake, each packet translated. */
+  const opened: [Step[], Outcome[]] = [
+    [from(out(syn)), to(back(synAck)), from(out(ack))],
+    [translated('pass_default', outX(syn)), translated('pass_reply', backX(synAck)), translated('pass_established', outX(ack))],
+  ];
+  return { be, out, outX, back, backX, opened };
+}
+
+describe('services - conntrack of a service connection', () => {
+  let short: NodeDatapath;
+  beforeAll(() => {
+    short = NodeDatapath.open({ objectPath: OBJECT_PATH, rodata: SHORT_LIFETIMES });
+  });
+  afterAll(() => short?.close());
+
+  it("services - conntrack: the client's ACK tells its entry the backend answered, so an answered connection outlives the SYN lifetime both ways", async () => {
+    const c = webConn(44000);
+    const data: TcpSeg = { flags: 'PA', seq: 1001, ack: 5001, payload: 10 };
+    const answer: TcpSeg = { flags: 'PA', seq: 5001, ack: 1011, payload: 10 };
+    await runCase(
+      {
+        description: 'answered',
+        setup: BASE,
+        input: [...c.opened[0], PAUSE, from(c.out(data)), to(c.back(answer))],
+        expect: [...c.opened[1], translated('pass_established', c.outX(data)), translated('pass_reply', c.backX(answer))],
+      },
+      short,
+    );
+  });
+
+  it("services - conntrack: the client's FIN closes its own direction only: the backend's answer to a half-closed connection still comes from the ClusterIP after the closing lifetime", async () => {
+    const c = webConn(44001);
+    const fin: TcpSeg = { flags: 'FA', seq: 1001, ack: 5001 };
+    const answer: TcpSeg = { flags: 'PA', seq: 5001, ack: 1002, payload: 10 };
+    await runCase(
+      {
+        description: 'half-closed',
+        setup: BASE,
+        input: [...c.opened[0], from(c.out(fin)), PAUSE, to(c.back(answer))],
+        expect: [...c.opened[1], translated('pass_established', c.outX(fin)), translated('pass_reply', c.backX(answer))],
+      },
+      short,
+    );
+  });
+
+  it("services - conntrack: the client's RST ends both entries: the backend's late segment is no longer translated", async () => {
+    const c = webConn(44002);
+    const rst: TcpSeg = { flags: 'R', seq: 1001, ack: 0 };
+    const late: TcpSeg = { flags: 'PA', seq: 5001, ack: 1001, payload: 10 };
+    await runCase(
+      {
+        description: 'client reset',
+        setup: BASE,
+        input: [...c.opened[0], from(c.out(rst)), PAUSE, to(c.back(late))],
+        expect: [...c.opened[1], translated('pass_established', c.outX(rst)), unchanged('pass_default')],
+      },
+      short,
+    );
+  });
+
+  it("services - conntrack: the backend's RST ends both entries: the client's next segment is a new connection", async () => {
+    const c = webConn(44003);
+    const rst: TcpSeg = { flags: 'R', seq: 5001, ack: 0 };
+    const next: TcpSeg = { flags: 'PA', seq: 1001, ack: 5001, payload: 10 };
+    await runCase(
+      {
+        description: 'backend reset',
+        setup: BASE,
+        input: [...c.opened[0], to(c.back(rst)), PAUSE, from(c.out(next))],
+        expect: [...c.opened[1], translated('pass_reply', c.backX(rst)), translated('pass_default', c.outX(next))],
+      },
+      short,
+    );
+  });
+
+  it("services - conntrack: a SYN from a service connection's client port straight to its backend opens a plain connection, even while the service connection's backend side is still open", async () => {
+    const c = webConn(44004);
+    const fin: TcpSeg = { flags: 'FA', seq: 1001, ack: 5001 };
+    const direct = tcpF(CLIENT, c.be.ip, { sport: 44004, dport: c.be.port, flags: 'S', seq: 9000 });
+    const directAck = tcpF(c.be.ip, CLIENT, { sport: c.be.port, dport: 44004, flags: 'SA', seq: 7000, ack: 9001 });
+    await runCase(
+      {
+        description: 'direct',
+        setup: BASE,
+        input: [...c.opened[0], from(c.out(fin)), from(direct), to(directAck)],
+        expect: [...c.opened[1], translated('pass_established', c.outX(fin)), unchanged('pass_default'), unchanged('pass_reply')],
+      },
+      short,
+    );
+  });
+
+  it("services - conntrack: a UDP flow's datagrams keep its reply entry alive too: the backend's first answer, later than the UDP lifetime, still comes from the ClusterIP", async () => {
+    const sport = 44005;
+    const be = pick(BASE, udpFlow(CLIENT, WEB_VIP, sport, 53));
+    const q = () => from(udpF(CLIENT, WEB_VIP, sport, 53));
+    const qX = () => translated('pass_established', udpF(CLIENT, be.ip, sport, be.port));
+    const step = { pauseMs: 150 };
+    await runCase(
+      {
+        description: 'udp one way',
+        setup: BASE,
+        input: [q(), step, q(), step, q(), step, q(), to(udpF(be.ip, CLIENT, be.port, sport, 40))],
+        expect: [
+          translated('pass_default', udpF(CLIENT, be.ip, sport, be.port)),
+          qX(),
+          qX(),
+          qX(),
+          translated('pass_reply', udpF(WEB_VIP, CLIENT, 53, sport, 40)),
+        ],
+      },
+      short,
+    );
   });
 });
 
