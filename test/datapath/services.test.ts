@@ -1115,7 +1115,7 @@ function webConn(sport: number) {
     [from(out(syn)), to(back(synAck)), from(out(ack))],
     [translated('pass_default', outX(syn)), translated('pass_reply', backX(synAck)), translated('pass_established', outX(ack))],
   ];
-  return { be, out, outX, back, backX, opened };
+  return { sport, be, out, outX, back, backX, opened };
 }
 
 describe('services - conntrack of a service connection', () => {
@@ -1125,84 +1125,58 @@ describe('services - conntrack of a service connection', () => {
   });
   afterAll(() => short?.close());
 
-  it("services - conntrack: the client's ACK tells its entry the backend answered, so an answered connection outlives the SYN lifetime both ways", async () => {
-    const c = webConn(44000);
-    const data: TcpSeg = { flags: 'PA', seq: 1001, ack: 5001, payload: 10 };
-    const answer: TcpSeg = { flags: 'PA', seq: 5001, ack: 1011, payload: 10 };
-    await runCase(
-      {
-        description: 'answered',
-        setup: BASE,
-        input: [...c.opened[0], PAUSE, from(c.out(data)), to(c.back(answer))],
-        expect: [...c.opened[1], translated('pass_established', c.outX(data)), translated('pass_reply', c.backX(answer))],
-      },
-      short,
-    );
-  });
-
-  it("services - conntrack: the client's FIN closes its own direction only: the backend's answer to a half-closed connection still comes from the ClusterIP after the closing lifetime", async () => {
-    const c = webConn(44001);
-    const fin: TcpSeg = { flags: 'FA', seq: 1001, ack: 5001 };
-    const answer: TcpSeg = { flags: 'PA', seq: 5001, ack: 1002, payload: 10 };
-    await runCase(
-      {
-        description: 'half-closed',
-        setup: BASE,
-        input: [...c.opened[0], from(c.out(fin)), PAUSE, to(c.back(answer))],
-        expect: [...c.opened[1], translated('pass_established', c.outX(fin)), translated('pass_reply', c.backX(answer))],
-      },
-      short,
-    );
-  });
-
-  it("services - conntrack: the client's RST ends both entries: the backend's late segment is no longer translated", async () => {
-    const c = webConn(44002);
-    const rst: TcpSeg = { flags: 'R', seq: 1001, ack: 0 };
-    const late: TcpSeg = { flags: 'PA', seq: 5001, ack: 1001, payload: 10 };
-    await runCase(
-      {
-        description: 'client reset',
-        setup: BASE,
-        input: [...c.opened[0], from(c.out(rst)), PAUSE, to(c.back(late))],
-        expect: [...c.opened[1], translated('pass_established', c.outX(rst)), unchanged('pass_default')],
-      },
-      short,
-    );
-  });
-
-  it("services - conntrack: the backend's RST ends both entries: the client's next segment is a new connection", async () => {
-    const c = webConn(44003);
-    const rst: TcpSeg = { flags: 'R', seq: 5001, ack: 0 };
-    const next: TcpSeg = { flags: 'PA', seq: 1001, ack: 5001, payload: 10 };
-    await runCase(
-      {
-        description: 'backend reset',
-        setup: BASE,
-        input: [...c.opened[0], to(c.back(rst)), PAUSE, from(c.out(next))],
-        expect: [...c.opened[1], translated('pass_reply', c.backX(rst)), translated('pass_default', c.outX(next))],
-      },
-      short,
-    );
-  });
-
-  it("services - conntrack: a SYN from a service connection's client port straight to its backend opens a plain connection, even while the service connection's backend side is still open", async () => {
-    const c = webConn(44004);
-    const fin: TcpSeg = { flags: 'FA', seq: 1001, ack: 5001 };
-    const direct = tcpF(CLIENT, c.be.ip, { sport: 44004, dport: c.be.port, flags: 'S', seq: 9000 });
-    const directAck = tcpF(c.be.ip, CLIENT, { sport: c.be.port, dport: 44004, flags: 'SA', seq: 7000, ack: 9001 });
-    await runCase(
-      {
-        description: 'direct',
-        setup: BASE,
-        input: [...c.opened[0], from(c.out(fin)), from(direct), to(directAck)],
-        expect: [...c.opened[1], translated('pass_established', c.outX(fin)), unchanged('pass_default'), unchanged('pass_reply')],
-      },
-      short,
-    );
-  });
+  /** Each case: one connection from its own port, the handshake, then what follows it (steps and outcomes). */
+  const TCP_CASES: { title: string; then: (c: ReturnType<typeof webConn>) => [Step[], Outcome[]] }[] = [
+    {
+      title: "the client's ACK tells its entry the backend answered, so an answered connection outlives the SYN lifetime both ways",
+      then: (c) => [
+        [PAUSE, from(c.out({ flags: 'PA', seq: 1001, ack: 5001, payload: 10 })), to(c.back({ flags: 'PA', seq: 5001, ack: 1011, payload: 10 }))],
+        [translated('pass_established', c.outX({ flags: 'PA', seq: 1001, ack: 5001, payload: 10 })), translated('pass_reply', c.backX({ flags: 'PA', seq: 5001, ack: 1011, payload: 10 }))],
+      ],
+    },
+    {
+      title: "the client's FIN closes its own direction only: the backend's answer to a half-closed connection still comes from the ClusterIP after the closing lifetime",
+      then: (c) => [
+        [from(c.out({ flags: 'FA', seq: 1001, ack: 5001 })), PAUSE, to(c.back({ flags: 'PA', seq: 5001, ack: 1002, payload: 10 }))],
+        [translated('pass_established', c.outX({ flags: 'FA', seq: 1001, ack: 5001 })), translated('pass_reply', c.backX({ flags: 'PA', seq: 5001, ack: 1002, payload: 10 }))],
+      ],
+    },
+    {
+      title: "the client's RST ends both entries: the backend's late segment is no longer translated",
+      then: (c) => [
+        [from(c.out({ flags: 'R', seq: 1001 })), PAUSE, to(c.back({ flags: 'PA', seq: 5001, ack: 1001, payload: 10 }))],
+        [translated('pass_established', c.outX({ flags: 'R', seq: 1001 })), unchanged('pass_default')],
+      ],
+    },
+    {
+      title: "the backend's RST ends both entries: the client's next segment is a new connection",
+      then: (c) => [
+        [to(c.back({ flags: 'R', seq: 5001 })), PAUSE, from(c.out({ flags: 'PA', seq: 1001, ack: 5001, payload: 10 }))],
+        [translated('pass_reply', c.backX({ flags: 'R', seq: 5001 })), translated('pass_default', c.outX({ flags: 'PA', seq: 1001, ack: 5001, payload: 10 }))],
+      ],
+    },
+    {
+      title: "a SYN from a service connection's client port straight to its backend opens a plain connection, even while the service connection's backend side is still open",
+      then: (c) => [
+        [
+          from(c.out({ flags: 'FA', seq: 1001, ack: 5001 })),
+          from(tcpF(CLIENT, c.be.ip, { sport: c.sport, dport: c.be.port, flags: 'S', seq: 9000 })),
+          to(tcpF(c.be.ip, CLIENT, { sport: c.be.port, dport: c.sport, flags: 'SA', seq: 7000, ack: 9001 })),
+        ],
+        [translated('pass_established', c.outX({ flags: 'FA', seq: 1001, ack: 5001 })), unchanged('pass_default'), unchanged('pass_reply')],
+      ],
+    },
+  ];
+  TCP_CASES.forEach(({ title, then }, i) =>
+    it(`services - conntrack: ${title}`, async () => {
+      const c = webConn(44000 + i);
+      const [steps, outcomes] = then(c);
+      await runCase({ description: title, setup: BASE, input: [...c.opened[0], ...steps], expect: [...c.opened[1], ...outcomes] }, short);
+    }),
+  );
 
   it("services - conntrack: a UDP flow's datagrams keep its reply entry alive too: the backend's first answer, later than the UDP lifetime, still comes from the ClusterIP", async () => {
-    const sport = 44005;
+    const sport = 44100;
     const be = pick(BASE, udpFlow(CLIENT, WEB_VIP, sport, 53));
     const q = () => from(udpF(CLIENT, WEB_VIP, sport, 53));
     const qX = () => translated('pass_established', udpF(CLIENT, be.ip, sport, be.port));
