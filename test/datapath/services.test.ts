@@ -1100,16 +1100,18 @@ const SHORT_LIFETIMES = {
 };
 const PAUSE = { pauseMs: 500 };
 
+/** A segment's flags, numbers and payload; the connection gives its ports. */
+type Seg = Omit<TcpSeg, 'sport' | 'dport'>;
 /** One ClusterIP connection of x/client from `sport` to x/web: its segments as sent, and as translated. */
 function webConn(sport: number) {
   const be = pick(BASE, tcpFlow(CLIENT, WEB_VIP, sport, 80));
-  const out = (seg: TcpSeg) => tcpF(CLIENT, WEB_VIP, { sport, dport: 80, ...seg });
-  const outX = (seg: TcpSeg) => tcpF(CLIENT, be.ip, { sport, dport: be.port, ...seg });
-  const back = (seg: TcpSeg) => tcpF(be.ip, CLIENT, { sport: be.port, dport: sport, ...seg });
-  const backX = (seg: TcpSeg) => tcpF(WEB_VIP, CLIENT, { sport: 80, dport: sport, ...seg });
-  const syn: TcpSeg = { flags: 'S', seq: 1000 };
-  const synAck: TcpSeg = { flags: 'SA', seq: 5000, ack: 1001 };
-  const ack: TcpSeg = { flags: 'A', seq: 1001, ack: 5001 };
+  const out = (seg: Seg) => tcpF(CLIENT, WEB_VIP, { ...seg, sport, dport: 80 });
+  const outX = (seg: Seg) => tcpF(CLIENT, be.ip, { ...seg, sport, dport: be.port });
+  const back = (seg: Seg) => tcpF(be.ip, CLIENT, { ...seg, sport: be.port, dport: sport });
+  const backX = (seg: Seg) => tcpF(WEB_VIP, CLIENT, { ...seg, sport: 80, dport: sport });
+  const syn: Seg = { flags: 'S', seq: 1000 };
+  const synAck: Seg = { flags: 'SA', seq: 5000, ack: 1001 };
+  const ack: Seg = { flags: 'A', seq: 1001, ack: 5001 };
   /** The handshake, each packet translated. */
   const opened: [Step[], Outcome[]] = [
     [from(out(syn)), to(back(synAck)), from(out(ack))],
