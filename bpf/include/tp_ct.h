@@ -22,10 +22,8 @@
  *   client ↔ frontend  nat = TP_CT_NAT_DNAT: the client's packets are sent to the backend
  *   client ↔ backend   nat = TP_CT_NAT_RNAT: the backend's replies appear to come from
  *                      the frontend
- * The two are twins: each names the other's peer (backend_*, frontend_*). Each learns
- * from its own direction's packets; what one direction cannot tell the other is copied
- * across (lib/conntrack.h, tp_ct_twin_learns): a TCP reset, and for other protocols every
- * change of flags or lifetime (at most once per tp_ct_refresh_ns).
+ * The two are twins: each names the other's peer (backend_*, frontend_*), so a change of
+ * flags or lifetime in one is copied to the other (at most once per tp_ct_refresh_ns).
  *
  * Traffic from outside the cluster to a NodePort, external or load balancer IP is
  * translated on the node's uplink; its entries carry TP_CT_F_EXTERNAL and endpoint_id

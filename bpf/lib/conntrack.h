@@ -107,28 +107,7 @@ static __always_inline void tp_ct_twin_key(struct tp_ct_key *twin, const struct 
 	}
 }
 
-/*
- * Whether what packet p taught entry e (flags `was` before it) must reach e's twin (a
- * service connection's other entry; see tp_ct.h). Each entry of a TCP connection sees
- * one direction's packets, and learns from them alone: the RNAT entry its reply (the
- * SYN-ACK) and the backend's FIN, the DNAT entry the client's FIN and, from the
- * client's first ACK, that the backend answered (tp_ct_touch). Only a RST is handed
- * over, as it ends both directions at once; a FIN ends one, and the other stays open
- * for a half-closed connection's answer. So a TCP connection's life costs no twin
- * lookup unless reset. Other protocols hand over every write (at most one per
- * tp_ct_refresh_ns): a UDP flow may run one way for long, and its other entry must live
- * as long.
- */
-static __always_inline bool tp_ct_twin_learns(const struct tp_packet *p, const struct tp_ct_entry *e, __u8 was)
-{
-	if (e->nat == TP_CT_NAT_NONE)
-		return false;
-	if (p->protocol != IPPROTO_TCP)
-		return true;
-	return (p->tcp_flags & TP_TCP_RST) && e->flags != was;
-}
-
-/* Gives the twin of a service connection's entry what `e` learnt (tp_ct_twin_learns): flags and lifetime. */
+/* Gives the twin of a service connection's entry what `e` learnt: flags and lifetime. */
 static __always_inline void tp_ct_sync_twin(const struct tp_ct_key *k, const struct tp_ct_entry *e)
 {
 	struct tp_ct_key twin_key;
@@ -139,32 +118,25 @@ static __always_inline void tp_ct_sync_twin(const struct tp_ct_key *k, const str
 	if (!twin)
 		return;
 	twin->flags |= e->flags & (TP_CT_F_SEEN_REPLY | TP_CT_F_CLOSING);
-	/* A connection reset ends the twin as soon as e; any other news only extends it. */
-	if ((e->flags & TP_CT_F_CLOSING) ? twin->expires_ns > e->expires_ns : twin->expires_ns < e->expires_ns)
+	if (twin->expires_ns < e->expires_ns)
 		twin->expires_ns = e->expires_ns;
 }
 
 /*
  * Extends a live entry; writes only when flags change or the expiry moved by
- * tp_ct_refresh_ns (and tells a service connection's twin what it must learn,
- * tp_ct_twin_learns). A DNAT entry never sees the replies (its twin does): the client's
- * ACK on TCP, sent only once the SYN-ACK came, tells it the backend answered. Returns
- * whether it wrote.
+ * tp_ct_refresh_ns (a service connection's twin with it). Returns whether it wrote.
  */
 static __always_inline bool tp_ct_touch(const struct tp_ct_key *k, struct tp_ct_entry *e, const struct tp_packet *p,
 					__u64 now, bool reply)
 {
-	__u8 was = e->flags, flags = tp_ct_flags_after(p, was, reply);
-	__u64 expires;
+	__u8 flags = tp_ct_flags_after(p, e->flags, reply);
+	__u64 expires = now + tp_ct_lifetime(p->protocol, flags);
 
-	if (e->nat == TP_CT_NAT_DNAT && p->protocol == IPPROTO_TCP && (p->tcp_flags & TP_TCP_ACK))
-		flags |= TP_CT_F_SEEN_REPLY;
-	expires = now + tp_ct_lifetime(p->protocol, flags);
-	if (flags == was && expires < e->expires_ns + tp_ct_refresh_ns && expires >= e->expires_ns)
+	if (flags == e->flags && expires < e->expires_ns + tp_ct_refresh_ns && expires >= e->expires_ns)
 		return false;
 	e->flags = flags;
 	e->expires_ns = expires;
-	if (tp_ct_twin_learns(p, e, was))
+	if (e->nat != TP_CT_NAT_NONE)
 		tp_ct_sync_twin(k, e);
 	return true;
 }
@@ -206,27 +178,15 @@ struct tp_ct_hit {
 };
 
 /*
- * Whether entry e no longer counts for packet p (`reply`: against the direction that
- * opened it):
- *   - expired;
- *   - a TCP SYN (without ACK) on a connection that already closed, which opens a new one
- *     on the same ports, as the kernel's conntrack has it: judged (and load-balanced)
- *     afresh;
- *   - a TCP SYN the client sends on the ports of a service connection's RNAT entry,
- *     that is straight to the backend: a service connection's own SYNs go to the
- *     frontend. Such an entry outlives its connection when only the client closed and
- *     the backend went silent (a FIN is not handed to the twin; tp_ct_twin_learns).
- *     The hairpin's RNAT entry is excluded: its opening packet is the translated SYN.
+ * Whether entry e no longer counts for packet p: expired, or closed and reopened by a TCP
+ * SYN (without ACK) on the same ports, which opens a new connection as the kernel's
+ * conntrack has it: judged (and load-balanced) afresh.
  */
-static __always_inline bool tp_ct_is_stale(const struct tp_ct_entry *e, const struct tp_packet *p, bool reply, __u64 now)
+static __always_inline bool tp_ct_is_stale(const struct tp_ct_entry *e, const struct tp_packet *p, __u64 now)
 {
 	if (e->expires_ns <= now)
 		return true;
-	if (p->protocol != IPPROTO_TCP || (p->tcp_flags & (TP_TCP_SYN | TP_TCP_ACK)) != TP_TCP_SYN)
-		return false;
-	if (e->flags & TP_CT_F_CLOSING)
-		return true;
-	return e->nat == TP_CT_NAT_RNAT && !reply && !(e->flags & (TP_CT_F_HAIRPIN | TP_CT_F_EXTERNAL));
+	return p->protocol == IPPROTO_TCP && (e->flags & TP_CT_F_CLOSING) && (p->tcp_flags & (TP_TCP_SYN | TP_TCP_ACK)) == TP_TCP_SYN;
 }
 
 /*
@@ -237,7 +197,7 @@ static __always_inline struct tp_ct_entry *tp_ct_stale_of(const struct tp_ct_key
 {
 	struct tp_ct_entry *e = bpf_map_lookup_elem(&tp_ct_v2, k);
 
-	return e && tp_ct_is_stale(e, p, false, now) ? e : NULL;
+	return e && tp_ct_is_stale(e, p, now) ? e : NULL;
 }
 
 /*
@@ -255,11 +215,11 @@ static __always_inline enum tp_ct_result tp_ct_lookup(const struct tp_ct_key *k,
 		e = tp_ct_adopt_legacy(k);
 	if (!e)
 		return TP_CT_NEW;
-	reply = e->opened != dir;
-	if (tp_ct_is_stale(e, p, reply, now)) {
+	if (tp_ct_is_stale(e, p, now)) {
 		hit->stale = e;
 		return TP_CT_NEW;
 	}
+	reply = e->opened != dir;
 	hit->refreshed = tp_ct_touch(k, e, p, now, reply);
 	hit->entry = e;
 	return reply ? TP_CT_REPLY : TP_CT_ESTABLISHED;
