@@ -871,21 +871,21 @@ const VERDICT_OF: Record<number, Verdict> = { [TC_ACT.UNSPEC]: 'pass', [TC_ACT.S
 /** A frame as the assertion shows it: decoded fields first, then every byte. */
 const shown = (b: Buffer) => ({ fields: readFrame(b), bytes: b.toString('hex') });
 
-async function runCase(c: Case, d: NodeDatapath = dp): Promise<void> {
-  const dp = d;
-  clearState(dp);
+/** Runs case c on `on`: the shared datapath, or one opened with other rodata (short lifetimes). */
+async function runCase(c: Case, on: NodeDatapath = dp): Promise<void> {
+  clearState(on);
   const ids = new BackendIds();
   let cluster = c.setup;
-  loadCluster(dp, cluster, ids);
+  loadCluster(on, cluster, ids);
   // This node's uplink (where external replies leave) and address; the test run's skbs all sit on ifindex 1.
-  updateConfig(dp.config, { uplink_ifindex: 1, node_addr4: Buffer.from(N1.split('.').map(Number)) });
+  updateConfig(on.config, { uplink_ifindex: 1, node_addr4: Buffer.from(N1.split('.').map(Number)) });
   const packets = c.input.filter((s): s is PacketStep => 'hook' in s);
   expect(packets.length, 'one expectation per packet').toBe(c.expect.length);
   let n = 0;
   for (const step of c.input) {
     if ('change' in step) {
       cluster = step.change(cluster);
-      loadCluster(dp, cluster, ids);
+      loadCluster(on, cluster, ids);
       continue;
     }
     if ('pauseMs' in step) {
@@ -894,9 +894,9 @@ async function runCase(c: Case, d: NodeDatapath = dp): Promise<void> {
     }
     const want = c.expect[n]!;
     const frame = bytesOf(step.send);
-    const before = dp.readMetrics();
-    const r = testRun(dp.obj.program(PROGRAM[step.hook]), frame);
-    const rows = counted(before, dp.readMetrics());
+    const before = on.readMetrics();
+    const r = testRun(on.obj.program(PROGRAM[step.hook]), frame);
+    const rows = counted(before, on.readMetrics());
     const where = `packet ${n + 1} (${step.hook})`;
     const verdict = want.verdict ?? (want.reason.startsWith('pass_') ? 'pass' : want.reason === 'reject_no_backend' ? 'redirect' : 'drop');
     expect(
