@@ -22,11 +22,9 @@
 #define TP_LIB_DELIVER_H
 
 #include <stdbool.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <bpf/bpf_endian.h>
 
 #include "endpoint.h"
+#include "hop.h"
 #include "maps.h"
 #include "parse.h"
 #include "result.h"
@@ -39,24 +37,6 @@
 static __always_inline const struct tp_endpoint *tp_delivery_target(const struct tp_packet *p)
 {
 	return p->ttl > 1 ? tp_local_endpoint(p->family, p->daddr) : NULL;
-}
-
-/*
- * The routing hop: TTL (hop limit) down by one. The IPv4 header checksum
- * covers TTL as the high byte of its 16-bit word with the protocol; IPv6 has no header
- * checksum, so a CHECKSUM_COMPLETE skb's sum is recomputed for the changed byte (the
- * node's forwarding would have dropped it to CHECKSUM_NONE).
- */
-static __always_inline int tp_hop(struct __sk_buff *skb, const struct tp_packet *p)
-{
-	__u8 ttl = p->ttl, next = ttl - 1;
-
-	if (p->family == TP_FAMILY_IPV4) {
-		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8), 2))
-			return -1;
-		return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct iphdr, ttl), &next, 1, 0);
-	}
-	return bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct ipv6hdr, hop_limit), &next, 1, BPF_F_RECOMPUTE_CSUM);
 }
 
 /* Turns pipeline result r for ep's packet, arrived on the uplink, into its delivery into the pod, where it may go. */

@@ -91,6 +91,13 @@ struct {
 	__uint(max_entries, 1);
 } tp_config_v1 SEC(".maps");
 
+static __always_inline const struct tp_config *tp_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tp_config_v1, &zero);
+}
+
 /* Ports of fragmented datagrams from their first fragment, for the later ones; see tp_frag.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

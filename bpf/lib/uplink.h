@@ -34,13 +34,6 @@
 #define TP_SNAT_PORT_COUNT 4536
 #define TP_SNAT_TRIES 8
 
-static __always_inline const struct tp_config *tp_config(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&tp_config_v1, &zero);
-}
-
 /* The node's address of p's family on the uplink (the SNAT source), or NULL when it has none. */
 static __always_inline const __u8 *tp_node_addr(const struct tp_config *cfg, __u8 family, __u8 *buf)
 {
