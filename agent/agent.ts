@@ -120,7 +120,7 @@ export class Agent {
         ...(opts.eventRingBytes ? { tp_events_v1: opts.eventRingBytes } : {}),
         ...(opts.policyMapEntries ? { tp_policy_v1: opts.policyMapEntries } : {}),
       },
-      rodata: { tp_events_on: opts.events === 'on' ? 1 : 0, tp_event_sample_allowed: opts.eventSample, tp_event_rate_per_s: opts.eventRate },
+      rodata: { tp_forward_on: opts.hostRouting === 'bpf' ? 1 : 0, tp_events_on: opts.events === 'on' ? 1 : 0, tp_event_sample_allowed: opts.eventSample, tp_event_rate_per_s: opts.eventRate },
     });
     log.info(
       { pinDir: this.pinDir, adoptedMaps: this.dp.obj.adoptedMaps, adoptedLinks: this.dp.attachedInterfaces().length },

@@ -20,6 +20,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--map-entries <name=n,…>', 'sizes of other maps (tp_ipcache_v1, tp_endpoints_v1, …; set when the maps are first created)')
     .option('--policy-map-entries <n>', 'policy entries this node may hold (default 65536; endpoints that do not fit fail closed)', (v) => Number(v))
     .option('--policy-entries-per-endpoint <n>', 'policy entries one endpoint may need before it fails closed (default: no limit of its own)', (v) => Number(v))
+    .option('--host-routing <bpf|stack>', 'pod packets for other nodes\' pods: sent out of the uplink from tc (bpf, default) or through the node\'s forwarding and netfilter (stack)')
     .option('--events <on|off>', 'verdict events for observe (default on)')
     .option('--event-sample <n>', 'report 1 in N allowed new connections to observe (0: none; every drop is reported)', (v) => Number(v))
     .option('--event-rate <n>', 'verdict events per endpoint per second at most (0: no limit; the rest are counted)', (v) => Number(v))
@@ -41,6 +42,7 @@ export function registerAgentCommand(program: Command): void {
         mapEntries: o.mapEntries,
         policyMapEntries: o.policyMapEntries,
         policyEntriesPerEndpoint: o.policyEntriesPerEndpoint,
+        hostRouting: o.hostRouting,
         events: o.events,
         eventSample: o.eventSample,
         eventRate: o.eventRate,

@@ -72,6 +72,12 @@ export const agentOptions = z.strictObject({
     }),
   /** Size of the backends map (every service port's backends on the node); set when the maps are first created. */
   lbMaxBackends: z.number().int().min(1024).max(16_777_216).optional(),
+  /**
+   * How pods' packets for other nodes' pods leave: bpf sends them out of the uplink from tc
+   * (bpf/lib/forward.h); stack leaves them to the node's forwarding, where netfilter
+   * FORWARD and POSTROUTING see them (Cilium's legacy host routing).
+   */
+  hostRouting: z.enum(['bpf', 'stack']).default('bpf'),
   /** Verdict events for observe at all (off: the datapath reports nothing, observe shows nothing). */
   events: z.enum(['on', 'off']).default('on'),
   /** Report 1 in N allowed new connections as verdict events (0: none); every drop is reported. */

@@ -45,6 +45,7 @@ const volatile struct tp_btf_anchor {
 	enum tp_reason reason;
 	enum tp_ct_flags ct_flags;
 	enum tp_ct_nat ct_nat;
+	enum tp_ct_route ct_route;
 	enum tp_policy_prefix policy_prefix;
 	enum tp_ipcidr_prefix ipcidr_prefix;
 	enum tp_metrics_size metrics_size;

@@ -62,7 +62,11 @@ struct tp_ct_key {
  * frontend_addr/port: the service address and port the client used (network order)
  * backend_addr/port:  the backend the connection was sent to (network order)
  * nat_addr/port:      TP_CT_F_SNAT only: the DNAT entry's source after SNAT (the node's
- *                     address and port), the RNAT entry's client (where replies go)
+ *                     address and port), the RNAT entry's client (where replies go);
+ *                     in a pod's entry with a route (below), nat_addr is the next hop
+ * route:       a pod's entry: enum tp_ct_route, how the pod's packets of the connection
+ *              leave the node (lib/forward.h); 0 (the stack's way) in entries of the
+ *              uplink, of an earlier build, or without a route out of the uplink
  * key_tag:     a digest of the entry's own key (tp_ct_key_tag; 0 in entries the agent
  *              or an earlier build wrote): a new connection takes an entry over in
  *              place only when it is still its key's (lib/conntrack.h, tp_ct_create)
@@ -84,7 +88,8 @@ struct tp_ct_entry {
 	__u8 backend_addr[16];
 	__u8 nat_addr[16];
 	__u16 nat_port;
-	__u8 pad[2];
+	__u8 route;
+	__u8 pad;
 	__u32 key_tag;
 };
 
@@ -98,6 +103,17 @@ enum tp_ct_flags {
 	TP_CT_F_AFFINITY_LOCAL = 64, /* with TP_CT_F_AFFINITY: the affinity is of scope TP_AFFINITY_LOCAL */
 	TP_CT_F_OUTSIDE = 128,  /* a pod's entry opened by a peer that is no pod (outside the cluster, a node): its
 				 * replies may owe the uplink's reverse NAT, which tp_from_pod then looks up */
+};
+
+/*
+ * How a pod's packets of a connection leave the node (tp_ct_entry.route): through the
+ * node's stack, or straight out of the uplink to the next hop in nat_addr, of either
+ * family (an IPv4 route may have an IPv6 gateway).
+ */
+enum tp_ct_route {
+	TP_CT_ROUTE_STACK = 0,
+	TP_CT_ROUTE_UPLINK4 = 1,
+	TP_CT_ROUTE_UPLINK6 = 2,
 };
 
 /* endpoint_id of the uplink's entries (pods use their veth's ifindex). */

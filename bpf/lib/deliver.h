@@ -14,9 +14,8 @@
  * node's own address or one of its pods' as source is dropped (TP_DROP_INVALID_SOURCE):
  * the node's stack would have dropped it as a martian.
  *
- * (Sending a pod's packets out of the uplink the same way, after a bpf_fib_lookup, was
- * measured and not kept: the lookup cost what the skipped forwarding saved, and a
- * connection through it was slower.)
+ * The sending side's mirror, a pod's packets for another node's pods sent out of the
+ * uplink from tc, is lib/forward.h.
  */
 #ifndef TP_LIB_DELIVER_H
 #define TP_LIB_DELIVER_H

@@ -21,6 +21,7 @@
 #include "conntrack.h"
 #include "endpoint.h"
 #include "events.h"
+#include "forward.h"
 #include "lb.h"
 #include "nat.h"
 #include "policy.h"
@@ -189,6 +190,8 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 	}
 	tp_ct_entry_init(fresh, p, TP_DIR_EGRESS, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
+	if (!x.hairpin && tp_identity_in_pods(why.peer_identity))
+		tp_route_learn(skb, p, ep, p->saddr, x.addr, fresh); /* the RNAT twin keeps it: packets straight to the backend match it */
 	tp_ct_create_service(k, p, &x, svc, fresh, stale, now);
 	if (svc->affinity_timeout_s)
 		tp_lb_remember(svc->service_id, svc->affinity_scope, p->family, p->saddr, x.id, now);
@@ -198,7 +201,7 @@ static __always_inline struct tp_result tp_to_service(struct __sk_buff *skb, con
 		return tp_decided(TP_DROP_NAT);
 	if (x.hairpin && tp_nat_addr(skb, p, TP_NAT_SRC, p->saddr, p->daddr))
 		return tp_decided(TP_DROP_NAT);
-	return r;
+	return tp_forward(skb, p, fresh, r);
 }
 
 /*
@@ -214,6 +217,7 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 	__u64 now = bpf_ktime_get_coarse_ns(); /* tick resolution is plenty for lifetimes of seconds */
 	struct tp_ct_hit hit = {};
 	struct tp_event_why why;
+	struct tp_result r;
 	const struct tp_svc_value *svc;
 	struct tp_ct_key key;
 	__u32 identity, reason, rule_id;
@@ -238,8 +242,11 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		hit.entry = NULL;
 		break;
 	}
-	if (hit.entry)
-		return tp_under_rule(tp_known_flow(skb, p, ep, &key, hit.entry, dir, now), hit.entry->rule_id);
+	if (hit.entry) {
+		struct tp_result known = tp_under_rule(tp_known_flow(skb, p, ep, &key, hit.entry, dir, now), hit.entry->rule_id);
+
+		return dir == TP_DIR_EGRESS ? tp_forward(skb, p, hit.entry, known) : known;
+	}
 
 	/* A service address first: a new connection to a ClusterIP needs no identity lookup. */
 	if (dir == TP_DIR_EGRESS && (svc = tp_lb_frontend(p, TP_SVC_FROM_POD, false)))
@@ -258,10 +265,15 @@ static __always_inline struct tp_result tp_pod_flow(struct __sk_buff *skb, const
 		return tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
 	tp_ct_entry_init(fresh, p, dir, now, rule_id);
 	fresh->policy_gen = ep->policy_gen; /* judged under this generation */
-	if (dir == TP_DIR_INGRESS && !tp_identity_in_pods(identity))
-		fresh->flags |= TP_CT_F_OUTSIDE;
+	if (!tp_identity_in_pods(identity)) {
+		if (dir == TP_DIR_INGRESS)
+			fresh->flags |= TP_CT_F_OUTSIDE;
+	} else {
+		tp_route_learn(skb, p, ep, key.pod_addr, peer, fresh); /* for what the pod sends on it, either way it opened */
+	}
 	tp_ct_create(&key, fresh, hit.stale);
-	return tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
+	r = tp_under_rule(tp_event_decision(tp_decided(reason), p, ep, &why), rule_id);
+	return dir == TP_DIR_EGRESS ? tp_forward(skb, p, fresh, r) : r;
 }
 
 #endif

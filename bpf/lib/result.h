@@ -21,11 +21,12 @@ enum tp_action {
 	TP_ACT_REDIRECT = 4, /* routed out of `ifindex` by the FIB (bypassing the stack) */
 	TP_ACT_BOUNCE = 5,   /* turned into an answer to its sender and sent back out of `ifindex`, where it came in */
 	TP_ACT_DELIVER = 6,  /* judged for a pod and handed straight into it: the peer of its veth `ifindex` */
+	TP_ACT_FORWARD = 7,  /* a pod's packet sent out of the uplink `ifindex` to its connection's next hop (lib/forward.h) */
 };
 
 struct tp_result {
 	__u32 reason;
-	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT, TP_ACT_BOUNCE, TP_ACT_DELIVER */
+	__u32 ifindex; /* TP_ACT_REPLY, TP_ACT_REDIRECT, TP_ACT_BOUNCE, TP_ACT_DELIVER, TP_ACT_FORWARD */
 	__u32 rule_id; /* the policy rule that governs the packet's connection, counted per rule (0: none) */
 	__u8 action;
 	__u8 reported; /* a verdict event went out for it already (lib/events.h) */
@@ -81,6 +82,9 @@ static __always_inline int tp_verdict(const struct tp_result *r)
 		return bpf_redirect_peer(r->ifindex, 0);
 	case TP_ACT_REDIRECT:
 		return bpf_redirect_neigh(r->ifindex, NULL, 0, 0);
+	case TP_ACT_FORWARD:
+		/* Set up by tp_forward (bpf_redirect_neigh with the next hop), which is all the redirect needs. */
+		return TC_ACT_REDIRECT;
 	case TP_ACT_BOUNCE:
 		return bpf_redirect(r->ifindex, 0);
 	default:

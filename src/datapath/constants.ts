@@ -63,6 +63,7 @@ export const TP_CT_FLAGS = {
 } as const;
 export const TP_CT_ENDPOINT = { TP_CT_EP_UPLINK: 0xffffffff } as const;
 export const TP_CT_NAT = { TP_CT_NAT_NONE: 0, TP_CT_NAT_DNAT: 1, TP_CT_NAT_RNAT: 2 } as const;
+export const TP_CT_ROUTE = { TP_CT_ROUTE_STACK: 0, TP_CT_ROUTE_UPLINK4: 1, TP_CT_ROUTE_UPLINK6: 2 } as const;
 
 export const TP_POLICY_PREFIX = {
   TP_POLICY_PREFIX_ANY_PROTO: 72,

@@ -43,6 +43,7 @@ export function upgradeCtEntry(e: TpCtEntryV1): TpCtEntry {
     backend_addr: ZERO16,
     nat_addr: ZERO16,
     nat_port: 0,
+    route: 0, // the stack's way (lib/forward.h)
     key_tag: 0, // no tag: never taken over in place (lib/conntrack.h)
   };
 }

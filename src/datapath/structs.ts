@@ -91,7 +91,8 @@ export const tpCtEntry = struct('tp_ct_entry', {
   backend_addr: bytes(16),
   nat_addr: bytes(16),
   nat_port: be16,
-  pad: pad(2),
+  route: u8,
+  pad: pad(1),
   key_tag: u32,
 });
 export type TpCtEntry = Infer<typeof tpCtEntry>;

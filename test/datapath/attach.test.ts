@@ -176,6 +176,7 @@ describe('attach - uplink egress retirement', () => {
       backend_addr: ZERO,
       nat_addr: ZERO,
       nat_port: 0,
+      route: 0,
       key_tag: 0,
       ...over,
     });

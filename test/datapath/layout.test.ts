@@ -34,6 +34,7 @@ describe('layout - enums', () => {
     ['tp_reason', TP_REASON],
     ['tp_ct_flags', C.TP_CT_FLAGS],
     ['tp_ct_nat', C.TP_CT_NAT],
+    ['tp_ct_route', C.TP_CT_ROUTE],
     ['tp_policy_prefix', C.TP_POLICY_PREFIX],
     ['tp_ipcidr_prefix', C.TP_IPCIDR_PREFIX],
     ['tp_metrics_size', C.TP_METRICS_SIZE],

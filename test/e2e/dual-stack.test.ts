@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeTargets, type ProbeTarget } from '../../src/lab/probe.js';
 import { parseLabSpec } from '../../src/lab/spec.js';
+import { run } from '../../src/lab/exec.js';
 import { readLabState } from '../../src/lab/state.js';
 import { tcplane, type CliResult, type ProbeRow } from '../helpers/cli.js';
 import { expectCut, flowsAcross } from '../helpers/flows.js';
@@ -143,6 +144,33 @@ describe('dual-stack e2e', () => {
       expect(r).toMatchObject({ connected: true, backend: 'x/b' });
       expect(r.peer).toMatch(new RegExp(`^\\[${ips('x/a')[1]!.replaceAll('.', '\\.')}\\]:\\d+$`));
     }
+  });
+
+  it("dual-stack e2e - IPv6 packets for another node's pods leave by the uplink from tc (lib/forward.h), not through the nodes' forwarding", async () => {
+    const state = await readLabState();
+    // IPv6 datagrams each node's stack forwarded (Ip6OutForwDatagrams of its namespace).
+    const forwarded = () =>
+      Promise.all(
+        state.nodes.map(async (n) => {
+          const { stdout } = await run('nsenter', [`--net=/run/netns/${n.netns}`, '--', 'cat', '/proc/net/snmp6']);
+          return Number(/^Ip6OutForwDatagrams\s+(\d+)$/m.exec(stdout)![1]);
+        }),
+      );
+    // Across nodes only (x/a on n1, x/b and x/c on n2): two pods of one node reach each
+    // other through its stack, as before.
+    const to = (pod: string): ProbeTarget[] => [
+      { to: pod, ip: ips(pod)[1]!, port: 80, protocol: 'TCP' },
+      { to: pod, ip: ips(pod)[1]!, port: 53, protocol: 'UDP' },
+    ];
+    const before = await forwarded();
+    const rows = [];
+    for (let i = 0; i < 3; i++) rows.push(...(await probeFrom('x/a', [...to('x/b'), ...to('x/c')])), ...(await probeFrom('x/b', to('x/a'))), ...(await probeFrom('x/c', to('x/a'))));
+    const after = await forwarded();
+    expect(rows.length).toBe(24);
+    expect(rows.filter((r) => !r.connected)).toEqual([]);
+    // Through the stack each of those would be forwarded by both nodes (a TCP probe takes
+    // several datagrams each way, a UDP one at least one): well over 24 on each.
+    for (const [i, n] of state.nodes.entries()) expect(after[i]! - before[i]!, `IPv6 datagrams ${n.name}'s stack forwarded`).toBeLessThan(8);
   });
 
   it('dual-stack e2e - an IPv6 datagram larger than the MTU crosses nodes as fragments, there and back', async () => {

@@ -487,6 +487,34 @@ spec:
     }
   });
 
+  it("services e2e - pods' packets for other nodes' pods leave by the uplink from tc (lib/forward.h), not through the nodes' forwarding", async () => {
+    const state = await readLabState();
+    const nodeNetns = (name: string) => state.nodes.find((n) => n.name === name)!.netns;
+    // IPv4 datagrams the node's stack forwarded (Ip: ForwDatagrams of its namespace).
+    const forwarded = async (node: string) => {
+      const { stdout } = await run('nsenter', [`--net=/run/netns/${nodeNetns(node)}`, '--', 'cat', '/proc/net/snmp']);
+      const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Ip:'));
+      return Number(values!.split(/\s+/)[names!.split(/\s+/).indexOf('ForwDatagrams')]);
+    };
+    const client = 'x/client-a';
+    const server = 'y/web-2';
+    expect(podNode(client)).not.toBe(podNode(server));
+    const nodes = [podNode(client), podNode(server)];
+    const before = await Promise.all(nodes.map(forwarded));
+    const answers = [
+      ...(await whoamiMany(client, 'tcp', podIp(server), 8080, 20)),
+      ...(await whoamiMany(client, 'udp', podIp(server), 5353, 20)),
+      ...(await whoamiMany(server, 'tcp', podIp(client), 8080, 20)),
+    ];
+    const after = await Promise.all(nodes.map(forwarded));
+    for (const a of answers) expect(a.error).toBeNull();
+    expect(answers.every((a) => a.peer !== null)).toBe(true);
+    // Through the nodes' forwarding these 60 exchanges would count well over 100 datagrams
+    // on each node (a TCP connection takes at least 4 each way); a handful is slack for
+    // whatever else the lab's pods send meanwhile.
+    for (const [i, node] of nodes.entries()) expect(after[i]! - before[i]!, `datagrams ${node}'s stack forwarded`).toBeLessThan(10);
+  });
+
   it("services e2e - an agent restart keeps a live connection through a service on its backend, and rewrites nothing", async () => {
     const state = await readLabState();
     const n1 = state.nodes.find((n) => n.name === 'n1')!;
