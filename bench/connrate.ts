@@ -271,11 +271,14 @@ async function main(): Promise<void> {
   const rows = SCALES.map((n) => {
     const r = { ...emu[n]!.results, ...tp[n]!.results };
     // Each setup against the plain of its own lab.
-    const plainOf = (k: string) => (k in tp[n]!.results ? tp[n]!.results['plain, tcplane lab']! : emu[n]!.results.plain!).median;
+    const plainOf = (k: string) => (k in tp[n]!.results ? tp[n]!.results['plain, tcplane lab']! : emu[n]!.results.plain!);
     return {
       services: n,
       setups: r,
-      ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plainOf(k)])),
+      ratioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.median / plainOf(k).median])),
+      // Sample i against the plain sample of the same round: a drift of the VM between
+      // rounds moves both (the setups alternate within each round).
+      pairedRatioToPlain: Object.fromEntries(Object.entries(r).map(([k, v]) => [k, spread(v.samples.map((x, i) => x / plainOf(k).samples[i]!))])),
       // The two-backend service against the plain client that spreads over the same two backends.
       tcplaneToBothBackends: tp[n]!.results.tcplane!.median / tp[n]!.results['plain, tcplane lab, both backends']!.median,
       loadMs: emu[n]!.loadMs,
@@ -283,10 +286,10 @@ async function main(): Promise<void> {
       tcplanePrograms: tp[n]!.inPrograms,
     };
   });
-  console.log('\nservices  setup                 conn/s median (min, max)          ratio to the plain of its lab');
+  console.log('\nservices  setup                 conn/s median (min, max)          ratio to the plain of its lab   per round: median (min, max)');
   for (const row of rows) {
     for (const [k, v] of Object.entries(row.setups)) {
-      console.log(`${String(row.services).padStart(8)}  ${k.padEnd(20)}  ${fmt(v).padEnd(32)}  ${row.ratioToPlain[k]!.toFixed(2)}`);
+      console.log(`${String(row.services).padStart(8)}  ${k.padEnd(20)}  ${fmt(v).padEnd(32)}  ${row.ratioToPlain[k]!.toFixed(2).padEnd(30)}  ${fmt(row.pairedRatioToPlain[k]!, 2)}`);
     }
   }
   const file = saveResult('connrate', {
@@ -297,7 +300,7 @@ async function main(): Promise<void> {
     probed: 'the last service generated',
     backends: BACKENDS.map((b) => b.ip),
     iptablesBackend: 'iptables-legacy',
-    ratios: 'each setup to the plain of its own lab: the emulations to "plain", the tcplane setups to "plain, tcplane lab"',
+    ratios: 'each setup to the plain of its own lab: the emulations to "plain", the tcplane setups to "plain, tcplane lab"; ratioToPlain is of the medians, pairedRatioToPlain the spread of each round\'s sample over the same round\'s plain one',
     scales: rows,
   });
   for (const row of rows) console.log(`${row.services} services: tcplane (two backends) / plain both backends in turn ${row.tcplaneToBothBackends.toFixed(2)}`);
