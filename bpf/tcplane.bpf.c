@@ -12,7 +12,8 @@
  *
  * One pipeline per hook (DESIGN.md): parse (lib/parse.h) → endpoint (lib/endpoint.h) →
  * fragment (lib/frag.h) → conntrack, service translation, policy, conntrack create,
- * rewrite (lib/pipeline.h) → verdict (lib/result.h), reported for `tcplane observe`
+ * rewrite (lib/pipeline.h) → for a pod's packet to another node's pod, out of the uplink
+ * (lib/forward.h) → verdict (lib/result.h), reported for `tcplane observe`
  * (lib/events.h), counted per reason and per policy rule (lib/metrics.h). A packet from the uplink for a
  * local pod runs the pod's ingress pipeline at the uplink and is delivered into the pod
  * (lib/deliver.h). Every packet is counted under one reason (tp_reasons.h).

@@ -2,7 +2,8 @@
 /*
  * The stages after the endpoint is known, in DESIGN.md's order: (an ICMP error of a
  * connection: related.h) conntrack → service
- * translation (new connections from a pod) → policy → conntrack create → rewrite. A
+ * translation (new connections from a pod) → policy → conntrack create → rewrite →
+ * (a pod's packet for another node's pod) out of the uplink, forward.h. A
  * packet of a known connection costs one lookup (and, for a service connection, the
  * array lookup that its backend still serves); only a new connection reaches the
  * service and policy stages.

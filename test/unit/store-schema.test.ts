@@ -74,6 +74,15 @@ describe('store schema', () => {
     }
   });
 
+  it('agent options - --host-routing is bpf by default, or stack; anything else is refused', () => {
+    const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
+    expect(agentOptions.parse(base).hostRouting).toBe('bpf');
+    expect(agentOptions.parse({ ...base, hostRouting: 'stack' }).hostRouting).toBe('stack');
+    const r = agentOptions.safeParse({ ...base, hostRouting: 'legacy' });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['hostRouting']);
+  });
+
   it('agent options - a pod CIDR that does not parse is refused at start', () => {
     const base = { node: 'n1', nats: 'nats://127.0.0.1:4222' };
     expect(agentOptions.safeParse({ ...base, podCIDRs: ['10.244.1.0/24'] }).success).toBe(true);
